@@ -1,0 +1,59 @@
+/* Hot-path micro-benchmarks, run bare and under the guard by bench/run.sh.
+ * Usage: micro open|read|stat ITERATIONS PATH
+ * Prints nanoseconds per operation (best of 5 rounds, to damp scheduler noise). */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) {
+        fprintf(stderr, "usage: micro open|read ITERATIONS PATH\n");
+        return 2;
+    }
+    long n = atol(argv[2]);
+    const char *path = argv[3];
+    char buf[4096];
+    double best = 1e300;
+    for (int round = 0; round < 5; round++) {
+        double t0 = now_ns();
+        if (strcmp(argv[1], "open") == 0) {
+            for (long i = 0; i < n; i++) {
+                int fd = open(path, O_RDONLY);
+                if (fd < 0) { perror("open"); return 1; }
+                close(fd);
+            }
+        } else if (strcmp(argv[1], "read") == 0) {
+            int fd = open(path, O_RDONLY);
+            if (fd < 0) { perror("open"); return 1; }
+            for (long i = 0; i < n; i++) {
+                if (pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) { perror("pread"); return 1; }
+            }
+            close(fd);
+        } else if (strcmp(argv[1], "readseq") == 0) {
+            int fd = open(path, O_RDONLY);
+            if (fd < 0) { perror("open"); return 1; }
+            for (long i = 0; i < n; i++) {
+                lseek(fd, 0, SEEK_SET);
+                if (read(fd, buf, sizeof buf) != (ssize_t)sizeof buf) { perror("read"); return 1; }
+            }
+            close(fd);
+        } else {
+            fprintf(stderr, "unknown op %s\n", argv[1]);
+            return 2;
+        }
+        double per = (now_ns() - t0) / n;
+        if (per < best) best = per;
+    }
+    printf("%.1f\n", best);
+    return 0;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Bare-vs-guarded benchmarks for libguard (hot paths and whole-process workloads), run in the
+# same invocation so both sides see the same machine state. Results go to stdout as a Markdown
+# table; BENCHMARKS.md records a run. Guarded = under `guardctl run` with the default policy.
+#
+#   ./bench/run.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+QUICK=${1:-}
+ROUNDS=3; SPAWNS=40; OPS_OPEN=200000; OPS_READ=1000000
+if [ "$QUICK" = "--quick" ]; then ROUNDS=1; SPAWNS=10; OPS_OPEN=20000; OPS_READ=100000; fi
+
+cargo build --release --workspace --quiet
+GUARDCTL=$ROOT/target/release/guardctl
+WORK=$(mktemp -d /tmp/guard-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+export HOME=$WORK/home GUARD_STATE_DIR=$WORK/state
+mkdir -p "$HOME/project" "$GUARD_STATE_DIR"
+cc -O2 -o "$WORK/micro" bench/micro.c
+head -c 65536 /dev/urandom > "$HOME/project/data.bin"
+
+# A repository of 10,000 files for `git status`.
+REPO=$HOME/project/repo
+mkdir -p "$REPO"
+( cd "$REPO" && git init -q && for d in $(seq 0 99); do mkdir -p "d$d"; for f in $(seq 0 99); do echo "$d $f" > "d$d/f$f.txt"; done; done \
+  && git add -A && git -c user.email=b@x -c user.name=bench commit -qm init )
+
+# Import-heavy Python.
+cat > "$WORK/imports.py" <<'PY'
+import argparse, asyncio, collections, csv, dataclasses, datetime, decimal, email.message, fractions
+import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subprocess, tarfile
+import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
+PY
+
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+guarded() { (cd "$HOME/project" && "$GUARDCTL" run --agent bench -- "$@" 2>/dev/null); }
+bare() { (cd "$HOME/project" && "$@"); }
+
+row() { # name unit cmd...
+  local name=$1 unit=$2; shift 2
+  local b=() g=()
+  for _ in $(seq "$ROUNDS"); do
+    b+=("$(bare "$@")"); g+=("$(guarded "$@")")
+  done
+  local mb mg
+  mb=$(median "${b[@]}"); mg=$(median "${g[@]}")
+  python3 -c 'import sys; n,u,b,g=sys.argv[1:]; b=float(b); g=float(g); print(f"| {n} | {b:.3f} {u} | {g:.3f} {u} | {g/b:.3f}x ({(g-b):+.3f} {u}) |")' "$name" "$unit" "$mb" "$mg"
+}
+
+echo "| workload | bare | guarded | guarded/bare |"
+echo "|---|---|---|---|"
+row "open+close, allowed path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
+row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
+row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
+row "exec /bin/true" ms python3 "$ROOT/bench/spawn.py" $SPAWNS /bin/true
+row "python3 -c pass" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 -c pass
+row "node -e 0" ms python3 "$ROOT/bench/spawn.py" $SPAWNS node -e 0
+row "python3 import-heavy script" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 "$WORK/imports.py"
+row "git status, 10,000 files" ms python3 "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
+echo
+echo "machine: $(nproc) cores, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
