@@ -22,6 +22,12 @@ pub struct ChildEnv {
     strs: Buf<STR_MAX>,
 }
 
+impl Default for ChildEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ChildEnv {
     pub const fn new() -> Self {
         ChildEnv {
@@ -107,12 +113,8 @@ pub unsafe fn build(src: *const *const c_char, out: &mut ChildEnv) -> Result<(),
         if is_forced(name) {
             continue;
         }
-        if !name.starts_with(b"GUARD_") {
-            if let Some(rs) = rs {
-                if rs.env_strip_matches(name) {
-                    continue;
-                }
-            }
+        if !name.starts_with(b"GUARD_") && rs.is_some_and(|rs| rs.env_strip_matches(name)) {
+            continue;
         }
         push(p, &mut n, limit)?;
     }

@@ -40,6 +40,11 @@
 //! (`opendir`, NSS, `tmpfile`), `gethostbyname*` (only `getaddrinfo` names reach connect
 //! rules), `sendto` with `MSG_FASTOPEN`, and Go's own syscalls are not seen here.
 
+// The exported hooks take libc's raw pointers with libc's contracts (documented in the man
+// pages, not repeated per function), and the internal helpers they call receive those same
+// C pointers unchanged.
+#![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
+
 pub mod broker;
 pub mod dns;
 pub mod envp;

@@ -125,14 +125,14 @@ fn rewrite_proc(p: &mut PathBuf) {
     }
     for prefix in [&b"/proc/self/root"[..], b"/proc/thread-self/root"] {
         let b = p.as_bytes();
-        if let Some(r) = b.strip_prefix(prefix) {
-            if r.is_empty() || r.first() == Some(&b'/') {
-                tmp.clear();
-                tmp.push(if r.is_empty() { b"/" } else { r });
-                p.clear();
-                p.push(tmp.as_bytes());
-                return;
-            }
+        if let Some(r) = b.strip_prefix(prefix)
+            && (r.is_empty() || r.first() == Some(&b'/'))
+        {
+            tmp.clear();
+            tmp.push(if r.is_empty() { b"/" } else { r });
+            p.clear();
+            p.push(tmp.as_bytes());
+            return;
         }
     }
 }
@@ -178,18 +178,18 @@ pub fn resolved(dirfd: i32, path: *const c_char, out: &mut PathBuf, extra: &mut 
     if ok {
         let mut lbuf = Buf::<256>::new();
         let mut target = [0u8; PATH_MAX];
-        if lbuf.push(last) {
-            if let Some(n) = raw::readlinkat(pfd, lbuf.c_ptr(), &mut target) {
-                let t = target.get(..n).unwrap_or(&[]);
-                if t.first() == Some(&b'/') {
-                    clean_into(t, extra);
-                } else {
+        if lbuf.push(last)
+            && let Some(n) = raw::readlinkat(pfd, lbuf.c_ptr(), &mut target)
+        {
+            let t = target.get(..n).unwrap_or(&[]);
+            if t.first() == Some(&b'/') {
+                clean_into(t, extra);
+            } else {
+                extra.clear();
+                let dir_len = out.as_bytes().iter().rposition(|c| *c == b'/').unwrap_or(0);
+                extra.push(out.as_bytes().get(..dir_len.max(1)).unwrap_or(b"/"));
+                if !push_components(extra, t) {
                     extra.clear();
-                    let dir_len = out.as_bytes().iter().rposition(|c| *c == b'/').unwrap_or(0);
-                    extra.push(out.as_bytes().get(..dir_len.max(1)).unwrap_or(b"/"));
-                    if !push_components(extra, t) {
-                        extra.clear();
-                    }
                 }
             }
         }

@@ -144,6 +144,12 @@ pub struct Buf<const N: usize> {
     len: usize,
 }
 
+impl<const N: usize> Default for Buf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
         Buf { b: [0; N], len: 0 }

@@ -24,9 +24,14 @@ pub fn detect(exe: &[u8], argv0: &[u8]) -> &'static str {
     if is_go_binary() { "go" } else { "native" }
 }
 
-/// Go binaries built with cgo (the only ones that load a preload library) export cgo's hooks.
+/// Go binaries built with cgo (the only ones that load a preload library) export cgo runtime
+/// entry points in their dynamic symbol table.
 fn is_go_binary() -> bool {
-    for sym in [c"_cgo_init", c"x_cgo_init", c"crosscall2"] {
+    for sym in [
+        c"_cgo_topofstack",
+        c"_cgo_panic",
+        c"_cgo_wait_runtime_init_done",
+    ] {
         // SAFETY: dlsym with a valid C string; the result is only compared with NULL.
         if !unsafe { libc::dlsym(libc::RTLD_DEFAULT, sym.as_ptr()) }.is_null() {
             return true;

@@ -251,11 +251,11 @@ unsafe fn init(envp: *const *const c_char) {
         }
     }
     let start = c.inject.len();
-    if c.inject.push(b"UV_USE_IO_URING=0\0") {
-        if let Some(slot) = c.inject_off.get_mut(c.inject_count) {
-            *slot = start;
-            c.inject_count += 1;
-        }
+    if c.inject.push(b"UV_USE_IO_URING=0\0")
+        && let Some(slot) = c.inject_off.get_mut(c.inject_count)
+    {
+        *slot = start;
+        c.inject_count += 1;
     }
 
     let mut exe = [0u8; 4096];

@@ -11,7 +11,10 @@ use std::path::PathBuf;
 const VARIANTS: [(&str, &[&str]); 3] = [
     ("O0", &["-O0"]),
     ("fortify", &["-O2", "-D_FORTIFY_SOURCE=2"]),
-    ("lfs64", &["-O2", "-D_FORTIFY_SOURCE=2", "-D_FILE_OFFSET_BITS=64"]),
+    (
+        "lfs64",
+        &["-O2", "-D_FORTIFY_SOURCE=2", "-D_FILE_OFFSET_BITS=64"],
+    ),
 ];
 
 fn probe(variant: usize) -> PathBuf {
@@ -47,14 +50,27 @@ fn file_opens_in_every_build() {
         let (o, _) = p(&env, &bin, &["creat", &env.h("protected/new")]);
         assert_eq!(o.trim(), "ERR EACCES", "{} creat protected", VARIANTS[v].0);
         let (o, _) = p(&env, &bin, &["fopen", &env.h("protected/file"), "a"]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} fopen append protected", VARIANTS[v].0);
+        assert_eq!(
+            o.trim(),
+            "ERR EACCES",
+            "{} fopen append protected",
+            VARIANTS[v].0
+        );
         let (o, _) = p(&env, &bin, &["truncate", &env.h("protected/file")]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} truncate protected", VARIANTS[v].0);
+        assert_eq!(
+            o.trim(),
+            "ERR EACCES",
+            "{} truncate protected",
+            VARIANTS[v].0
+        );
         let (o, _) = p(&env, &bin, &["write", &env.h("public/out")]);
         assert_eq!(o.trim(), "OK", "{} write public", VARIANTS[v].0);
     }
     assert!(!env.home().join("protected/new").exists());
-    assert_eq!(std::fs::read_to_string(env.home().join("protected/file")).unwrap(), "keep\n");
+    assert_eq!(
+        std::fs::read_to_string(env.home().join("protected/file")).unwrap(),
+        "keep\n"
+    );
     let e = env.broker.wait_for("read deny", |e| {
         e.action == "read" && e.target.ends_with("/secret/key")
     });
@@ -70,20 +86,27 @@ fn file_opens_in_every_build() {
     env.broker.wait_for("write deny", |e| {
         e.action == "write" && e.target.ends_with("/protected/file") && e.rule == "protected-tree"
     });
-    env.broker.assert_none("for allowed opens", |e| e.target.contains("/public/"));
+    env.broker
+        .assert_none("for allowed opens", |e| e.target.contains("/public/"));
 }
 
 #[test]
 fn relative_paths_symlinks_and_proc_aliases() {
     let env = Env::new("c-paths");
     let bin = probe(0);
-    std::os::unix::fs::symlink(env.home().join("secret/key"), env.home().join("public/link"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        env.home().join("secret/key"),
+        env.home().join("public/link"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(env.home().join("secret"), env.home().join("public/dirlink"))
         .unwrap();
     // A dangling link into the protected tree: O_CREAT would follow it.
-    std::os::unix::fs::symlink(env.home().join("protected/created"), env.home().join("public/dang"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        env.home().join("protected/created"),
+        env.home().join("public/dang"),
+    )
+    .unwrap();
     let cases = [
         ("read", env.h("public/link")),
         ("read", env.h("public/dirlink/key")),
@@ -109,13 +132,28 @@ fn deletes_and_renames() {
     let bin = probe(0);
     let (o, _) = p(&env, &bin, &["unlink", &env.h("protected/file")]);
     assert_eq!(o.trim(), "ERR EACCES");
-    let (o, _) = p(&env, &bin, &["rename", &env.h("protected/file"), &env.h("public/moved")]);
+    let (o, _) = p(
+        &env,
+        &bin,
+        &["rename", &env.h("protected/file"), &env.h("public/moved")],
+    );
     assert_eq!(o.trim(), "ERR EACCES", "rename source is a delete");
-    let (o, _) = p(&env, &bin, &["rename", &env.h("public/file"), &env.h("protected/file")]);
+    let (o, _) = p(
+        &env,
+        &bin,
+        &["rename", &env.h("public/file"), &env.h("protected/file")],
+    );
     assert_eq!(o.trim(), "ERR EACCES", "rename target is a write");
-    assert_eq!(std::fs::read_to_string(env.home().join("protected/file")).unwrap(), "keep\n");
+    assert_eq!(
+        std::fs::read_to_string(env.home().join("protected/file")).unwrap(),
+        "keep\n"
+    );
     assert!(env.home().join("public/file").exists());
-    let (o, _) = p(&env, &bin, &["rename", &env.h("public/file"), &env.h("public/file2")]);
+    let (o, _) = p(
+        &env,
+        &bin,
+        &["rename", &env.h("public/file"), &env.h("public/file2")],
+    );
     assert_eq!(o.trim(), "OK");
     env.broker.wait_for("delete event", |e| {
         e.action == "delete" && e.target == env.h("protected/file") && e.decision == "deny"
@@ -134,7 +172,9 @@ fn raw_syscall_doors() {
     assert_eq!(o.trim(), "OK");
     let (o, _) = p(&env, &bin, &["io_uring", "x"]);
     assert_eq!(o.trim(), "ERR ENOSYS", "io_uring_setup is refused");
-    env.broker.wait_for("openat2 event", |e| e.action == "read" && e.rule == "secret-files");
+    env.broker.wait_for("openat2 event", |e| {
+        e.action == "read" && e.rule == "secret-files"
+    });
 }
 
 #[test]
@@ -147,7 +187,11 @@ fn audit_and_ask_decisions() {
     assert_eq!((e.action.as_str(), e.decision.as_str()), ("read", "audit"));
     assert_eq!(e.target, env.h("notes/n.txt"));
     let (o, _) = p(&env, &bin, &["write", &env.h("drafts/d.txt")]);
-    assert_eq!(o.trim(), "ERR EACCES", "ask fails closed until approvals exist");
+    assert_eq!(
+        o.trim(),
+        "ERR EACCES",
+        "ask fails closed until approvals exist"
+    );
     let e = env.broker.wait_for("ask", |e| e.rule == "ask-drafts");
     assert_eq!(e.decision, "deny");
     assert!(e.reason.contains("approval"), "{e:?}");
@@ -173,9 +217,14 @@ fn exec_family_is_gated() {
             "{args:?}"
         );
     }
-    let e = env.broker.wait_for("exec deny", |e| e.action == "exec" && e.rule == "no-date");
+    let e = env
+        .broker
+        .wait_for("exec deny", |e| e.action == "exec" && e.rule == "no-date");
     assert_eq!(e.decision, "deny");
-    assert!(e.target.starts_with("date") || e.target.contains("/date"), "{e:?}");
+    assert!(
+        e.target.starts_with("date") || e.target.contains("/date"),
+        "{e:?}"
+    );
     // Allowed execs are recorded too.
     let (o, _) = p(&env, &bin, &["spawnp", "true"]);
     assert_eq!(o.trim(), "OK status=0");
@@ -183,9 +232,16 @@ fn exec_family_is_gated() {
         e.action == "exec" && e.target == "true" && e.decision == "allow"
     });
     if which("git").is_some() {
-        let (o, e) = p(&env, &bin, &["execvp", "git", "push", "--force", "origin", "main"]);
+        let (o, e) = p(
+            &env,
+            &bin,
+            &["execvp", "git", "push", "--force", "origin", "main"],
+        );
         assert_eq!(o.trim(), "ERR EACCES");
-        assert!(e.contains("guard: exec of git denied by rule git-force-push"), "{e}");
+        assert!(
+            e.contains("guard: exec of git denied by rule git-force-push"),
+            "{e}"
+        );
     }
 }
 
@@ -197,16 +253,24 @@ fn system_and_popen_keep_the_guard_after_unsetenv() {
     // system() runs sh; sh's exec of date is refused in the child, which reports 126.
     let (o, e) = p(&env, &bin, &["unset-system", "date"]);
     assert_eq!(o.trim(), "OK status=126", "stderr: {e}");
-    assert!(e.contains("guard: exec of date denied by rule no-date"), "{e}");
-    let (o, _) = p(&env, &bin, &["unset-system", "env | grep -c '^LD_PRELOAD=' ; exit 3"]);
+    assert!(
+        e.contains("guard: exec of date denied by rule no-date"),
+        "{e}"
+    );
+    let (o, _) = p(
+        &env,
+        &bin,
+        &["unset-system", "env | grep -c '^LD_PRELOAD=' ; exit 3"],
+    );
     assert_eq!(o.trim(), "1\nOK status=3");
     let (o, _) = p(&env, &bin, &["popen", "env"]);
     assert!(o.contains(&format!("LD_PRELOAD={lib}")), "{o}");
     assert!(o.contains("GUARD_SESSION=test-session"), "{o}");
     assert!(o.trim_end().ends_with("OK status=0"), "{o}");
-    env.broker.wait_for("exec event from the system() child", |e| {
-        e.action == "exec" && e.rule == "no-date" && e.exe.ends_with("sh")
-    });
+    env.broker
+        .wait_for("exec event from the system() child", |e| {
+            e.action == "exec" && e.rule == "no-date" && e.exe.ends_with("sh")
+        });
 }
 
 #[test]
@@ -220,8 +284,15 @@ fn child_environment_is_reinjected_and_stripped() {
     let (o, _, _) = out(c);
     let lib = env.lib.to_string_lossy().into_owned();
     assert!(o.contains(&format!("LD_PRELOAD={lib}\n")), "{o}");
-    for v in ["GUARD_SOCKET=", "GUARD_RULESET=", "GUARD_SESSION=test-session", "GUARD_AGENT=test-agent",
-        "GUARD_MODEL=test-model", "GUARD_WORKSPACE=", "UV_USE_IO_URING=0"] {
+    for v in [
+        "GUARD_SOCKET=",
+        "GUARD_RULESET=",
+        "GUARD_SESSION=test-session",
+        "GUARD_AGENT=test-agent",
+        "GUARD_MODEL=test-model",
+        "GUARD_WORKSPACE=",
+        "UV_USE_IO_URING=0",
+    ] {
         assert!(o.contains(v), "missing {v} in {o}");
     }
     // Other preloaded libraries keep their place; stripped variables are gone.
@@ -232,10 +303,16 @@ fn child_environment_is_reinjected_and_stripped() {
         .env("UV_USE_IO_URING", "1")
         .args(["execvp", "env"]);
     let (o, _, _) = out(c);
-    assert!(o.contains(&format!("LD_PRELOAD={lib}:/nonexistent/other.so\n")), "{o}");
+    assert!(
+        o.contains(&format!("LD_PRELOAD={lib}:/nonexistent/other.so\n")),
+        "{o}"
+    );
     assert!(!o.contains("STRIPME_TOKEN"), "{o}");
     assert!(o.contains("KEEPME=1"), "{o}");
-    assert!(o.contains("UV_USE_IO_URING=0") && !o.contains("UV_USE_IO_URING=1"), "{o}");
+    assert!(
+        o.contains("UV_USE_IO_URING=0") && !o.contains("UV_USE_IO_URING=1"),
+        "{o}"
+    );
 }
 
 #[test]
@@ -247,7 +324,12 @@ fn connect_is_gated() {
     // A port no rule covers reaches the kernel (nothing listens there).
     let (o, _) = p(&env, &bin, &["connect", "127.0.0.1", "10"]);
     assert_eq!(o.trim(), "ERR ECONNREFUSED");
-    let e = env.broker.wait_for("connect deny", |e| e.action == "connect");
-    assert_eq!((e.decision.as_str(), e.rule.as_str()), ("deny", "no-discard-port"));
+    let e = env
+        .broker
+        .wait_for("connect deny", |e| e.action == "connect");
+    assert_eq!(
+        (e.decision.as_str(), e.rule.as_str()),
+        ("deny", "no-discard-port")
+    );
     assert!(e.target.contains("127.0.0.1:9"), "{e:?}");
 }

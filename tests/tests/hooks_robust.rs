@@ -39,7 +39,8 @@ fn constructor_of_a_needed_library_is_already_guarded() {
     // the open is denied (not merely "not crashed").
     assert_eq!(o, "ctor ERR EACCES\nmain 42\n", "stderr: {e}");
     assert_eq!(code, Some(0));
-    env.broker.wait_for("event from a constructor", |e| e.rule == "secret-files");
+    env.broker
+        .wait_for("event from a constructor", |e| e.rule == "secret-files");
 }
 
 #[test]
@@ -51,15 +52,26 @@ fn threads_fork_vfork_and_spawn_do_not_deadlock() {
     let start = Instant::now();
     let o = run(c, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(stdout.trim(), "DONE", "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        stdout.trim(),
+        "DONE",
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(o.status.success());
     eprintln!("stress took {:?}", start.elapsed());
     // Events came from the parent threads and from forked children (their own connections).
     let evs = env.broker.events();
-    let parent = evs.iter().filter(|e| e.rule == "secret-files").map(|e| e.pid).min();
+    let parent = evs
+        .iter()
+        .filter(|e| e.rule == "secret-files")
+        .map(|e| e.pid)
+        .min();
     assert!(parent.is_some(), "no events at all");
     assert!(
-        evs.iter().filter(|e| e.rule == "secret-files").any(|e| Some(e.pid) != parent),
+        evs.iter()
+            .filter(|e| e.rule == "secret-files")
+            .any(|e| Some(e.pid) != parent),
         "no event from a fork child"
     );
     assert!(evs.iter().any(|e| e.action == "exec" && e.target == "true"));
@@ -74,10 +86,21 @@ fn closing_all_fds_and_reusing_the_numbers() {
     c.arg(env.h("secret/key")).arg(&victim);
     let (o, e, _) = out(c);
     assert_eq!(o.trim(), "DONE", "{e}");
-    assert_eq!(std::fs::read(&victim).unwrap(), b"", "audit bytes leaked into a reused fd");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        b"",
+        "audit bytes leaked into a reused fd"
+    );
     // First event before the close, then the reconnect delivered the later ones.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while env.broker.events().iter().filter(|e| e.rule == "secret-files").count() < 6 {
+    while env
+        .broker
+        .events()
+        .iter()
+        .filter(|e| e.rule == "secret-files")
+        .count()
+        < 6
+    {
         assert!(Instant::now() < deadline, "{:#?}", env.broker.events());
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -106,7 +129,12 @@ fn dead_or_stalled_broker_never_kills_or_hangs() {
     c.env("GUARD_SOCKET", &dead);
     let o = run(c, Duration::from_secs(30));
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(String::from_utf8_lossy(&o.stdout).matches("ERR EACCES").count(), 200);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("ERR EACCES")
+            .count(),
+        200
+    );
 
     // 2. A listener that never accepts (backlog fills), and 3. one that accepts, never reads.
     for accept in [false, true] {
@@ -127,7 +155,12 @@ fn dead_or_stalled_broker_never_kills_or_hangs() {
         let start = Instant::now();
         let o = run(c, Duration::from_secs(60));
         assert!(o.status.success(), "accept={accept}: {o:?}");
-        assert_eq!(String::from_utf8_lossy(&o.stdout).matches("ERR EACCES").count(), 3000);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout)
+                .matches("ERR EACCES")
+                .count(),
+            3000
+        );
         eprintln!("stalled broker (accept={accept}): {:?}", start.elapsed());
         drop(l);
     }
@@ -139,7 +172,10 @@ fn dropped_events_are_counted_and_reported() {
     let sock = env.sb.state().join("late.sock");
     let bin = cc("c/probe.c", "probe-O0", &["-O0"]);
     let mut c = env.cmd(bin);
-    c.env("GUARD_SOCKET", &sock).arg("lines").stdin(Stdio::piped()).stdout(Stdio::piped());
+    c.env("GUARD_SOCKET", &sock)
+        .arg("lines")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
     let mut child = c.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -164,7 +200,10 @@ fn dropped_events_are_counted_and_reported() {
 
 #[test]
 fn corrupt_or_missing_ruleset_fails_closed_without_crashing() {
-    for (name, bytes) in [("garbage", &b"this is not a ruleset at all"[..]), ("empty", &b""[..])] {
+    for (name, bytes) in [
+        ("garbage", &b"this is not a ruleset at all"[..]),
+        ("empty", &b""[..]),
+    ] {
         let env = Env::with_ruleset_bytes(&format!("r-corrupt-{name}"), bytes);
         let bin = cc("c/probe.c", "probe-O0", &["-O0"]);
         let mut c = env.cmd(&bin);
@@ -177,7 +216,11 @@ fn corrupt_or_missing_ruleset_fails_closed_without_crashing() {
         c.args(["write", &env.h("public/new")]);
         let (o, e, _) = out(c);
         assert_eq!(o.trim(), "ERR EACCES", "writes fail closed");
-        assert_eq!(e.matches("guard: ruleset").count(), 1, "one diagnostic line: {e}");
+        assert_eq!(
+            e.matches("guard: ruleset").count(),
+            1,
+            "one diagnostic line: {e}"
+        );
         let mut c = env.cmd(&bin);
         c.args(["execvp", "true"]);
         let (o, e, _) = out(c);
@@ -191,14 +234,17 @@ fn corrupt_or_missing_ruleset_fails_closed_without_crashing() {
         c.args(["-c", "echo hi 2>/dev/null; echo done"]);
         let (o, _, code) = out(c);
         assert_eq!((o.as_str(), code), ("hi\ndone\n", Some(0)));
-        let e = env.broker.wait_for("degraded event", |e| e.rule == "ruleset-unavailable");
+        let e = env
+            .broker
+            .wait_for("degraded event", |e| e.rule == "ruleset-unavailable");
         assert_eq!(e.decision, "deny");
     }
     // GUARD_RULESET pointing nowhere behaves the same.
     let env = Env::with_ruleset_bytes("r-missing", b"x");
     let bin = cc("c/probe.c", "probe-O0", &["-O0"]);
     let mut c = env.cmd(&bin);
-    c.env("GUARD_RULESET", env.sb.root.join("nope.bin")).args(["write", &env.h("public/new")]);
+    c.env("GUARD_RULESET", env.sb.root.join("nope.bin"))
+        .args(["write", &env.h("public/new")]);
     let (o, e, _) = out(c);
     assert_eq!(o.trim(), "ERR EACCES");
     assert!(e.contains("guard: ruleset"), "{e}");

@@ -240,8 +240,8 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
     if target.is_empty() {
         target.push_trunc(prog);
     }
-    if prog_opt.is_some() {
-        if let Some(_why) = unguardable(program.c_ptr()) {
+    if prog_opt.is_some() && unguardable(program.c_ptr()).is_some() {
+        {
             let d = match state::ruleset() {
                 Some(rs) => rs.unguardable_exec(),
                 None => Decision::Deny,
@@ -341,6 +341,7 @@ fn gate(prog: Prog, argv: Cv, env_src: Cv, child: &mut ChildEnv) -> Result<(), c
         return unsafe { pass_env(env_src, child) };
     };
     let mut program = PathBuf::new();
+    let by_fd = matches!(prog, Prog::Fd(_));
     let _ = match prog {
         Prog::Path(p) => path::lexical(libc::AT_FDCWD, unsafe { raw::cstr(p) }, &mut program),
         Prog::Search(f) => search_path(unsafe { raw::cstr(f) }, &mut program),
@@ -354,6 +355,24 @@ fn gate(prog: Prog, argv: Cv, env_src: Cv, child: &mut ChildEnv) -> Result<(), c
             }
         }
     };
+    if !by_fd {
+        // An exec that cannot happen is not decided: CPython and execvp try every PATH entry,
+        // and each miss would otherwise be a denial line and an event. The kernel's answer
+        // is returned as is, without calling exec (so a file appearing meanwhile is not run).
+        let r = unsafe {
+            raw::sys(
+                libc::SYS_faccessat,
+                libc::AT_FDCWD as isize as usize,
+                program.c_ptr() as usize,
+                libc::X_OK as usize,
+                0,
+            )
+        };
+        if r < 0 {
+            drop(g);
+            return Err(-r as c_int);
+        }
+    }
     let a = unsafe { CArgv::new(argv) };
     let denied = exec_denied(&mut program, &a, env_src);
     let r = if denied {

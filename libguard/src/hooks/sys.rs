@@ -38,67 +38,10 @@ pub unsafe extern "C" fn libguard_syscall(
     a6: c_long,
 ) -> c_long {
     let path = |a: c_long| a as usize as *const c_char;
-    match n {
+    let deny = match n {
         libc::SYS_io_uring_setup => {
             set_errno(libc::ENOSYS);
             return -1;
-        }
-        #[cfg(target_arch = "x86_64")]
-        libc::SYS_open | libc::SYS_creat => {
-            let acc = if n == libc::SYS_creat {
-                FileAccess::Write
-            } else {
-                file::access_of_flags(a2 as c_int)
-            };
-            if file::denied(libc::AT_FDCWD, path(a1), acc) {
-                return eacces();
-            }
-        }
-        libc::SYS_openat => {
-            if file::denied(a1 as c_int, path(a2), file::access_of_flags(a3 as c_int)) {
-                return eacces();
-            }
-        }
-        libc::SYS_openat2 => {
-            let how = a3 as usize as *const OpenHow;
-            if !how.is_null() && (a4 as usize) >= core::mem::size_of::<OpenHow>() {
-                let flags = unsafe { core::ptr::read_unaligned(how) }.flags as c_int;
-                if file::denied(a1 as c_int, path(a2), file::access_of_flags(flags)) {
-                    return eacces();
-                }
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        libc::SYS_unlink | libc::SYS_rmdir => {
-            if file::denied(libc::AT_FDCWD, path(a1), FileAccess::Delete) {
-                return eacces();
-            }
-        }
-        libc::SYS_unlinkat => {
-            if file::denied(a1 as c_int, path(a2), FileAccess::Delete) {
-                return eacces();
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        libc::SYS_rename => {
-            if file::rename_denied(libc::AT_FDCWD, path(a1), libc::AT_FDCWD, path(a2), 0) {
-                return eacces();
-            }
-        }
-        libc::SYS_renameat | libc::SYS_renameat2 => {
-            let flags = if n == libc::SYS_renameat2 {
-                a5 as c_uint
-            } else {
-                0
-            };
-            if file::rename_denied(a1 as c_int, path(a2), a3 as c_int, path(a4), flags) {
-                return eacces();
-            }
-        }
-        libc::SYS_connect => {
-            if net::denied(a2 as usize as *const libc::sockaddr, a3 as libc::socklen_t) {
-                return eacces();
-            }
         }
         libc::SYS_execve => {
             return unsafe {
@@ -116,7 +59,46 @@ pub unsafe extern "C" fn libguard_syscall(
                 )
             } as c_long;
         }
-        _ => {}
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_open => {
+            file::denied(libc::AT_FDCWD, path(a1), file::access_of_flags(a2 as c_int))
+        }
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_creat => file::denied(libc::AT_FDCWD, path(a1), FileAccess::Write),
+        libc::SYS_openat => file::denied(a1 as c_int, path(a2), file::access_of_flags(a3 as c_int)),
+        libc::SYS_openat2 => {
+            let how = a3 as usize as *const OpenHow;
+            if !how.is_null() && (a4 as usize) >= core::mem::size_of::<OpenHow>() {
+                let flags = unsafe { core::ptr::read_unaligned(how) }.flags as c_int;
+                file::denied(a1 as c_int, path(a2), file::access_of_flags(flags))
+            } else {
+                false
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_unlink | libc::SYS_rmdir => {
+            file::denied(libc::AT_FDCWD, path(a1), FileAccess::Delete)
+        }
+        libc::SYS_unlinkat => file::denied(a1 as c_int, path(a2), FileAccess::Delete),
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_rename => {
+            file::rename_denied(libc::AT_FDCWD, path(a1), libc::AT_FDCWD, path(a2), 0)
+        }
+        libc::SYS_renameat | libc::SYS_renameat2 => {
+            let flags = if n == libc::SYS_renameat2 {
+                a5 as c_uint
+            } else {
+                0
+            };
+            file::rename_denied(a1 as c_int, path(a2), a3 as c_int, path(a4), flags)
+        }
+        libc::SYS_connect => {
+            net::denied(a2 as usize as *const libc::sockaddr, a3 as libc::socklen_t)
+        }
+        _ => false,
+    };
+    if deny {
+        return eacces();
     }
     match SYSCALL.get() {
         Some(f) => unsafe { f(n, a1, a2, a3, a4, a5, a6) },

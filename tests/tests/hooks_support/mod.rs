@@ -86,7 +86,10 @@ impl Broker {
                 });
             }
         });
-        Broker { path: path.to_path_buf(), events }
+        Broker {
+            path: path.to_path_buf(),
+            events,
+        }
     }
 
     pub fn events(&self) -> Vec<Ev> {
@@ -212,7 +215,12 @@ impl Env {
         let bytes = compile(&sb, policy);
         std::fs::write(&ruleset, bytes).unwrap();
         let broker = Broker::start(&sb.state().join("b.sock"));
-        Env { sb, broker, ruleset, lib: libguard_path() }
+        Env {
+            sb,
+            broker,
+            ruleset,
+            lib: libguard_path(),
+        }
     }
 
     /// Same sandbox layout, but `GUARD_RULESET` holds `bytes` verbatim (corrupt rulesets).
@@ -223,7 +231,12 @@ impl Env {
         let ruleset = sb.state().join("ruleset.bin");
         std::fs::write(&ruleset, bytes).unwrap();
         let broker = Broker::start(&sb.state().join("b.sock"));
-        Env { sb, broker, ruleset, lib: libguard_path() }
+        Env {
+            sb,
+            broker,
+            ruleset,
+            lib: libguard_path(),
+        }
     }
 
     pub fn home(&self) -> PathBuf {
@@ -238,7 +251,10 @@ impl Env {
     pub fn cmd(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(prog);
         c.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env(
+                "PATH",
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()),
+            )
             .env("HOME", self.sb.home())
             .env("LD_PRELOAD", &self.lib)
             .env("GUARD_SOCKET", &self.broker.path)
@@ -346,5 +362,7 @@ pub fn python() -> Option<PathBuf> {
 
 pub fn which(prog: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").ok()?;
-    path.split(':').map(|d| Path::new(d).join(prog)).find(|p| p.is_file())
+    path.split(':')
+        .map(|d| Path::new(d).join(prog))
+        .find(|p| p.is_file())
 }
