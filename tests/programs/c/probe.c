@@ -50,11 +50,11 @@ static int status_result(int st) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) {
+    if (argc < 2) {
         fprintf(stderr, "usage: probe OP ARGS...\n");
         return 2;
     }
-    const char *op = argv[1], *a = argv[2], *b = argc > 3 ? argv[3] : NULL;
+    const char *op = argv[1], *a = argc > 2 ? argv[2] : "", *b = argc > 3 ? argv[3] : NULL;
     setvbuf(stdout, NULL, _IONBF, 0);
     if (!strcmp(op, "read")) {
         /* Flags not known at compile time: fortified builds call __open_2 / __open64_2. */
