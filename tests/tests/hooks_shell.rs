@@ -50,7 +50,10 @@ fn bash_cannot_shed_the_guard() {
     // The evaluator sees through `env`: the wrapper's own exec is refused already.
     let (_, e, code) = bash(&env, "env -i date");
     assert_eq!(code, Some(126));
-    assert!(e.contains("guard: exec of env denied by rule no-date"), "{e}");
+    assert!(
+        e.contains("guard: exec of env denied by rule no-date"),
+        "{e}"
+    );
     let (_, e, _) = bash(
         &env,
         &format!(
