@@ -170,6 +170,8 @@ fn raw_syscall_doors() {
     assert_eq!(o.trim(), "ERR EACCES", "syscall(SYS_openat)");
     let (o, _) = p(&env, &bin, &["openat2", &env.h("public/file")]);
     assert_eq!(o.trim(), "OK");
+    let (o, _) = p(&env, &bin, &["freopen", &env.h("secret/key"), "r"]);
+    assert_eq!(o.trim(), "ERR EACCES", "freopen");
     let (o, _) = p(&env, &bin, &["io_uring", "x"]);
     assert_eq!(o.trim(), "ERR ENOSYS", "io_uring_setup is refused");
     env.broker.wait_for("openat2 event", |e| {
@@ -208,6 +210,10 @@ fn exec_family_is_gated() {
         vec!["execvp", "date"],
         vec!["spawnp", "date"],
         vec!["execve-empty-env", date_s.as_str()],
+        vec!["execlp", "date", "+%s"],
+        vec!["execle-empty-env", date_s.as_str()],
+        vec!["fexecve", date_s.as_str()],
+        vec!["sys-execve", date_s.as_str()],
     ] {
         let (o, e) = p(&env, &bin, &args);
         assert_eq!(o.trim(), "ERR EACCES", "{args:?}");
@@ -283,6 +289,13 @@ fn child_environment_is_reinjected_and_stripped() {
     c.args(["execve-empty-env", &envs]);
     let (o, _, _) = out(c);
     let lib = env.lib.to_string_lossy().into_owned();
+    let mut c = env.cmd(&bin);
+    c.args(["execle-empty-env", &envs]);
+    let (o2, _, _) = out(c);
+    assert_eq!(
+        o, o2,
+        "execle with an empty envp gets the same re-injected environment"
+    );
     assert!(o.contains(&format!("LD_PRELOAD={lib}\n")), "{o}");
     for v in [
         "GUARD_SOCKET=",

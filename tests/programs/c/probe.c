@@ -93,6 +93,25 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op, "execl")) {
         execl(a, a, b, (char *)NULL);
         return result(0);
+    } else if (!strcmp(op, "execlp")) {
+        execlp(a, a, b, (char *)NULL);
+        return result(0);
+    } else if (!strcmp(op, "execle-empty-env")) {
+        char *empty[] = {NULL};
+        execle(a, a, (char *)NULL, empty);
+        return result(0);
+    } else if (!strcmp(op, "fexecve")) {
+        int fd = open(a, O_RDONLY | O_CLOEXEC);
+        char *args[] = {(char *)a, NULL};
+        fexecve(fd, args, environ);
+        return result(0);
+    } else if (!strcmp(op, "sys-execve")) {
+        char *args[] = {(char *)a, NULL};
+        syscall(SYS_execve, a, args, environ);
+        return result(0);
+    } else if (!strcmp(op, "freopen")) {
+        FILE *f = freopen(a, b ? b : "r", stdin);
+        return result(f != NULL);
     } else if (!strcmp(op, "execvp")) {
         execvp(a, argv + 2);
         return result(0);
