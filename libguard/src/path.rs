@@ -103,6 +103,9 @@ pub fn lexical(dirfd: i32, path: &[u8], out: &mut PathBuf) -> bool {
 /// Rewrites `/proc/self/root/x`, `/proc/thread-self/root/x`, `/proc/<pid>/root/x` to `/x` and
 /// `/proc/<own pid>/...` to `/proc/self/...`, so rules see one name per file.
 fn rewrite_proc(p: &mut PathBuf) {
+    if !p.as_bytes().starts_with(b"/proc/") {
+        return;
+    }
     let mut pid = Buf::<32>::new();
     pid.push(b"/proc/");
     raw::push_num(&mut pid, raw::getpid() as u32 as u64);

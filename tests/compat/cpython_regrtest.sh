@@ -34,9 +34,15 @@ run() { # name, then env assignments
   outcomes "$work/$name.log" >"$work/$name.out"
 }
 
+guard_env=(LD_PRELOAD="$LIB" GUARD_RULESET="$work/allow-all.bin" GUARD_SESSION=regrtest
+  GUARD_SOCKET="$work/no-broker.sock" GUARD_WORKSPACE="$work")
+# Liveness: under the guard, a child started with env={} still gets the guard re-injected.
+live=$(env "${guard_env[@]}" "$PY" -c \
+  'import subprocess; print(subprocess.run(["/usr/bin/env"], env={}, capture_output=True, text=True).stdout)')
+grep -q "^LD_PRELOAD=$LIB" <<<"$live" || { echo "cpython_regrtest: the guard is not active"; exit 1; }
+
 run bare
-run guarded LD_PRELOAD="$LIB" GUARD_RULESET="$work/allow-all.bin" GUARD_SESSION=regrtest \
-  GUARD_SOCKET="$work/no-broker.sock" GUARD_WORKSPACE="$work"
+run guarded "${guard_env[@]}"
 
 if diff -u "$work/bare.out" "$work/guarded.out" >"$work/diff.txt"; then
   echo "cpython_regrtest: same outcomes bare and under the guard ($(wc -l <"$work/bare.out") cases)"
