@@ -40,7 +40,12 @@ impl Outcome {
         self.effective == Decision::Deny
     }
 
-    fn from_verdict(enforce: Decision, rule: Option<u32>, degraded: bool, monitor: bool) -> Self {
+    pub fn from_verdict(
+        enforce: Decision,
+        rule: Option<u32>,
+        degraded: bool,
+        monitor: bool,
+    ) -> Self {
         let effective = if monitor {
             if enforce >= Decision::Redact {
                 Decision::Allow
@@ -213,9 +218,11 @@ const TARGET_MAX: usize = 2048;
 
 /// Builds and sends the audit event for `o`. `one_shot`: use a private connection (exec paths,
 /// which may run in a vfork child).
-pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool) {
+/// `why` stands in for the reason when no rule supplied one (e.g. why an exec is unguardable).
+pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str) {
     let c = state::cfg();
     let (rule, reason, tags) = rule_texts(o);
+    let reason = if reason.is_empty() { why } else { reason };
     let mut cwd = PathBuf::new();
     if !path::getcwd(&mut cwd) {
         cwd.clear();
@@ -355,16 +362,22 @@ pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool 
             } else {
                 Decision::Deny
             };
-            (Outcome::from_verdict(d, None, true, false), 0)
+            (Outcome::from_verdict(d, None, false, false), usize::MAX)
         }
     };
     if o.enforce != Decision::Allow {
         let target = names.get(i).map(|n| n.0).unwrap_or(p);
+        let why = if i == usize::MAX {
+            "the path could not be made absolute (too long, or the cwd is unreachable)"
+        } else {
+            ""
+        };
         emit(
             access.as_str(),
             if target.is_empty() { p } else { target },
             &o,
             false,
+            why,
         );
     }
     o.blocks()
@@ -395,7 +408,7 @@ pub fn connect_denied(ip: IpAddr, port: u16) -> bool {
             IpAddr::V4(v4) => write!(t, "{v4}:{port}"),
             IpAddr::V6(v6) => write!(t, "[{v6}]:{port}"),
         };
-        emit("connect", t.as_bytes(), &o, false);
+        emit("connect", t.as_bytes(), &o, false, "");
     }
     o.blocks()
 }

@@ -38,7 +38,9 @@
 //! Raw `syscall` instructions, static and setuid binaries (recorded as `exec-unguardable`),
 //! `ctypes`/`dlsym(libc)` calls, `RTLD_DEEPBIND` libraries, glibc-internal opens
 //! (`opendir`, NSS, `tmpfile`), `gethostbyname*` (only `getaddrinfo` names reach connect
-//! rules), `sendto` with `MSG_FASTOPEN`, and Go's own syscalls are not seen here.
+//! rules), `sendto` with `MSG_FASTOPEN`, and Go's own syscalls are not seen here. A hooked call
+//! made by a signal handler that interrupted the library's own code on the same thread passes
+//! through unevaluated (the per-thread bypass flag is set at that moment).
 
 // The exported hooks take libc's raw pointers with libc's contracts (documented in the man
 // pages, not repeated per function), and the internal helpers they call receive those same

@@ -72,6 +72,7 @@ fn static_binaries_are_recorded_as_unguardable() {
         .wait_for("unguardable", |e| e.action == "exec-unguardable");
     assert_eq!(ev.target, s);
     assert_eq!(ev.decision, "audit");
+    assert!(ev.reason.contains("statically linked"), "{ev:?}");
 
     let policy = POLICY.replace(
         "default = \"allow\"",

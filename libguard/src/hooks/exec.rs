@@ -240,31 +240,23 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
     if target.is_empty() {
         target.push_trunc(prog);
     }
-    if prog_opt.is_some() && unguardable(program.c_ptr()).is_some() {
+    if prog_opt.is_some()
+        && let Some(why) = unguardable(program.c_ptr())
+    {
         {
             let d = match state::ruleset() {
                 Some(rs) => rs.unguardable_exec(),
                 None => Decision::Deny,
             };
-            let u = Outcome {
-                enforce: d,
-                effective: if state::ruleset().map(|r| r.monitor_mode()).unwrap_or(false) {
-                    d.min(Decision::Audit)
-                } else if d == Decision::Ask {
-                    Decision::Deny
-                } else {
-                    d.min(Decision::Deny)
-                },
-                rule: None,
-                degraded: state::ruleset().is_none(),
-            };
-            eval::emit("exec-unguardable", program.as_bytes(), &u, true);
+            let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
+            let u = Outcome::from_verdict(d, None, state::ruleset().is_none(), monitor);
+            eval::emit("exec-unguardable", program.as_bytes(), &u, true, why);
             if u.enforce > o.enforce {
                 o = u;
             }
         }
     }
-    eval::emit("exec", target.as_bytes(), &o, true);
+    eval::emit("exec", target.as_bytes(), &o, true, "");
     if o.blocks() {
         let shown = if argv.n > 0 {
             argv.arg(0)
