@@ -172,6 +172,9 @@ impl<'a> Ruleset<'a> {
         if rd_u32(bytes, 32) as usize != SECTION_COUNT {
             return Err(LoadError::Malformed("section count"));
         }
+        if sub(bytes, 36, HEADER_LEN - 36).iter().any(|&b| b != 0) {
+            return Err(LoadError::Malformed("reserved header bytes are not zero"));
+        }
         let table_end = HEADER_LEN + SECTION_COUNT * SECTION_ENTRY_LEN;
         if bytes.len() < table_end {
             return Err(LoadError::Malformed("section table out of bounds"));
