@@ -83,11 +83,20 @@ pub fn fd_path(fd: i32, out: &mut PathBuf) -> bool {
 
 /// The lexical absolute name of (`dirfd`, `path`).
 pub fn lexical(dirfd: i32, path: &[u8], out: &mut PathBuf) -> bool {
+    let mut cwd = PathBuf::new();
+    if path.first() != Some(&b'/') && dirfd == libc::AT_FDCWD && !getcwd(&mut cwd) {
+        return false;
+    }
+    lexical_in(dirfd, path, cwd.as_bytes(), out)
+}
+
+/// Like `lexical`, with the current directory already known (`cwd` empty: unknown).
+pub fn lexical_in(dirfd: i32, path: &[u8], cwd: &[u8], out: &mut PathBuf) -> bool {
     out.clear();
     if path.first() == Some(&b'/') {
         out.push(b"/");
     } else if dirfd == libc::AT_FDCWD {
-        if !getcwd(out) {
+        if cwd.is_empty() || !out.push(cwd) {
             return false;
         }
     } else if !fd_path(dirfd, out) {
