@@ -159,16 +159,29 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
 pub(crate) struct SourceText<'a> {
     pub path: &'a Path,
     pub text: &'a str,
+    /// Byte offset of the start of every line (so line:col is a binary search, not a scan).
+    line_starts: Vec<usize>,
 }
 
-impl SourceText<'_> {
+impl<'a> SourceText<'a> {
+    pub fn new(path: &'a Path, text: &'a str) -> SourceText<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceText {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let col = before
-            .rsplit('\n')
-            .next()
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
             .map(|l| l.chars().count())
             .unwrap_or(0)
             + 1;
@@ -267,7 +280,7 @@ impl<'s> Loader<'s> {
         }
         self.policy.files.push(path.to_path_buf());
         self.stack.push(ident);
-        let st = SourceText { path, text: &text };
+        let st = SourceText::new(path, &text);
         let r = self.load_text(&st, top_level);
         self.stack.pop();
         r

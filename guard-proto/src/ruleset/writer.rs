@@ -171,9 +171,6 @@ impl Table {
         self.entries
             .push((key_hash(key.as_bytes()), key.to_string(), value));
     }
-    fn add_hashed(&mut self, h: u64, key: String, value: u32) {
-        self.entries.push((h, key, value));
-    }
     /// (buckets, entries) section bytes.
     fn layout(mut self, out: &mut Out) -> (Vec<u8>, Vec<u8>) {
         self.entries.dedup();
@@ -424,11 +421,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         .iter()
         .flat_map(|(p, opts)| opts.iter().map(move |o| (*p, *o)));
     for (p, o) in builtin.chain(user) {
-        let h = fnv_finish(fnv_bytes(
-            fnv_step(fnv_bytes(FNV_INIT, p.as_bytes()), 0),
-            o.as_bytes(),
-        ));
-        vopt.add_hashed(h, format!("{p}\0{o}"), 0);
+        vopt.add(&format!("{p}\0{o}"), 0);
     }
 
     let (anchor_b, anchor_e) = anchor.layout(&mut out);
