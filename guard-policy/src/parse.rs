@@ -799,3 +799,29 @@ fn check_glob(st: &SourceText<'_>, g: &Spanned<String>, what: &str) -> Result<()
     glob::expand_braces(&text, crate::compile::BRACE_LIMIT).map_err(err)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_ids_and_positions() {
+        assert_eq!(parse_duration("120s"), Some(120_000));
+        assert_eq!(parse_duration("250ms"), Some(250));
+        assert_eq!(parse_duration("3m"), Some(180_000));
+        assert_eq!(parse_duration("3h"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("99999999m"), None);
+        assert!(valid_id("ssh-private-keys.v2_x"));
+        assert!(!valid_id("-x") && !valid_id("") && !valid_id("A"));
+        let st = SourceText::new(Path::new("f"), "ab\ncdé\n\nx");
+        assert_eq!(st.line_col(0), (1, 1));
+        assert_eq!(st.line_col(3), (2, 1));
+        assert_eq!(st.line_col(7), (2, 4));
+        assert_eq!(st.line_col(8), (3, 1));
+        assert_eq!(st.line_col(9), (4, 1));
+        assert_eq!(st.line_col(10), (4, 2));
+        assert_eq!(st.line_col(1000), (4, 2));
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
+    }
+}

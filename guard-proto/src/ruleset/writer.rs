@@ -490,3 +490,52 @@ pub fn seal(buf: &mut [u8]) {
     let sum = checksum(&buf[HEADER_LEN..]);
     buf[24..32].copy_from_slice(&sum.to_le_bytes());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(g: &str) -> String {
+        match classify_file_glob(g) {
+            FileKey::Anchor(k) => format!("anchor:{k}"),
+            FileKey::Base(k) => format!("base:{k}"),
+            FileKey::Ext(k) => format!("ext:{k}"),
+            FileKey::Always => "always".into(),
+        }
+    }
+
+    #[test]
+    fn file_globs_are_indexed_by_their_literal_part() {
+        assert_eq!(key("/etc/passwd"), "anchor:/etc/passwd");
+        assert_eq!(key(r"/etc/a\*b"), "anchor:/etc/a*b");
+        assert_eq!(key("/home/u/.aws/**"), "anchor:/home/u/.aws");
+        assert_eq!(key("/home/u/.ssh/id_*"), "anchor:/home/u/.ssh");
+        assert_eq!(key("/a/**/b/*.c"), "anchor:/a");
+        assert_eq!(key("/*"), "anchor:");
+        assert_eq!(key("**/.env"), "base:.env");
+        assert_eq!(key("**/x/.git/config"), "base:config");
+        assert_eq!(key("**/*.pem"), "ext:pem");
+        assert_eq!(key("**/*.tar.gz"), "ext:tar.gz");
+        assert_eq!(key("**/id_*"), "always");
+        assert_eq!(key("*/x"), "always");
+    }
+
+    #[test]
+    fn tables_lay_out_in_bucket_order() {
+        let mut out = Out::default();
+        let mut t = Table::new();
+        for i in 0..100u32 {
+            t.add(&format!("k{}", i % 10), i);
+        }
+        let (b, e) = t.layout(&mut out);
+        let nb = b.len() / 4 - 1;
+        assert!(nb.is_power_of_two());
+        assert_eq!(rd_u32(&b, nb * 4) as usize, e.len() / ENTRY_LEN);
+        // Entries of one key keep insertion (rule) order.
+        let vals: Vec<u32> = (0..e.len() / ENTRY_LEN)
+            .map(|i| rd_u32(&e, i * ENTRY_LEN + ENTRY_VALUE))
+            .filter(|v| v % 10 == 3)
+            .collect();
+        assert_eq!(vals, (0..10).map(|j| j * 10 + 3).collect::<Vec<u32>>());
+    }
+}
