@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
@@ -226,8 +227,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         .env("GUARD_MODEL", &args.model)
         .env("GUARD_WORKSPACE", &workspace)
         .env("UV_USE_IO_URING", "0");
-    // std resets the signal mask and dispositions in the child, so the command starts with the
-    // ordinary defaults rather than our blocked set.
+    // The command must not inherit our blocked set (std keeps the parent's mask across exec).
+    let unblock = waitset;
+    // SAFETY: the closure runs between fork and exec and only calls pthread_sigmask, which is
+    // async-signal-safe; `unblock` is a plain copied value.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+            Ok(())
+        });
+    }
     let status = match cmd.spawn() {
         Ok(child) => supervise(child.id() as libc::pid_t, &waitset),
         Err(e) => {
