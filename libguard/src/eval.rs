@@ -1,0 +1,414 @@
+//! From a classified action to a decision: evaluation against the mapped ruleset (or the
+//! degraded-mode table when it could not be loaded), monitor mode, the audit event, and the
+//! one-line explanation an exec denial writes to the child's stderr.
+//!
+//! Decisions as the program sees them today:
+//! - `deny` → the call fails with `EACCES`;
+//! - `ask` → denied as well (fail closed) until approvals exist; the event says so;
+//! - `redact` → allowed and recorded as `audit` until content redaction exists;
+//! - `audit` → allowed and recorded; `allow` → allowed, nothing sent (hot path);
+//! - monitor mode → nothing is blocked; `decision` says what happened (`allow`/`audit`) and
+//!   `enforce_decision` what enforce mode would have done.
+//!
+//! Every exec is recorded, whatever its decision (cheap, and the most valuable trail).
+
+use crate::broker;
+use crate::path::{self, PathBuf};
+use crate::raw::{self, Buf};
+use crate::state;
+use core::ffi::c_char;
+use core::net::IpAddr;
+use core::sync::atomic::{AtomicU32, Ordering};
+use guard_proto::wire::{Event, Message, encode_frame};
+use guard_proto::{Action, Argv, Context, Decision, EnvLookup, FileAccess};
+
+/// Rule name reported for decisions taken because the ruleset is unusable.
+pub const DEGRADED_RULE: &str = "ruleset-unavailable";
+
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// What the policy decided (enforce semantics).
+    pub enforce: Decision,
+    /// What actually happens.
+    pub effective: Decision,
+    pub rule: Option<u32>,
+    pub degraded: bool,
+}
+
+impl Outcome {
+    pub fn blocks(&self) -> bool {
+        self.effective == Decision::Deny
+    }
+
+    pub fn from_verdict(
+        enforce: Decision,
+        rule: Option<u32>,
+        degraded: bool,
+        monitor: bool,
+    ) -> Self {
+        let effective = if monitor {
+            if enforce >= Decision::Redact {
+                Decision::Allow
+            } else {
+                enforce
+            }
+        } else {
+            match enforce {
+                Decision::Ask => Decision::Deny,
+                Decision::Redact => Decision::Audit,
+                d => d,
+            }
+        };
+        Outcome {
+            enforce,
+            effective,
+            rule,
+            degraded,
+        }
+    }
+}
+
+/// A C environment block as the evaluator's `EnvLookup`.
+pub struct CEnv(pub *const *const c_char);
+
+impl EnvLookup for CEnv {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        // SAFETY: a NULL-terminated C environment block (or NULL).
+        unsafe { state::env_lookup(self.0, key) }
+    }
+}
+
+/// A C argv (`char *const argv[]`) as the evaluator's `Argv`.
+pub struct CArgv {
+    pub p: *const *const c_char,
+    pub n: usize,
+}
+
+impl CArgv {
+    /// # Safety
+    /// `p` is NULL or a NULL-terminated array of C strings.
+    pub unsafe fn new(p: *const *const c_char) -> CArgv {
+        let mut n = 0usize;
+        if !p.is_null() {
+            while n < 1 << 20 && !unsafe { *p.add(n) }.is_null() {
+                n += 1;
+            }
+        }
+        CArgv { p, n }
+    }
+}
+
+impl Argv for CArgv {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        if i >= self.n {
+            return b"";
+        }
+        // SAFETY: i < n, all entries before the terminator are valid C strings.
+        unsafe { raw::cstr(*self.p.add(i)) }
+    }
+}
+
+/// A slice argv.
+pub struct SliceArgv<'a, const N: usize> {
+    pub args: [&'a [u8]; N],
+    pub n: usize,
+}
+
+impl<const N: usize> Argv for SliceArgv<'_, N> {
+    fn len(&self) -> usize {
+        self.n
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        if i < self.n {
+            self.args.get(i).copied().unwrap_or(b"")
+        } else {
+            b""
+        }
+    }
+}
+
+static NOTED_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Writes the degraded-mode diagnostic once per process.
+fn note_degraded() {
+    let pid = raw::getpid() as u32;
+    if NOTED_PID.swap(pid, Ordering::AcqRel) == pid {
+        return;
+    }
+    let c = state::cfg();
+    let mut m = Buf::<1024>::new();
+    m.push_trunc(b"guard: ruleset ");
+    m.push_trunc(c.ruleset_path.as_bytes());
+    m.push_trunc(b" unusable (");
+    m.push_trunc(c.ruleset_error.as_bytes());
+    m.push_trunc(b"): failing closed, denying exec, connect, writes and deletes\n");
+    raw::write_all(2, m.as_bytes());
+}
+
+/// Writes under these stay possible in degraded mode: terminals, the null device, inherited
+/// pipes reached through `/dev/fd`; the runtime and shells need them to report anything.
+fn degraded_write_ok(p: &[u8]) -> bool {
+    [
+        &b"/dev/null"[..],
+        b"/dev/zero",
+        b"/dev/full",
+        b"/dev/tty",
+        b"/dev/stdout",
+        b"/dev/stderr",
+        b"/dev/stdin",
+        b"/dev/urandom",
+        b"/dev/random",
+    ]
+    .contains(&p)
+        || p.starts_with(b"/dev/pts/")
+        || p.starts_with(b"/dev/fd/")
+        || p.starts_with(b"/proc/self/fd/")
+}
+
+fn degraded_decision(action: &Action<'_>) -> Decision {
+    note_degraded();
+    match action {
+        Action::File {
+            access: FileAccess::Read,
+            ..
+        } => Decision::Allow,
+        Action::File { path, .. } if degraded_write_ok(path) => Decision::Allow,
+        _ => Decision::Deny,
+    }
+}
+
+/// Evaluates one action under the process's ruleset (or the degraded table).
+pub fn evaluate(action: &Action<'_>, ctx: &Context<'_>) -> Outcome {
+    match state::ruleset() {
+        Some(rs) => {
+            let v = rs.evaluate(action, ctx);
+            Outcome::from_verdict(v.decision, v.rule, false, rs.monitor_mode())
+        }
+        None => Outcome::from_verdict(degraded_decision(action), None, true, false),
+    }
+}
+
+/// The stricter of two outcomes (ties keep the first).
+pub fn stricter(a: (Outcome, usize), b: (Outcome, usize)) -> (Outcome, usize) {
+    if b.0.enforce > a.0.enforce { b } else { a }
+}
+
+fn rule_texts(o: &Outcome) -> (&'static str, &'static str, &'static str) {
+    if o.degraded {
+        return (
+            DEGRADED_RULE,
+            raw::utf8_prefix(state::cfg().ruleset_error.as_bytes()),
+            "",
+        );
+    }
+    match (state::ruleset(), o.rule) {
+        (Some(rs), Some(i)) => match rs.rule(i) {
+            Some(info) => (info.id, info.reason, info.tags),
+            None => ("", "", ""),
+        },
+        _ => ("", "", ""),
+    }
+}
+
+/// Largest target carried in an event (bigger ones are cut; frames must fit the stack buffer).
+const TARGET_MAX: usize = 2048;
+
+/// Builds and sends the audit event for `o`. `one_shot`: use a private connection (exec paths,
+/// which may run in a vfork child).
+/// `why` stands in for the reason when no rule supplied one (e.g. why an exec is unguardable).
+pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str) {
+    let c = state::cfg();
+    let (rule, reason, tags) = rule_texts(o);
+    let reason = if reason.is_empty() { why } else { reason };
+    let mut cwd = PathBuf::new();
+    if !path::getcwd(&mut cwd) {
+        cwd.clear();
+    }
+    let mut reason_buf = Buf::<1024>::new();
+    let reason = match o.enforce {
+        Decision::Ask if o.effective == Decision::Deny => {
+            reason_buf
+                .push_trunc(b"approval required; approvals are not implemented yet, denied: ");
+            reason_buf.push_trunc(reason.as_bytes());
+            raw::utf8_prefix(reason_buf.as_bytes())
+        }
+        Decision::Redact if o.effective == Decision::Audit => {
+            reason_buf.push_trunc(b"redaction is not implemented yet, allowed and recorded: ");
+            reason_buf.push_trunc(reason.as_bytes());
+            raw::utf8_prefix(reason_buf.as_bytes())
+        }
+        _ => reason,
+    };
+    let monitor = state::ruleset().map(|r| r.monitor_mode()).unwrap_or(false);
+    let dropped = broker::take_dropped();
+    let target = raw::utf8_prefix(target.get(..target.len().min(TARGET_MAX)).unwrap_or(&[]));
+    let ev = Event {
+        session: raw::utf8_prefix(c.session.as_bytes()),
+        pid: raw::getpid() as u32,
+        ppid: raw::getppid() as u32,
+        exe: raw::utf8_prefix(c.exe.as_bytes()),
+        runtime: c.runtime,
+        cwd: raw::utf8_prefix(cwd.as_bytes()),
+        action,
+        target,
+        decision: o.effective.as_str(),
+        enforce_decision: if monitor {
+            o.enforce.as_str()
+        } else {
+            o.effective.as_str()
+        },
+        rule,
+        reason,
+        tags,
+        dropped_before: dropped,
+    };
+    let mut frame = [0u8; broker::FRAME_MAX];
+    let sent = match encode_frame(&Message::Event(ev), &mut frame) {
+        Ok(n) => {
+            let f = frame.get(..n).unwrap_or(&[]);
+            if one_shot {
+                broker::send_one_shot(f)
+            } else {
+                broker::send(f)
+            }
+        }
+        Err(_) => false,
+    };
+    if !sent {
+        broker::add_dropped(dropped.saturating_add(1));
+    }
+}
+
+/// `guard: exec of git denied by rule git-force-push: <reason>` on the caller's stderr.
+pub fn explain_exec_denial(program: &[u8], o: &Outcome) {
+    let (rule, reason, _) = rule_texts(o);
+    let base = program.rsplit(|c| *c == b'/').next().unwrap_or(program);
+    let mut m = Buf::<2048>::new();
+    m.push_trunc(b"guard: exec of ");
+    m.push_trunc(base);
+    m.push_trunc(b" denied by rule ");
+    m.push_trunc(if rule.is_empty() {
+        b"(policy default)"
+    } else {
+        rule.as_bytes()
+    });
+    if o.enforce == Decision::Ask {
+        m.push_trunc(b" (needs approval; approvals are not available yet)");
+    }
+    m.push_trunc(b": ");
+    m.push_trunc(reason.as_bytes());
+    m.truncate(2046);
+    m.push(b"\n");
+    raw::write_all(2, m.as_bytes());
+}
+
+/// The evaluation context of this process (current environment, cwd, agent).
+pub fn with_ctx<R>(env: *const *const c_char, f: impl FnOnce(&Context<'_>) -> R) -> R {
+    let mut cwd = PathBuf::new();
+    if !path::getcwd(&mut cwd) {
+        cwd.clear();
+    }
+    let envl = CEnv(env);
+    let ctx = Context {
+        env: &envl,
+        cwd: cwd.as_bytes(),
+        agent: state::cfg().agent.as_bytes(),
+    };
+    f(&ctx)
+}
+
+/// Checks a file access. Returns true when the call must fail with `EACCES`.
+pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool {
+    if path.is_null() {
+        return false;
+    }
+    let p = unsafe { raw::cstr(path) };
+    if p.is_empty() {
+        return false;
+    }
+    let mut lex = PathBuf::new();
+    let mut res = PathBuf::new();
+    let mut extra = PathBuf::new();
+    let have_lex = path::lexical(dirfd, p, &mut lex);
+    let have_res = path::resolved(dirfd, path, &mut res, &mut extra);
+    let names: [(&[u8], bool); 3] = [
+        (lex.as_bytes(), have_lex),
+        (res.as_bytes(), have_res && res.as_bytes() != lex.as_bytes()),
+        (extra.as_bytes(), !extra.is_empty()),
+    ];
+    let mut best: Option<(Outcome, usize)> = None;
+    with_ctx(state::environ_ptr(), |ctx| {
+        for (i, (name, ok)) in names.iter().enumerate() {
+            if !ok {
+                continue;
+            }
+            let o = evaluate(&Action::File { path: name, access }, ctx);
+            best = Some(match best {
+                None => (o, i),
+                Some(b) => stricter(b, (o, i)),
+            });
+        }
+    });
+    let (o, i) = match best {
+        Some(b) => b,
+        None => {
+            // Neither name could be computed (over-long path, unreachable cwd): reads pass,
+            // anything else fails closed.
+            let d = if access == FileAccess::Read {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            };
+            (Outcome::from_verdict(d, None, false, false), usize::MAX)
+        }
+    };
+    if o.enforce != Decision::Allow {
+        let target = names.get(i).map(|n| n.0).unwrap_or(p);
+        let why = if i == usize::MAX {
+            "the path could not be made absolute (too long, or the cwd is unreachable)"
+        } else {
+            ""
+        };
+        emit(
+            access.as_str(),
+            if target.is_empty() { p } else { target },
+            &o,
+            false,
+            why,
+        );
+    }
+    o.blocks()
+}
+
+/// Checks an outgoing connection. Returns true when it must fail with `EACCES`.
+pub fn connect_denied(ip: IpAddr, port: u16) -> bool {
+    let mut name = [0u8; crate::dns::NAME_MAX];
+    let host = crate::dns::lookup(ip, &mut name).and_then(|n| name.get(..n));
+    let o = with_ctx(state::environ_ptr(), |ctx| {
+        evaluate(
+            &Action::Connect {
+                host,
+                ip: Some(ip),
+                port,
+            },
+            ctx,
+        )
+    });
+    if o.enforce != Decision::Allow {
+        let mut t = Buf::<256>::new();
+        if let Some(h) = host {
+            t.push_trunc(h);
+            t.push_trunc(b" ");
+        }
+        use core::fmt::Write;
+        let _ = match ip {
+            IpAddr::V4(v4) => write!(t, "{v4}:{port}"),
+            IpAddr::V6(v6) => write!(t, "[{v6}]:{port}"),
+        };
+        emit("connect", t.as_bytes(), &o, false, "");
+    }
+    o.blocks()
+}

@@ -1,0 +1,356 @@
+//! File hooks: every public glibc entry point that opens, creates, truncates, deletes or renames
+//! a path (glibc's internal calls do not go through the PLT, so `fopen`, `creat` and the
+//! fortified `__open_2` family each need their own hook).
+
+use super::{Real, libc_ret};
+use crate::eval::file_denied;
+use crate::raw::{self, set_errno};
+use crate::state::Inside;
+use core::ffi::{c_char, c_int, c_uint};
+use guard_proto::FileAccess;
+use libc::{FILE, mode_t, off_t};
+
+type OpenFn = unsafe extern "C" fn(*const c_char, c_int, ...) -> c_int;
+type OpenAtFn = unsafe extern "C" fn(c_int, *const c_char, c_int, ...) -> c_int;
+type Open2Fn = unsafe extern "C" fn(*const c_char, c_int) -> c_int;
+type OpenAt2Fn = unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int;
+type CreatFn = unsafe extern "C" fn(*const c_char, mode_t) -> c_int;
+type FopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
+type FreopenFn = unsafe extern "C" fn(*const c_char, *const c_char, *mut FILE) -> *mut FILE;
+type TruncFn = unsafe extern "C" fn(*const c_char, off_t) -> c_int;
+type PathFn = unsafe extern "C" fn(*const c_char) -> c_int;
+type UnlinkatFn = unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int;
+type RenameFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+type RenameatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char) -> c_int;
+type Renameat2Fn =
+    unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_uint) -> c_int;
+
+static OPEN: Real<OpenFn> = Real::new(c"open");
+static OPEN64: Real<OpenFn> = Real::new(c"open64");
+static OPENAT: Real<OpenAtFn> = Real::new(c"openat");
+static OPENAT64: Real<OpenAtFn> = Real::new(c"openat64");
+static OPEN_2: Real<Open2Fn> = Real::new(c"__open_2");
+static OPEN64_2: Real<Open2Fn> = Real::new(c"__open64_2");
+static OPENAT_2: Real<OpenAt2Fn> = Real::new(c"__openat_2");
+static OPENAT64_2: Real<OpenAt2Fn> = Real::new(c"__openat64_2");
+static CREAT: Real<CreatFn> = Real::new(c"creat");
+static CREAT64: Real<CreatFn> = Real::new(c"creat64");
+static FOPEN: Real<FopenFn> = Real::new(c"fopen");
+static FOPEN64: Real<FopenFn> = Real::new(c"fopen64");
+static FREOPEN: Real<FreopenFn> = Real::new(c"freopen");
+static FREOPEN64: Real<FreopenFn> = Real::new(c"freopen64");
+static TRUNCATE: Real<TruncFn> = Real::new(c"truncate");
+static TRUNCATE64: Real<TruncFn> = Real::new(c"truncate64");
+static UNLINK: Real<PathFn> = Real::new(c"unlink");
+static RMDIR: Real<PathFn> = Real::new(c"rmdir");
+static UNLINKAT: Real<UnlinkatFn> = Real::new(c"unlinkat");
+static RENAME: Real<RenameFn> = Real::new(c"rename");
+static RENAMEAT: Real<RenameatFn> = Real::new(c"renameat");
+static RENAMEAT2: Real<Renameat2Fn> = Real::new(c"renameat2");
+
+pub fn resolve_all() {
+    OPEN.resolve();
+    OPEN64.resolve();
+    OPENAT.resolve();
+    OPENAT64.resolve();
+    OPEN_2.resolve();
+    OPEN64_2.resolve();
+    OPENAT_2.resolve();
+    OPENAT64_2.resolve();
+    CREAT.resolve();
+    CREAT64.resolve();
+    FOPEN.resolve();
+    FOPEN64.resolve();
+    FREOPEN.resolve();
+    FREOPEN64.resolve();
+    TRUNCATE.resolve();
+    TRUNCATE64.resolve();
+    UNLINK.resolve();
+    RMDIR.resolve();
+    UNLINKAT.resolve();
+    RENAME.resolve();
+    RENAMEAT.resolve();
+    RENAMEAT2.resolve();
+}
+
+/// The access an open performs, from its flags.
+pub fn access_of_flags(flags: c_int) -> FileAccess {
+    let writes = (flags & libc::O_ACCMODE) != libc::O_RDONLY
+        || flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0
+        || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    if writes {
+        FileAccess::Write
+    } else {
+        FileAccess::Read
+    }
+}
+
+/// The access of an `fopen` mode string: only plain "r" (with modifiers, no "+") reads.
+unsafe fn access_of_mode(mode: *const c_char) -> FileAccess {
+    let m = unsafe { raw::cstr(mode) };
+    if m.first() == Some(&b'r') && !m.contains(&b'+') {
+        FileAccess::Read
+    } else {
+        FileAccess::Write
+    }
+}
+
+/// Evaluates (`dirfd`, `path`) for `access`; true when the call must fail with EACCES.
+pub fn denied(dirfd: c_int, path: *const c_char, access: FileAccess) -> bool {
+    match Inside::enter() {
+        Some(_g) => file_denied(dirfd, path, access),
+        None => false,
+    }
+}
+
+fn eacces() -> c_int {
+    set_errno(libc::EACCES);
+    -1
+}
+
+fn enosys() -> c_int {
+    set_errno(libc::ENOSYS);
+    -1
+}
+
+/// The C shim's entry for open/open64/openat/openat64.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libguard_openat(
+    which: c_int,
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mode: c_uint,
+) -> c_int {
+    if denied(dirfd, path, access_of_flags(flags)) {
+        return eacces();
+    }
+    let r = unsafe {
+        match which {
+            0 => OPEN.get().map(|f| f(path, flags, mode)),
+            1 => OPEN64.get().map(|f| f(path, flags, mode)),
+            2 => OPENAT.get().map(|f| f(dirfd, path, flags, mode)),
+            _ => OPENAT64.get().map(|f| f(dirfd, path, flags, mode)),
+        }
+    };
+    match r {
+        Some(fd) => fd,
+        None => libc_ret(raw::openat(dirfd, path, flags, mode) as isize) as c_int,
+    }
+}
+
+macro_rules! open2 {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
+            if denied(libc::AT_FDCWD, path, access_of_flags(flags)) {
+                return eacces();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(path, flags) },
+                None => enosys(),
+            }
+        }
+    };
+}
+open2!(__open_2, OPEN_2);
+open2!(__open64_2, OPEN64_2);
+
+macro_rules! openat2 {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+            if denied(dirfd, path, access_of_flags(flags)) {
+                return eacces();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(dirfd, path, flags) },
+                None => enosys(),
+            }
+        }
+    };
+}
+openat2!(__openat_2, OPENAT_2);
+openat2!(__openat64_2, OPENAT64_2);
+
+macro_rules! creat {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, mode: mode_t) -> c_int {
+            if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+                return eacces();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(path, mode) },
+                None => enosys(),
+            }
+        }
+    };
+}
+creat!(creat, CREAT);
+creat!(creat64, CREAT64);
+
+macro_rules! fopen {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, mode: *const c_char) -> *mut FILE {
+            if !mode.is_null() && denied(libc::AT_FDCWD, path, unsafe { access_of_mode(mode) }) {
+                set_errno(libc::EACCES);
+                return core::ptr::null_mut();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(path, mode) },
+                None => {
+                    set_errno(libc::ENOSYS);
+                    core::ptr::null_mut()
+                }
+            }
+        }
+    };
+}
+fopen!(fopen, FOPEN);
+fopen!(fopen64, FOPEN64);
+
+macro_rules! freopen {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            path: *const c_char,
+            mode: *const c_char,
+            stream: *mut FILE,
+        ) -> *mut FILE {
+            // A NULL path only changes the mode of the already open stream.
+            if !path.is_null()
+                && !mode.is_null()
+                && denied(libc::AT_FDCWD, path, unsafe { access_of_mode(mode) })
+            {
+                set_errno(libc::EACCES);
+                return core::ptr::null_mut();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(path, mode, stream) },
+                None => {
+                    set_errno(libc::ENOSYS);
+                    core::ptr::null_mut()
+                }
+            }
+        }
+    };
+}
+freopen!(freopen, FREOPEN);
+freopen!(freopen64, FREOPEN64);
+
+macro_rules! truncate {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, len: off_t) -> c_int {
+            if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+                return eacces();
+            }
+            match $real.get() {
+                Some(f) => unsafe { f(path, len) },
+                None => enosys(),
+            }
+        }
+    };
+}
+truncate!(truncate, TRUNCATE);
+truncate!(truncate64, TRUNCATE64);
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
+    if denied(libc::AT_FDCWD, path, FileAccess::Delete) {
+        return eacces();
+    }
+    match UNLINK.get() {
+        Some(f) => unsafe { f(path) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
+    if denied(libc::AT_FDCWD, path, FileAccess::Delete) {
+        return eacces();
+    }
+    match RMDIR.get() {
+        Some(f) => unsafe { f(path) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+    if denied(dirfd, path, FileAccess::Delete) {
+        return eacces();
+    }
+    match UNLINKAT.get() {
+        Some(f) => unsafe { f(dirfd, path, flags) },
+        None => enosys(),
+    }
+}
+
+/// A rename deletes its source and writes its target (whether or not the target exists:
+/// creating a file at a protected path is a write too). `RENAME_EXCHANGE` does both to both.
+pub fn rename_denied(
+    olddir: c_int,
+    old: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+    flags: c_uint,
+) -> bool {
+    let Some(_g) = Inside::enter() else {
+        return false;
+    };
+    let mut deny = file_denied(olddir, old, FileAccess::Delete);
+    deny |= file_denied(newdir, new, FileAccess::Write);
+    if flags & libc::RENAME_EXCHANGE != 0 {
+        deny |= file_denied(olddir, old, FileAccess::Write);
+        deny |= file_denied(newdir, new, FileAccess::Delete);
+    }
+    deny
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rename(old: *const c_char, new: *const c_char) -> c_int {
+    if rename_denied(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0) {
+        return eacces();
+    }
+    match RENAME.get() {
+        Some(f) => unsafe { f(old, new) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn renameat(
+    olddir: c_int,
+    old: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+) -> c_int {
+    if rename_denied(olddir, old, newdir, new, 0) {
+        return eacces();
+    }
+    match RENAMEAT.get() {
+        Some(f) => unsafe { f(olddir, old, newdir, new) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn renameat2(
+    olddir: c_int,
+    old: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+    flags: c_uint,
+) -> c_int {
+    if rename_denied(olddir, old, newdir, new, flags) {
+        return eacces();
+    }
+    match RENAMEAT2.get() {
+        Some(f) => unsafe { f(olddir, old, newdir, new, flags) },
+        None => enosys(),
+    }
+}

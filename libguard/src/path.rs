@@ -1,0 +1,249 @@
+//! Path normalisation without allocation: every buffer is a fixed `PATH_MAX` array on the stack.
+//!
+//! A file action is evaluated under two names and the strictest verdict wins:
+//! - the *lexical* name: the path made absolute (against the cwd or the dirfd's path), with
+//!   `.`, `..` and doubled `/` removed and `/proc/self/root`, `/proc/<own pid>/` rewritten;
+//! - the *resolved* name: what the kernel resolves it to (symlinks, `/proc/self/fd/N`, `..`
+//!   after a symlink), read back from `/proc/self/fd` after an `O_PATH` open. For a path that
+//!   does not exist yet, the parent is resolved and the last component appended; when that last
+//!   component is a dangling symlink (which `O_CREAT` would follow), its target is a third name.
+//!
+//! So a rule on `~/.ssh/id_*` catches both `ln -s ~/.ssh/id_rsa x; cat x` and a symlinked
+//! `~/.ssh` directory.
+
+use crate::raw::{self, Buf};
+use core::ffi::c_char;
+
+pub const PATH_MAX: usize = 4096;
+pub type PathBuf = Buf<PATH_MAX>;
+
+/// Appends the components of `rel` to `out` (an absolute clean path, "" meaning "/").
+/// Returns false when the result does not fit.
+pub fn push_components(out: &mut PathBuf, rel: &[u8]) -> bool {
+    if out.as_bytes() == b"/" {
+        out.clear();
+    }
+    for comp in rel.split(|c| *c == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                let cut = out.as_bytes().iter().rposition(|c| *c == b'/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            _ => {
+                if !(out.push(b"/") && out.push(comp)) {
+                    return false;
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        out.push(b"/");
+    }
+    true
+}
+
+/// Lexically cleans an absolute path into `out`.
+pub fn clean_into(abs: &[u8], out: &mut PathBuf) -> bool {
+    out.clear();
+    push_components(out, abs)
+}
+
+/// The current directory via the raw syscall; false when unreachable or too long.
+pub fn getcwd(out: &mut PathBuf) -> bool {
+    let mut tmp = [0u8; PATH_MAX];
+    let r = unsafe { raw::sys(libc::SYS_getcwd, tmp.as_mut_ptr() as usize, tmp.len(), 0, 0) };
+    if r <= 0 {
+        return false;
+    }
+    let n = (r as usize).saturating_sub(1);
+    let s = tmp.get(..n).unwrap_or(&[]);
+    if s.first() != Some(&b'/') {
+        return false;
+    }
+    out.clear();
+    out.push(s)
+}
+
+/// Path of an open fd (`readlink /proc/self/fd/N`); false for non-path objects (pipes...).
+pub fn fd_path(fd: i32, out: &mut PathBuf) -> bool {
+    let mut link = Buf::<64>::new();
+    link.push(b"/proc/self/fd/");
+    raw::push_num(&mut link, fd as u32 as u64);
+    let mut tmp = [0u8; PATH_MAX];
+    match raw::readlinkat(libc::AT_FDCWD, link.c_ptr(), &mut tmp) {
+        Some(n) => {
+            let s = tmp.get(..n).unwrap_or(&[]);
+            out.clear();
+            s.first() == Some(&b'/') && out.push(s)
+        }
+        None => false,
+    }
+}
+
+/// The lexical absolute name of (`dirfd`, `path`).
+pub fn lexical(dirfd: i32, path: &[u8], out: &mut PathBuf) -> bool {
+    out.clear();
+    if path.first() == Some(&b'/') {
+        out.push(b"/");
+    } else if dirfd == libc::AT_FDCWD {
+        if !getcwd(out) {
+            return false;
+        }
+    } else if !fd_path(dirfd, out) {
+        return false;
+    }
+    if !push_components(out, path) {
+        return false;
+    }
+    rewrite_proc(out);
+    true
+}
+
+/// Rewrites `/proc/self/root/x`, `/proc/thread-self/root/x`, `/proc/<pid>/root/x` to `/x` and
+/// `/proc/<own pid>/...` to `/proc/self/...`, so rules see one name per file.
+fn rewrite_proc(p: &mut PathBuf) {
+    if !p.as_bytes().starts_with(b"/proc/") {
+        return;
+    }
+    let mut pid = Buf::<32>::new();
+    pid.push(b"/proc/");
+    raw::push_num(&mut pid, raw::getpid() as u32 as u64);
+    let mut tmp = PathBuf::new();
+    let b = p.as_bytes();
+    let rest = if let Some(r) = b.strip_prefix(pid.as_bytes()) {
+        if r.is_empty() || r.first() == Some(&b'/') {
+            tmp.push(b"/proc/self");
+            tmp.push(r);
+            true
+        } else {
+            false
+        }
+    } else {
+        false
+    };
+    if rest {
+        p.clear();
+        p.push(tmp.as_bytes());
+    }
+    for prefix in [&b"/proc/self/root"[..], b"/proc/thread-self/root"] {
+        let b = p.as_bytes();
+        if let Some(r) = b.strip_prefix(prefix)
+            && (r.is_empty() || r.first() == Some(&b'/'))
+        {
+            tmp.clear();
+            tmp.push(if r.is_empty() { b"/" } else { r });
+            p.clear();
+            p.push(tmp.as_bytes());
+            return;
+        }
+    }
+}
+
+/// The names the kernel would resolve `path` (relative to `dirfd`) to: `out` gets the resolved
+/// name; `extra` gets a dangling symlink's target when the last component is one. Returns
+/// whether `out` was filled.
+pub fn resolved(dirfd: i32, path: *const c_char, out: &mut PathBuf, extra: &mut PathBuf) -> bool {
+    extra.clear();
+    let fd = raw::openat(dirfd, path, libc::O_PATH | libc::O_CLOEXEC, 0);
+    if fd >= 0 {
+        let ok = fd_path(fd, out);
+        raw::close(fd);
+        return ok;
+    }
+    if fd != -libc::ENOENT {
+        return false;
+    }
+    // Does not exist (yet): resolve the parent directory and append the last component.
+    let p = unsafe { raw::cstr(path) };
+    let (parent, last): (&[u8], &[u8]) = match p.iter().rposition(|c| *c == b'/') {
+        Some(0) => (b"/", p.get(1..).unwrap_or(&[])),
+        Some(i) => (p.get(..i).unwrap_or(&[]), p.get(i + 1..).unwrap_or(&[])),
+        None => (b".", p),
+    };
+    if last.is_empty() || last == b"." || last == b".." {
+        return false;
+    }
+    let mut pbuf = PathBuf::new();
+    if !pbuf.push(parent) {
+        return false;
+    }
+    let pfd = raw::openat(
+        dirfd,
+        pbuf.c_ptr(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    );
+    if pfd < 0 {
+        return false;
+    }
+    let ok = fd_path(pfd, out) && push_components(out, last);
+    if ok {
+        let mut lbuf = Buf::<256>::new();
+        let mut target = [0u8; PATH_MAX];
+        if lbuf.push(last)
+            && let Some(n) = raw::readlinkat(pfd, lbuf.c_ptr(), &mut target)
+        {
+            let t = target.get(..n).unwrap_or(&[]);
+            if t.first() == Some(&b'/') {
+                clean_into(t, extra);
+            } else {
+                extra.clear();
+                let dir_len = out.as_bytes().iter().rposition(|c| *c == b'/').unwrap_or(0);
+                extra.push(out.as_bytes().get(..dir_len.max(1)).unwrap_or(b"/"));
+                if !push_components(extra, t) {
+                    extra.clear();
+                }
+            }
+        }
+    }
+    raw::close(pfd);
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(s: &str) -> String {
+        let mut b = PathBuf::new();
+        assert!(clean_into(s.as_bytes(), &mut b));
+        String::from_utf8(b.as_bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn lexical_cleaning() {
+        assert_eq!(clean("/a//b/./c/../d"), "/a/b/d");
+        assert_eq!(clean("/../.."), "/");
+        assert_eq!(clean("/"), "/");
+        assert_eq!(clean("/a/b/"), "/a/b");
+        let mut b = PathBuf::new();
+        b.push(b"/home/u");
+        assert!(push_components(&mut b, b"../v/./.ssh//id_rsa"));
+        assert_eq!(b.as_bytes(), b"/home/v/.ssh/id_rsa");
+    }
+
+    #[test]
+    fn proc_root_is_rewritten() {
+        let mut b = PathBuf::new();
+        assert!(lexical(
+            libc::AT_FDCWD,
+            b"/proc/self/root/etc/../etc/passwd",
+            &mut b
+        ));
+        assert_eq!(b.as_bytes(), b"/etc/passwd");
+        let own = format!("/proc/{}/environ", std::process::id());
+        assert!(lexical(libc::AT_FDCWD, own.as_bytes(), &mut b));
+        assert_eq!(b.as_bytes(), b"/proc/self/environ");
+        let own = format!("/proc/{}/root/x", std::process::id());
+        assert!(lexical(libc::AT_FDCWD, own.as_bytes(), &mut b));
+        assert_eq!(b.as_bytes(), b"/x");
+    }
+
+    #[test]
+    fn overlong_paths_are_refused_not_truncated() {
+        let long = "/a".repeat(3000);
+        let mut b = PathBuf::new();
+        assert!(!clean_into(long.as_bytes(), &mut b));
+    }
+}

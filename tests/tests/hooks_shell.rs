@@ -1,0 +1,65 @@
+//! bash under libguard: redirections, cat, rm, `env -i`, `unset LD_PRELOAD`.
+
+mod hooks_support;
+
+use hooks_support::*;
+
+fn bash(env: &Env, script: &str) -> (String, String, Option<i32>) {
+    let mut c = env.cmd("/bin/bash");
+    c.args(["-c", script]);
+    out(c)
+}
+
+#[test]
+fn bash_redirections_and_tools() {
+    let env = Env::new("sh-files");
+    let (o, e, code) = bash(&env, &format!("cat {}", env.h("secret/key")));
+    assert_eq!((o.as_str(), code), ("", Some(1)));
+    assert!(e.contains("Permission denied"), "{e}");
+    let (_, e, code) = bash(&env, &format!("echo pwned > {}", env.h("protected/file")));
+    assert_eq!(code, Some(1));
+    assert!(e.contains("Permission denied"), "{e}");
+    let (_, e, code) = bash(&env, &format!("echo more >> {}", env.h("protected/file")));
+    assert_eq!(code, Some(1), "{e}");
+    let (_, e, code) = bash(&env, &format!("rm -f {}", env.h("protected/file")));
+    assert_eq!(code, Some(1));
+    assert!(e.contains("Permission denied"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(env.home().join("protected/file")).unwrap(),
+        "keep\n"
+    );
+    let (o, _, code) = bash(&env, &format!("cat < {}", env.h("public/file")));
+    assert_eq!((o.as_str(), code), ("hello\n", Some(0)));
+    env.broker.wait_for("cat's denied read", |e| {
+        e.rule == "secret-files" && e.exe.ends_with("/cat")
+    });
+}
+
+#[test]
+fn bash_cannot_shed_the_guard() {
+    let env = Env::new("sh-env");
+    let lib = env.lib.display().to_string();
+    let (o, _, _) = bash(&env, "env -i /usr/bin/env");
+    assert!(o.contains(&format!("LD_PRELOAD={lib}\n")), "{o}");
+    let (_, e, code) = bash(&env, "unset LD_PRELOAD; date");
+    assert_eq!(code, Some(126), "{e}");
+    assert!(
+        e.contains("guard: exec of date denied by rule no-date"),
+        "{e}"
+    );
+    // The evaluator sees through `env`: the wrapper's own exec is refused already.
+    let (_, e, code) = bash(&env, "env -i date");
+    assert_eq!(code, Some(126));
+    assert!(
+        e.contains("guard: exec of env denied by rule no-date"),
+        "{e}"
+    );
+    let (_, e, _) = bash(
+        &env,
+        &format!(
+            "unset LD_PRELOAD; env -i bash -c 'cat {}'",
+            env.h("secret/key")
+        ),
+    );
+    assert!(e.contains("Permission denied"), "{e}");
+}
