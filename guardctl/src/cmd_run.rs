@@ -119,17 +119,15 @@ pub fn run(args: RunArgs) -> ExitCode {
         guard_lib: lib.to_string_lossy().into_owned(),
         guard_exe: exe.to_string_lossy().into_owned(),
     };
-    let bytes = match compile(&args.policy, &ctx, args.mode.as_deref()) {
-        Ok(b) => b,
-        Err(msg) => {
+    let ruleset = match prepare_ruleset(&args.policy, &ctx, args.mode.as_deref(), &dirs.rulesets())
+    {
+        Ok(p) => p,
+        Err(Prepare::Policy(msg)) => {
             // Already `file:line:col: problem`; print it bare so editors can jump to it.
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
-    };
-    let ruleset = match cache_ruleset(&dirs.rulesets(), &bytes) {
-        Ok(p) => p,
-        Err(e) => {
+        Err(Prepare::Store(e)) => {
             return fail(format_args!(
                 "cannot store the compiled ruleset in {}: {e}",
                 dirs.rulesets().display()
@@ -277,30 +275,100 @@ pub fn run(args: RunArgs) -> ExitCode {
     ExitCode::from(status)
 }
 
-/// Loads and compiles the policy. Errors come back as the `file:line:col: problem` text.
-fn compile(files: &[PathBuf], ctx: &CompileContext, mode: Option<&str>) -> Result<Vec<u8>, String> {
-    let policy = if files.is_empty() {
+enum Prepare {
+    /// A policy problem, as `file:line:col: problem`.
+    Policy(String),
+    Store(io::Error),
+}
+
+/// Loads the policy (always: a malformed one must be refused even when a ruleset is cached),
+/// then reuses `<rulesets>/<key>.rules` if it exists and still loads, else compiles it.
+/// The key hashes every policy source byte (includes too), the compile context, the mode and
+/// the format version, so any change gives a new file; a file that may be mapped by a running
+/// session is never rewritten in place.
+fn prepare_ruleset(
+    files: &[PathBuf],
+    ctx: &CompileContext,
+    mode: Option<&str>,
+    dir: &Path,
+) -> Result<PathBuf, Prepare> {
+    let mut policy = if files.is_empty() {
         Policy::default_policy()
     } else {
         Policy::load(files)
     }
-    .map_err(|e| e.to_string())?;
-    let _ = mode;
-    policy.compile(ctx).map_err(|e| e.to_string())
-}
-
-/// The ruleset libguard will map, named by a hash of its bytes (which are a function of the
-/// policy and the compile context): identical sessions share one file, and a file that may be
-/// mapped is never rewritten in place; a new one is written aside and renamed over.
-pub fn cache_ruleset(dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
-    let name = format!("{:016x}.rules", fnv1a64(bytes));
-    let path = dir.join(&name);
+    .map_err(|e| Prepare::Policy(e.to_string()))?;
+    match mode {
+        Some("monitor") => policy.set_monitor(true),
+        Some("enforce") => policy.set_monitor(false),
+        _ => {}
+    }
+    let key = cache_key(&policy, files.is_empty(), ctx, mode);
+    let path = dir.join(format!("{key:016x}.rules"));
     if let Ok(existing) = fs::read(&path) {
-        if existing == bytes {
+        if ruleset_loads(&existing) {
             return Ok(path);
         }
     }
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let bytes = policy
+        .compile(ctx)
+        .map_err(|e| Prepare::Policy(e.to_string()))?;
+    store_ruleset(&path, &bytes).map_err(Prepare::Store)?;
+    Ok(path)
+}
+
+fn cache_key(policy: &Policy, embedded: bool, ctx: &CompileContext, mode: Option<&str>) -> u64 {
+    let mut h = Fnv::default();
+    h.field(b"guard-ruleset-cache-1");
+    h.field(env!("CARGO_PKG_VERSION").as_bytes());
+    h.field(&guard_proto::ruleset::format::FORMAT_VERSION.to_le_bytes());
+    if embedded {
+        for (name, text) in Policy::embedded_files() {
+            h.field(name.as_bytes());
+            h.field(text.as_bytes());
+        }
+    } else {
+        for f in policy.files() {
+            h.field(f.as_os_str().as_bytes());
+            // An unreadable include cannot have loaded; hash the error to stay conservative.
+            match fs::read(f) {
+                Ok(b) => h.field(&b),
+                Err(e) => h.field(e.to_string().as_bytes()),
+            }
+        }
+    }
+    for v in [
+        &ctx.home,
+        &ctx.workspace,
+        &ctx.state_dir,
+        &ctx.policy_dir,
+        &ctx.guard_lib,
+        &ctx.guard_exe,
+    ] {
+        h.field(v.as_bytes());
+    }
+    h.field(mode.unwrap_or("").as_bytes());
+    h.0
+}
+
+/// Whether cached bytes are a ruleset this build can load (they could be truncated or from an
+/// older format). The loader wants 8-byte alignment, so check an aligned copy.
+fn ruleset_loads(bytes: &[u8]) -> bool {
+    let mut words = vec![0u64; bytes.len().div_ceil(8)];
+    // SAFETY: the u64 buffer is at least `bytes.len()` bytes long and u8 has no alignment needs.
+    let aligned =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), bytes.len()) };
+    aligned.copy_from_slice(bytes);
+    guard_proto::Ruleset::load(aligned).is_ok()
+}
+
+/// Writes `bytes` to `path` atomically (temp file + rename), mode 0444.
+pub fn store_ruleset(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     {
         let mut f = OpenOptions::new()
@@ -312,14 +380,24 @@ pub fn cache_ruleset(dir: &Path, bytes: &[u8]) -> io::Result<PathBuf> {
         f.sync_all()?;
     }
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o444))?;
-    fs::rename(&tmp, &path)?;
-    Ok(path)
+    fs::rename(&tmp, path)
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// FNV-1a over length-prefixed fields (so field boundaries cannot shift into each other).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn field(&mut self, bytes: &[u8]) {
+        for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }
 
 /// Finds `libguard.so`: next to this binary, else `$GUARD_LIB`, else `../lib/libguard.so`.
@@ -474,23 +552,40 @@ mod tests {
     }
 
     #[test]
-    fn ruleset_cache_is_content_addressed_and_read_only() {
+    fn ruleset_store_is_atomic_and_read_only() {
         let dir = std::env::temp_dir().join(format!("guard-cache-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let a = cache_ruleset(&dir, b"ruleset one").unwrap();
-        let a2 = cache_ruleset(&dir, b"ruleset one").unwrap();
-        let b = cache_ruleset(&dir, b"ruleset two").unwrap();
-        assert_eq!(a, a2);
-        assert_ne!(a, b);
-        assert_eq!(fs::read(&b).unwrap(), b"ruleset two");
+        let p = dir.join("k.rules");
+        store_ruleset(&p, b"one").unwrap();
+        // Replacing a read-only file works (rename), and a mapped old copy would stay intact.
+        store_ruleset(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(
-            fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o444
         );
-        // No temp files left behind.
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 2);
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temp files left behind"
+        );
+        assert!(!ruleset_loads(b"two"));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cache_key_depends_on_context_and_mode() {
+        let policy = Policy::default_policy().unwrap();
+        let ctx = CompileContext::default();
+        let k = cache_key(&policy, true, &ctx, None);
+        assert_eq!(k, cache_key(&policy, true, &ctx, None));
+        assert_ne!(k, cache_key(&policy, true, &ctx, Some("monitor")));
+        let other = CompileContext {
+            home: "/home/other".into(),
+            ..CompileContext::default()
+        };
+        assert_ne!(k, cache_key(&policy, true, &other, None));
     }
 
     #[test]
