@@ -33,14 +33,23 @@ fn wait_for(path: &Path) -> bool {
     false
 }
 
-/// Starts a session whose command publishes its socket path and waits for a `go` file.
+/// Starts a session whose command publishes its socket path and waits for a `go` file. It uses
+/// shell builtins only (sleeping is a `read -t` on a FIFO), so libguard records no exec events
+/// and the only events in the session are the ones the test sends.
 fn start_session(sb: &Sandbox, agent: &str) -> (Child, String) {
     let sockfile = sb.root.join("socket.txt");
     let go = sb.root.join("go");
+    let fifo = sb.root.join("fifo");
     let _ = std::fs::remove_file(&sockfile);
     let _ = std::fs::remove_file(&go);
+    if !fifo.exists() {
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
     let script = format!(
-        "printf %s \"$GUARD_SOCKET\" > {s}.tmp && mv {s}.tmp {s}; while [ ! -e {g} ]; do sleep 0.02; done",
+        "exec 9<>{f}; printf %s \"$GUARD_SOCKET\" > {s}; while [ ! -e {g} ]; do read -t 0.02 -u 9; done; exit 0",
+        f = fifo.display(),
         s = sockfile.display(),
         g = go.display()
     );
@@ -52,7 +61,7 @@ fn start_session(sb: &Sandbox, agent: &str) -> (Child, String) {
             "--model",
             "test-model",
             "--",
-            "sh",
+            "bash",
             "-c",
             &script,
         ])
