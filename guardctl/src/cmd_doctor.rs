@@ -579,12 +579,11 @@ fn audit_cell(state: &Path) -> Cell {
             continue;
         };
         for line in text.lines() {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-                if v["decision"] == "deny" {
-                    if let Some(r) = v["rule"].as_str() {
-                        rules.insert(r.to_string());
-                    }
-                }
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && v["decision"] == "deny"
+                && let Some(r) = v["rule"].as_str()
+            {
+                rules.insert(r.to_string());
             }
         }
     }

@@ -305,10 +305,10 @@ fn prepare_ruleset(
     }
     let key = cache_key(&policy, files.is_empty(), ctx, mode);
     let path = dir.join(format!("{key:016x}.rules"));
-    if let Ok(existing) = fs::read(&path) {
-        if ruleset_loads(&existing) {
-            return Ok(path);
-        }
+    if let Ok(existing) = fs::read(&path)
+        && ruleset_loads(&existing)
+    {
+        return Ok(path);
     }
     let bytes = policy
         .compile(ctx)

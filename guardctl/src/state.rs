@@ -95,13 +95,14 @@ impl Dirs {
 /// the effective user with mode 0700. With `strict`, a directory that is not ours is refused
 /// rather than chmod-ed (someone else may have planted it).
 fn private_dir(dir: &Path, strict: bool) -> io::Result<()> {
-    if let Some(parent) = dir.parent() {
-        if !parent.as_os_str().is_empty() && !parent.exists() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
-        }
+    if let Some(parent) = dir.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.exists()
+    {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
     }
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}

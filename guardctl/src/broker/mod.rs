@@ -71,6 +71,16 @@ pub struct Broker {
 impl Broker {
     /// Starts serving `listener`, appending events to `log`.
     pub fn start(listener: UnixListener, log: File, info: SessionInfo) -> std::io::Result<Broker> {
+        Broker::start_with_capacity(listener, log, info, QUEUE_CAPACITY)
+    }
+
+    /// [`Broker::start`] with a queue of `capacity` events.
+    pub fn start_with_capacity(
+        listener: UnixListener,
+        log: File,
+        info: SessionInfo,
+        capacity: usize,
+    ) -> std::io::Result<Broker> {
         let shared = Arc::new(Shared {
             info,
             stop: AtomicBool::new(false),
@@ -82,7 +92,7 @@ impl Broker {
             rejected: AtomicU64::new(0),
             written: AtomicU64::new(0),
         });
-        let (tx, rx) = mpsc::sync_channel::<AuditEvent>(QUEUE_CAPACITY);
+        let (tx, rx) = mpsc::sync_channel::<AuditEvent>(capacity.max(1));
         let w_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
             .name("guard-writer".into())
@@ -221,7 +231,8 @@ fn read_loop(mut stream: UnixStream, tx: &SyncSender<AuditEvent>, shared: &Share
     }
 }
 
-#[allow(unreachable_patterns)] // other message kinds may be added to the wire protocol
+// Other message kinds may be added to the wire protocol; this broker only stores events.
+#[allow(unreachable_patterns, clippy::single_match)]
 fn handle(msg: Message<'_>, tx: &SyncSender<AuditEvent>, shared: &Shared) {
     match msg {
         Message::Event(ev) => {
@@ -279,5 +290,82 @@ fn write_loop(rx: mpsc::Receiver<AuditEvent>, log: File, shared: &Shared) -> std
             out.write_all(&line)?;
             shared.written.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            session: "s".into(),
+            agent: "a".into(),
+            model: "m".into(),
+            host: "h".into(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        let dir = std::env::temp_dir().join(format!("guard-broker-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("b.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        // The audit log is a pipe nobody reads yet: the writer stalls, the queue fills.
+        let mut fds = [0; 2];
+        // SAFETY: pipe fills two valid fds that we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+        let broker = Broker::start_with_capacity(listener, wr, info(), 4).unwrap();
+
+        const SENT: u64 = 400;
+        let target = "x".repeat(2000);
+        let mut client = UnixStream::connect(&sock).unwrap();
+        let mut buf = vec![0u8; 8192];
+        for i in 0..SENT {
+            let ev = wire::Event {
+                session: "",
+                pid: i as u32,
+                ppid: 1,
+                exe: "/bin/x",
+                runtime: "native",
+                cwd: "/",
+                action: "read",
+                target: &target,
+                decision: "allow",
+                enforce_decision: "allow",
+                rule: "",
+                reason: "",
+                tags: "",
+                dropped_before: 0,
+            };
+            let n = wire::encode_frame(&Message::Event(ev), &mut buf).unwrap();
+            client.write_all(&buf[..n]).unwrap();
+        }
+        drop(client);
+        thread::sleep(Duration::from_millis(300));
+        let drain = thread::spawn(move || {
+            let mut f = File::from(rd);
+            let mut all = Vec::new();
+            let _ = f.read_to_end(&mut all);
+            all
+        });
+        let summary = broker.finish(Duration::from_millis(100), Duration::from_secs(2));
+        assert!(summary.dropped > 0, "{summary:?}");
+        assert_eq!(
+            summary.events + summary.dropped,
+            SENT,
+            "every event is either written or counted"
+        );
+        // The writer has exited and closed its end, so the drain sees EOF.
+        let written = drain.join().unwrap();
+        assert_eq!(
+            written.iter().filter(|&&b| b == b'\n').count() as u64,
+            summary.events
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
