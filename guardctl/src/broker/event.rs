@@ -71,7 +71,11 @@ impl AuditEvent {
             runtime: ev.runtime.to_string(),
             cwd: ev.cwd.to_string(),
             action: ev.action.to_string(),
-            target: ev.target.to_string(),
+            target: if ev.action.starts_with("exec") {
+                hide_env_assignments(ev.target)
+            } else {
+                ev.target.to_string()
+            },
             decision: ev.decision.to_string(),
             rule: (!ev.rule.is_empty()).then(|| ev.rule.to_string()),
             reason: ev.reason.to_string(),
@@ -80,6 +84,33 @@ impl AuditEvent {
             dropped_before: ev.dropped_before,
         }
     }
+}
+
+/// Replaces the value of every `NAME=value` word of a command line (`VAR=x cmd`, `env -i
+/// TOKEN=... cmd`) with `<redacted>`: those are environment variable values, which audit events
+/// never carry. Only upper-case identifiers count, the convention for environment variables, so
+/// `--opt=x`, `user.name=x` and `key=value` arguments stay readable.
+pub fn hide_env_assignments(target: &str) -> String {
+    let mut out = String::with_capacity(target.len());
+    for (i, word) in target.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        match word.split_once('=') {
+            Some((name, value))
+                if !value.is_empty()
+                    && name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+            {
+                out.push_str(name);
+                out.push_str("=<redacted>");
+            }
+            _ => out.push_str(word),
+        }
+    }
+    out
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
@@ -251,6 +282,19 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn env_values_never_reach_the_audit() {
+        assert_eq!(
+            hide_env_assignments("env -i AWS_SECRET_ACCESS_KEY=abc PATH=/bin sh -c x=1"),
+            "env -i AWS_SECRET_ACCESS_KEY=<redacted> PATH=<redacted> sh -c x=1"
+        );
+        assert_eq!(
+            hide_env_assignments("git -c user.name=me commit --author=A=B"),
+            "git -c user.name=me commit --author=A=B"
+        );
+        assert_eq!(hide_env_assignments("make CC="), "make CC=");
     }
 
     #[test]
