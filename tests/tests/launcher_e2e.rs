@@ -126,6 +126,8 @@ fn audit_events_carry_no_environment_values() {
             "{secret} leaked into the audit log: {all}"
         );
     }
+    // The exec of `env -i SECRET_TOKEN=...` is recorded, with the value hidden.
+    assert!(all.contains("SECRET_TOKEN=<redacted>"), "{all}");
 }
 
 #[test]
