@@ -290,3 +290,50 @@ fn missing_libguard_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn without_guard_state_dir_the_xdg_directories_are_used() {
+    let sb = Sandbox::new("lr-xdg");
+    let envfile = sb.root.join("env.txt");
+    let (state, runtime) = (sb.root.join("xdg-state"), sb.root.join("xdg-run"));
+    let out = Command::new(guardctl_path())
+        .current_dir(sb.workspace())
+        .env("HOME", sb.home())
+        .env_remove("GUARD_STATE_DIR")
+        .env_remove("LD_PRELOAD")
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .args(["run", "--", "sh", "-c"])
+        .arg(format!("env > {}", envfile.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let env = parse_env(&envfile);
+    assert_eq!(
+        Path::new(&env["GUARD_SOCKET"]).parent().unwrap(),
+        runtime.join("guard")
+    );
+    assert_eq!(
+        std::fs::metadata(runtime.join("guard"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert!(Path::new(&env["GUARD_RULESET"]).starts_with(state.join("guard/rulesets")));
+    let session = &env["GUARD_SESSION"];
+    assert!(
+        state
+            .join(format!("guard/sessions/{session}.jsonl"))
+            .is_file()
+    );
+    assert!(
+        !sb.state().join("sessions").exists(),
+        "nothing written to the sandbox's GUARD_STATE_DIR"
+    );
+}
