@@ -28,6 +28,15 @@
 //! shells and runtimes can still report errors. Reads are allowed (a runtime must be able to
 //! start and print why it fails). Events carry rule `ruleset-unavailable`.
 //!
+//! # File checks
+//! Every path is evaluated under its lexical absolute name and under the name the kernel
+//! resolves it to (symlinks, `..`, `/proc/self/fd/N`); the strictest verdict wins (`path.rs`).
+//! Read-only opens are checked lexically before the call and on the opened fd after it (one
+//! `readlink`; a refused fd is closed before the program sees it). Writes, deletes and renames
+//! are checked before the call, resolving through an `O_PATH` open. Measured on the 2-core
+//! test VM (release build, allow-all ruleset): an allowed `open`+`close` costs about 3 µs more
+//! than without the guard (two extra syscalls and the evaluation).
+//!
 //! # Decisions and events
 //! See `eval.rs`: deny → `EACCES`; ask → denied (approvals are a later issue); redact → allowed
 //! and recorded as audit (redaction is a later issue); monitor mode never blocks. Audit events

@@ -51,18 +51,14 @@ pub fn clean_into(abs: &[u8], out: &mut PathBuf) -> bool {
 
 /// The current directory via the raw syscall; false when unreachable or too long.
 pub fn getcwd(out: &mut PathBuf) -> bool {
-    let mut tmp = [0u8; PATH_MAX];
-    let r = unsafe { raw::sys(libc::SYS_getcwd, tmp.as_mut_ptr() as usize, tmp.len(), 0, 0) };
+    // The kernel returns the length including the NUL.
+    let r = out.fill_with(|p, cap| unsafe { raw::sys(libc::SYS_getcwd, p as usize, cap, 0, 0) });
     if r <= 0 {
+        out.clear();
         return false;
     }
-    let n = (r as usize).saturating_sub(1);
-    let s = tmp.get(..n).unwrap_or(&[]);
-    if s.first() != Some(&b'/') {
-        return false;
-    }
-    out.clear();
-    out.push(s)
+    out.truncate((r as usize).saturating_sub(1));
+    out.as_bytes().first() == Some(&b'/')
 }
 
 /// Path of an open fd (`readlink /proc/self/fd/N`); false for non-path objects (pipes...).
@@ -70,24 +66,40 @@ pub fn fd_path(fd: i32, out: &mut PathBuf) -> bool {
     let mut link = Buf::<64>::new();
     link.push(b"/proc/self/fd/");
     raw::push_num(&mut link, fd as u32 as u64);
-    let mut tmp = [0u8; PATH_MAX];
-    match raw::readlinkat(libc::AT_FDCWD, link.c_ptr(), &mut tmp) {
-        Some(n) => {
-            let s = tmp.get(..n).unwrap_or(&[]);
-            out.clear();
-            s.first() == Some(&b'/') && out.push(s)
-        }
-        None => false,
+    let lp = link.c_ptr();
+    let r = out.fill_with(|p, cap| unsafe {
+        raw::sys(
+            libc::SYS_readlinkat,
+            libc::AT_FDCWD as isize as usize,
+            lp as usize,
+            p as usize,
+            cap,
+        )
+    });
+    // A full buffer may be a truncated name: refuse it rather than evaluate a prefix.
+    if r <= 0 || r as usize >= PATH_MAX - 1 {
+        out.clear();
+        return false;
     }
+    out.as_bytes().first() == Some(&b'/')
 }
 
 /// The lexical absolute name of (`dirfd`, `path`).
 pub fn lexical(dirfd: i32, path: &[u8], out: &mut PathBuf) -> bool {
+    let mut cwd = PathBuf::new();
+    if path.first() != Some(&b'/') && dirfd == libc::AT_FDCWD && !getcwd(&mut cwd) {
+        return false;
+    }
+    lexical_in(dirfd, path, cwd.as_bytes(), out)
+}
+
+/// Like `lexical`, with the current directory already known (`cwd` empty: unknown).
+pub fn lexical_in(dirfd: i32, path: &[u8], cwd: &[u8], out: &mut PathBuf) -> bool {
     out.clear();
     if path.first() == Some(&b'/') {
         out.push(b"/");
     } else if dirfd == libc::AT_FDCWD {
-        if !getcwd(out) {
+        if cwd.is_empty() || !out.push(cwd) {
             return false;
         }
     } else if !fd_path(dirfd, out) {

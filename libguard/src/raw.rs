@@ -138,9 +138,11 @@ pub fn readlinkat(dirfd: i32, path: *const c_char, out: &mut [u8]) -> Option<usi
     }
 }
 
-/// Fixed-capacity byte buffer: all pushes are all-or-nothing and never panic.
+/// Fixed-capacity byte buffer: all pushes are all-or-nothing and never panic. The storage is
+/// left uninitialised (hooks keep several `PATH_MAX` buffers on the stack; zeroing them showed
+/// up in profiles); `b[..len]` is always initialised.
 pub struct Buf<const N: usize> {
-    b: [u8; N],
+    b: [core::mem::MaybeUninit<u8>; N],
     len: usize,
 }
 
@@ -152,7 +154,10 @@ impl<const N: usize> Default for Buf<N> {
 
 impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
-        Buf { b: [0; N], len: 0 }
+        Buf {
+            b: [const { core::mem::MaybeUninit::uninit() }; N],
+            len: 0,
+        }
     }
     pub fn clear(&mut self) {
         self.len = 0;
@@ -164,21 +169,25 @@ impl<const N: usize> Buf<N> {
         self.len == 0
     }
     pub fn as_bytes(&self) -> &[u8] {
-        self.b.get(..self.len).unwrap_or(&[])
+        // SAFETY: b[..len] is initialised and len <= N.
+        unsafe { core::slice::from_raw_parts(self.b.as_ptr() as *const u8, self.len.min(N)) }
     }
     /// Appends `s` whole, keeping one byte free for a NUL; false (unchanged) if it does not fit.
     pub fn push(&mut self, s: &[u8]) -> bool {
-        let end = match self.len.checked_add(s.len()) {
-            Some(e) if e < N => e,
-            _ => return false,
-        };
-        match self.b.get_mut(self.len..end) {
-            Some(dst) => {
-                dst.copy_from_slice(s);
-                self.len = end;
+        match self.len.checked_add(s.len()) {
+            Some(e) if e < N => {
+                // SAFETY: len + s.len() < N, and `s` cannot overlap our own storage mutably.
+                unsafe {
+                    core::ptr::copy(
+                        s.as_ptr(),
+                        (self.b.as_mut_ptr() as *mut u8).add(self.len),
+                        s.len(),
+                    );
+                }
+                self.len = e;
                 true
             }
-            None => false,
+            _ => false,
         }
     }
     /// Appends as much of `s` as fits.
@@ -192,10 +201,23 @@ impl<const N: usize> Buf<N> {
             self.len = n;
         }
     }
+    /// Replaces the contents with what `fill` writes into the whole buffer: it gets a pointer
+    /// and the capacity (one byte kept for a NUL) and returns how many bytes it wrote, or a
+    /// negative value (the buffer is then emptied).
+    pub fn fill_with(&mut self, fill: impl FnOnce(*mut u8, usize) -> isize) -> isize {
+        let cap = N.saturating_sub(1);
+        let r = fill(self.b.as_mut_ptr() as *mut u8, cap);
+        self.len = if r >= 0 && (r as usize) <= cap {
+            r as usize
+        } else {
+            0
+        };
+        r
+    }
     /// Pointer to the contents as a C string (writes the NUL; capacity always leaves room).
     pub fn c_ptr(&mut self) -> *const c_char {
         if let Some(slot) = self.b.get_mut(self.len) {
-            *slot = 0;
+            slot.write(0);
         }
         self.b.as_ptr() as *const c_char
     }

@@ -351,3 +351,19 @@ impl core::fmt::Display for LoadErrorDisplay<'_> {
         core::fmt::Display::fmt(self.0, f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::preload_has;
+
+    #[test]
+    fn preload_lists_are_split_like_the_loader_does() {
+        assert!(preload_has(
+            b"/a.so:/lib/libguard.so /b.so",
+            b"/lib/libguard.so"
+        ));
+        assert!(preload_has(b"/lib/libguard.so", b"/lib/libguard.so"));
+        assert!(!preload_has(b"/lib/libguard.so.bak", b"/lib/libguard.so"));
+        assert!(!preload_has(b"/x.so", b""));
+    }
+}

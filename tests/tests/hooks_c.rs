@@ -17,9 +17,13 @@ const VARIANTS: [(&str, &[&str]); 3] = [
     ),
 ];
 
+fn probe_build(name: &str, flags: &[&str]) -> PathBuf {
+    cc("c/probe.c", &format!("probe-{name}"), flags)
+}
+
 fn probe(variant: usize) -> PathBuf {
     let (name, flags) = VARIANTS[variant];
-    cc("c/probe.c", &format!("probe-{name}"), flags)
+    probe_build(name, flags)
 }
 
 fn p(env: &Env, bin: &PathBuf, args: &[&str]) -> (String, String) {
@@ -32,39 +36,29 @@ fn p(env: &Env, bin: &PathBuf, args: &[&str]) -> (String, String) {
 #[test]
 fn file_opens_in_every_build() {
     let env = Env::new("c-files");
-    for v in 0..VARIANTS.len() {
-        let bin = probe(v);
+    for (vname, flags) in VARIANTS {
+        let bin = probe_build(vname, flags);
         let secret = env.h("secret/key");
         let (o, _) = p(&env, &bin, &["read", &secret]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} read secret", VARIANTS[v].0);
+        assert_eq!(o.trim(), "ERR EACCES", "{} read secret", vname);
         let (o, _) = p(&env, &bin, &["openat", &secret]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} openat secret", VARIANTS[v].0);
+        assert_eq!(o.trim(), "ERR EACCES", "{} openat secret", vname);
         let (o, _) = p(&env, &bin, &["fopen", &secret, "r"]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} fopen secret", VARIANTS[v].0);
+        assert_eq!(o.trim(), "ERR EACCES", "{} fopen secret", vname);
         let (o, _) = p(&env, &bin, &["read", &env.h("public/file")]);
-        assert_eq!(o.trim(), "OK", "{} read public", VARIANTS[v].0);
+        assert_eq!(o.trim(), "OK", "{} read public", vname);
         let (o, _) = p(&env, &bin, &["read", &env.h("protected/file")]);
-        assert_eq!(o.trim(), "OK", "{} read protected", VARIANTS[v].0);
+        assert_eq!(o.trim(), "OK", "{} read protected", vname);
         let (o, _) = p(&env, &bin, &["write", &env.h("protected/file")]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} write protected", VARIANTS[v].0);
+        assert_eq!(o.trim(), "ERR EACCES", "{} write protected", vname);
         let (o, _) = p(&env, &bin, &["creat", &env.h("protected/new")]);
-        assert_eq!(o.trim(), "ERR EACCES", "{} creat protected", VARIANTS[v].0);
+        assert_eq!(o.trim(), "ERR EACCES", "{} creat protected", vname);
         let (o, _) = p(&env, &bin, &["fopen", &env.h("protected/file"), "a"]);
-        assert_eq!(
-            o.trim(),
-            "ERR EACCES",
-            "{} fopen append protected",
-            VARIANTS[v].0
-        );
+        assert_eq!(o.trim(), "ERR EACCES", "{} fopen append protected", vname);
         let (o, _) = p(&env, &bin, &["truncate", &env.h("protected/file")]);
-        assert_eq!(
-            o.trim(),
-            "ERR EACCES",
-            "{} truncate protected",
-            VARIANTS[v].0
-        );
+        assert_eq!(o.trim(), "ERR EACCES", "{} truncate protected", vname);
         let (o, _) = p(&env, &bin, &["write", &env.h("public/out")]);
-        assert_eq!(o.trim(), "OK", "{} write public", VARIANTS[v].0);
+        assert_eq!(o.trim(), "OK", "{} write public", vname);
     }
     assert!(!env.home().join("protected/new").exists());
     assert_eq!(

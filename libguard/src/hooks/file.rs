@@ -113,6 +113,23 @@ fn enosys() -> c_int {
     -1
 }
 
+/// An open: reads go through the two-step `checked_read`, anything else is checked before.
+fn gate_open(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    call: impl FnOnce() -> c_int,
+) -> c_int {
+    if access_of_flags(flags) == FileAccess::Read {
+        return crate::eval::checked_read(dirfd, path, call, |fd| *fd, raw::close)
+            .unwrap_or_else(eacces);
+    }
+    if denied(dirfd, path, FileAccess::Write) {
+        return eacces();
+    }
+    call()
+}
+
 /// The C shim's entry for open/open64/openat/openat64.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libguard_openat(
@@ -122,34 +139,30 @@ pub unsafe extern "C" fn libguard_openat(
     flags: c_int,
     mode: c_uint,
 ) -> c_int {
-    if denied(dirfd, path, access_of_flags(flags)) {
-        return eacces();
-    }
-    let r = unsafe {
-        match which {
-            0 => OPEN.get().map(|f| f(path, flags, mode)),
-            1 => OPEN64.get().map(|f| f(path, flags, mode)),
-            2 => OPENAT.get().map(|f| f(dirfd, path, flags, mode)),
-            _ => OPENAT64.get().map(|f| f(dirfd, path, flags, mode)),
+    gate_open(dirfd, path, flags, || {
+        let r = unsafe {
+            match which {
+                0 => OPEN.get().map(|f| f(path, flags, mode)),
+                1 => OPEN64.get().map(|f| f(path, flags, mode)),
+                2 => OPENAT.get().map(|f| f(dirfd, path, flags, mode)),
+                _ => OPENAT64.get().map(|f| f(dirfd, path, flags, mode)),
+            }
+        };
+        match r {
+            Some(fd) => fd,
+            None => libc_ret(raw::openat(dirfd, path, flags, mode) as isize) as c_int,
         }
-    };
-    match r {
-        Some(fd) => fd,
-        None => libc_ret(raw::openat(dirfd, path, flags, mode) as isize) as c_int,
-    }
+    })
 }
 
 macro_rules! open2 {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
-            if denied(libc::AT_FDCWD, path, access_of_flags(flags)) {
-                return eacces();
-            }
-            match $real.get() {
+            gate_open(libc::AT_FDCWD, path, flags, || match $real.get() {
                 Some(f) => unsafe { f(path, flags) },
                 None => enosys(),
-            }
+            })
         }
     };
 }
@@ -160,18 +173,52 @@ macro_rules! openat2 {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-            if denied(dirfd, path, access_of_flags(flags)) {
-                return eacces();
-            }
-            match $real.get() {
+            gate_open(dirfd, path, flags, || match $real.get() {
                 Some(f) => unsafe { f(dirfd, path, flags) },
                 None => enosys(),
-            }
+            })
         }
     };
 }
 openat2!(__openat_2, OPENAT_2);
 openat2!(__openat64_2, OPENAT64_2);
+
+/// A stream open: like `gate_open`, with `fopen`'s mode string.
+fn gate_stream(
+    path: *const c_char,
+    mode: *const c_char,
+    call: impl FnOnce() -> *mut FILE,
+) -> *mut FILE {
+    if mode.is_null() || path.is_null() {
+        return call();
+    }
+    let refused = || {
+        set_errno(libc::EACCES);
+        core::ptr::null_mut()
+    };
+    if unsafe { access_of_mode(mode) } == FileAccess::Read {
+        return crate::eval::checked_read(
+            libc::AT_FDCWD,
+            path,
+            call,
+            |fp| {
+                if fp.is_null() {
+                    -1
+                } else {
+                    unsafe { libc::fileno(*fp) }
+                }
+            },
+            |fp| {
+                unsafe { libc::fclose(fp) };
+            },
+        )
+        .unwrap_or_else(refused);
+    }
+    if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+        return refused();
+    }
+    call()
+}
 
 macro_rules! creat {
     ($name:ident, $real:ident) => {
@@ -194,17 +241,13 @@ macro_rules! fopen {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: *const c_char) -> *mut FILE {
-            if !mode.is_null() && denied(libc::AT_FDCWD, path, unsafe { access_of_mode(mode) }) {
-                set_errno(libc::EACCES);
-                return core::ptr::null_mut();
-            }
-            match $real.get() {
+            gate_stream(path, mode, || match $real.get() {
                 Some(f) => unsafe { f(path, mode) },
                 None => {
                     set_errno(libc::ENOSYS);
                     core::ptr::null_mut()
                 }
-            }
+            })
         }
     };
 }
@@ -213,27 +256,22 @@ fopen!(fopen64, FOPEN64);
 
 macro_rules! freopen {
     ($name:ident, $real:ident) => {
+        /// A NULL path only changes the mode of the already open stream (passes through). A
+        /// reopen refused after the open (second step of `checked_read`) leaves the stream
+        /// closed, as a failed freopen does; one refused before it leaves it untouched.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(
             path: *const c_char,
             mode: *const c_char,
             stream: *mut FILE,
         ) -> *mut FILE {
-            // A NULL path only changes the mode of the already open stream.
-            if !path.is_null()
-                && !mode.is_null()
-                && denied(libc::AT_FDCWD, path, unsafe { access_of_mode(mode) })
-            {
-                set_errno(libc::EACCES);
-                return core::ptr::null_mut();
-            }
-            match $real.get() {
+            gate_stream(path, mode, || match $real.get() {
                 Some(f) => unsafe { f(path, mode, stream) },
                 None => {
                     set_errno(libc::ENOSYS);
                     core::ptr::null_mut()
                 }
-            }
+            })
         }
     };
 }
