@@ -66,6 +66,8 @@ pub struct Summary {
 pub struct Broker {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
+    /// A second handle on the listening socket, to see connections not yet accepted.
+    listener: Option<UnixListener>,
 }
 
 impl Broker {
@@ -98,12 +100,14 @@ impl Broker {
             .name("guard-writer".into())
             .spawn(move || write_loop(rx, log, &w_shared))?;
         let a_shared = Arc::clone(&shared);
+        let watch = listener.try_clone().ok();
         thread::Builder::new()
             .name("guard-accept".into())
             .spawn(move || accept_loop(listener, tx, a_shared))?;
         Ok(Broker {
             shared,
             writer: Some(writer),
+            listener: watch,
         })
     }
 
@@ -113,12 +117,19 @@ impl Broker {
         let start = Instant::now();
         // Give the last writes of an exiting child a chance to be read.
         self.shared.touch();
+        let mut idle_since: Option<Instant> = None;
         loop {
-            let idle = self.shared.connections.load(Ordering::Acquire) == 0;
-            if (idle && start.elapsed() >= Duration::from_millis(10))
-                || self.shared.quiet_for() >= quiet
-                || start.elapsed() >= max
-            {
+            // A process that connected, wrote and exited just before the command did may
+            // still sit in the listen backlog: not idle until it is accepted and read.
+            let backlog = self.listener.as_ref().is_some_and(pending_connection);
+            let idle = !backlog && self.shared.connections.load(Ordering::Acquire) == 0;
+            idle_since = if idle {
+                idle_since.or(Some(Instant::now()))
+            } else {
+                None
+            };
+            let settled = idle_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(20));
+            if settled || (!backlog && self.shared.quiet_for() >= quiet) || start.elapsed() >= max {
                 break;
             }
             thread::sleep(Duration::from_millis(10));
@@ -143,6 +154,18 @@ impl Broker {
     }
 }
 
+/// Whether a connection waits in `listener`'s backlog.
+fn pending_connection(listener: &UnixListener) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLIN != 0
+}
+
 fn accept_loop(listener: UnixListener, tx: SyncSender<AuditEvent>, shared: Arc<Shared>) {
     for conn in listener.incoming() {
         if shared.stop.load(Ordering::Acquire) {
@@ -153,12 +176,14 @@ fn accept_loop(listener: UnixListener, tx: SyncSender<AuditEvent>, shared: Arc<S
             thread::sleep(Duration::from_millis(20));
             continue;
         };
+        // Counted at once, so `finish` never sees an accepted connection as absent.
+        let live = shared.connections.fetch_add(1, Ordering::AcqRel);
         shared.touch();
-        if !peer_is_us(&stream) || shared.connections.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+        if !peer_is_us(&stream) || live >= MAX_CONNECTIONS {
+            shared.connections.fetch_sub(1, Ordering::AcqRel);
             shared.rejected.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        shared.connections.fetch_add(1, Ordering::AcqRel);
         let (tx, r_shared) = (tx.clone(), Arc::clone(&shared));
         let spawned = thread::Builder::new()
             .name("guard-conn".into())
