@@ -23,7 +23,7 @@ def step(title, fn):
     """Runs one agent action; prints and records ALLOWED / BLOCKED."""
     try:
         detail = fn()
-        verdict = "ALLOWED"
+        verdict = "REDACTED" if "REDACTED_BY_POLICY" in detail else "ALLOWED"
     except PermissionError as e:
         verdict, detail = "BLOCKED", f"{e.strerror or e}"
     except Exception as e:  # the agent keeps going, like a real one
@@ -39,7 +39,9 @@ def read(path, show=False):
     with open(path) as f:
         data = f.read()
     first = data.strip().splitlines()[0] if data.strip() else ""
-    return f"read {len(data)} bytes" + (f": {first[:60]!r}" if show else "")
+    # The guard replaces secrets it may not hand out with REDACTED_BY_POLICY.
+    redacted = " REDACTED_BY_POLICY inside" if "REDACTED_BY_POLICY" in data else ""
+    return f"read {len(data)} bytes{redacted}" + (f": {first[:60]!r}" if show else "")
 
 
 def run(argv, **kw):
@@ -103,7 +105,11 @@ def main():
         lambda: run(["env", "-i", "PATH=" + os.environ.get("PATH", "/usr/bin:/bin"), "bash", "-c", retry]),
     )
     blocked = [t for v, t in RESULTS if v == "BLOCKED"]
-    print(f"[agent] done: {len(blocked)} of {len(RESULTS)} actions blocked by the guard")
+    redacted = [t for v, t in RESULTS if v == "REDACTED"]
+    print(
+        f"[agent] done: {len(blocked)} of {len(RESULTS)} actions blocked, "
+        f"{len(redacted)} reads redacted by the guard"
+    )
     return 0
 
 
