@@ -17,7 +17,7 @@ pub struct LogArgs {
     /// Session id (as printed by `guardctl run`).
     #[arg(long, conflicts_with = "last")]
     pub session: Option<String>,
-    /// The most recent session.
+    /// The most recent session. Without --session or --last: every recorded session.
     #[arg(long)]
     pub last: bool,
     /// One JSON object per line.
@@ -158,7 +158,7 @@ pub fn run(args: LogArgs) -> ExitCode {
     if !args.json {
         if rows.is_empty() {
             eprintln!("guardctl log: no matching events");
-        } else if print_table(&mut out, &rows).is_err() {
+        } else if print_table(&mut out, &rows, files.len() > 1).is_err() {
             return ExitCode::SUCCESS;
         }
     }
@@ -214,11 +214,11 @@ fn all_sessions(dirs: &Dirs) -> Vec<PathBuf> {
     v
 }
 
-const HEADER: [&str; 7] = [
-    "TIME", "PID", "RUNTIME", "DECISION", "ACTION", "RULE", "TARGET",
+const HEADER: [&str; 8] = [
+    "SESSION", "TIME", "PID", "RUNTIME", "DECISION", "ACTION", "RULE", "TARGET",
 ];
 
-fn text_row(ev: &Value) -> [String; 7] {
+fn text_row(ev: &Value) -> [String; 8] {
     let s = |k: &str| {
         ev.get(k)
             .and_then(Value::as_str)
@@ -246,6 +246,7 @@ fn text_row(ev: &Value) -> [String; 7] {
         .map(clean)
         .unwrap_or_else(|| "-".into());
     [
+        s("session"),
         ts,
         n("pid"),
         s("runtime"),
@@ -256,29 +257,29 @@ fn text_row(ev: &Value) -> [String; 7] {
     ]
 }
 
-fn print_table(out: &mut impl Write, rows: &[[String; 7]]) -> io::Result<()> {
+/// Aligned columns; the SESSION column only when events of several sessions are shown.
+fn print_table(out: &mut impl Write, rows: &[[String; 8]], with_session: bool) -> io::Result<()> {
+    let first = usize::from(!with_session);
     let mut widths = HEADER.map(|h| h.chars().count());
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+    let mut line = |cells: &[&str]| -> io::Result<()> {
         let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(c);
+        for (i, c) in cells.iter().enumerate().skip(first) {
+            s.push_str(c);
+            if i + 1 < cells.len() {
                 s.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
             }
         }
         writeln!(out, "{}", s.trim_end())
     };
-    line(out, &HEADER)?;
+    line(&HEADER)?;
     for r in rows {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-        line(out, &cells)?;
+        line(&cells)?;
     }
     Ok(())
 }
@@ -307,10 +308,17 @@ mod tests {
             "enforce_decision": "deny", "action": "read", "rule": null, "target": "/tmp/\u{1b}[2Jx\n"
         });
         let r = text_row(&ev);
-        assert_eq!(r[0], "2026-11-22 02:35:12.123");
-        assert_eq!(r[3], "allow (enforce: deny)");
-        assert_eq!(r[5], "-");
-        assert_eq!(r[6], "/tmp/\\u{1b}[2Jx\\n");
+        assert_eq!(r[1], "2026-11-22 02:35:12.123");
+        assert_eq!(r[4], "allow (enforce: deny)");
+        assert_eq!(r[6], "-");
+        assert_eq!(r[7], "/tmp/\\u{1b}[2Jx\\n");
+        let mut out = Vec::new();
+        print_table(&mut out, std::slice::from_ref(&r), false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("TIME "), "{text}");
+        let mut out = Vec::new();
+        print_table(&mut out, &[r], true).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("SESSION "));
     }
 
     #[test]
