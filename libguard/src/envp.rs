@@ -87,7 +87,9 @@ pub unsafe fn build(src: *const *const c_char, out: &mut ChildEnv) -> Result<(),
             }
             preload_done = true;
             let value = eq.and_then(|k| e.get(k + 1..)).unwrap_or(b"");
-            if state::preload_has(value, c.self_path.as_bytes()) {
+            if state::preload_has(value, c.self_path.as_bytes())
+                || (c.self_path.is_empty() && !value.is_empty())
+            {
                 push(p, &mut n, limit)?;
             } else if value.is_empty() {
                 push(

@@ -224,9 +224,10 @@ unsafe fn init(envp: *const *const c_char) {
     self_path(&mut c.self_path);
     let launch_preload = get(b"LD_PRELOAD").unwrap_or(b"");
     c.preload_entry.push(b"LD_PRELOAD=");
-    if !(preload_has(launch_preload, c.self_path.as_bytes())
-        && c.preload_entry.push(launch_preload))
-    {
+    // Our own path unknown (dladdr failed): the launch value is the best we have.
+    let keep_launch = preload_has(launch_preload, c.self_path.as_bytes())
+        || (c.self_path.is_empty() && !launch_preload.is_empty());
+    if !(keep_launch && c.preload_entry.push(launch_preload)) {
         c.preload_entry.truncate(11);
         c.preload_entry.push(c.self_path.as_bytes());
     }

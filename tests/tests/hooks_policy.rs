@@ -157,3 +157,21 @@ fn children_cannot_swap_the_ruleset_or_drop_the_preload() {
         e.rule == "secret-files" && e.exe.ends_with("/cat")
     });
 }
+
+#[test]
+fn ask_fails_closed_until_approvals_exist() {
+    let env = Env::new("pol-ask");
+    let mut c = env.cmd(probe());
+    c.args(["spawnp", "touch", &env.h("public/t")]);
+    let (o, e, _) = out(c);
+    assert_eq!(o.trim(), "ERR EACCES", "{e}");
+    assert_eq!(
+        e.trim(),
+        "guard: exec of touch denied by rule ask-touch (needs approval; approvals are not \
+         available yet): touching needs a human"
+    );
+    assert!(!env.home().join("public/t").exists());
+    let ev = env.broker.wait_for("ask exec", |e| e.rule == "ask-touch");
+    assert_eq!((ev.action.as_str(), ev.decision.as_str()), ("exec", "deny"));
+    assert!(ev.reason.starts_with("approval required"), "{ev:?}");
+}

@@ -160,6 +160,14 @@ reason = "drafts need approval"
 examples = { match = ["write ~/drafts/d.txt"] }
 
 [[rule]]
+id = "ask-touch"
+on = "exec"
+command = "touch"
+decision = "ask"
+reason = "touching needs a human"
+examples = { match = ["touch x"] }
+
+[[rule]]
 id = "no-date"
 on = "exec"
 command = "date"
