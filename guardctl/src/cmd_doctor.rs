@@ -19,6 +19,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+// `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
+// written, and a panic (abort) there would replace the command's exit status.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+// `println!` that never panics when stdout is closed (`guardctl doctor | head`).
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Args)]
 pub struct DoctorArgs {
     /// Also print each probe's raw output.

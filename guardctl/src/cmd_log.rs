@@ -12,6 +12,15 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
+// written, and a panic (abort) there would replace the command's exit status.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 #[derive(Args)]
 pub struct LogArgs {
     /// Session id (as printed by `guardctl run`).

@@ -23,6 +23,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime};
 
+// `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
+// written, and a panic (abort) there would replace the command's exit status.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     /// Policy file (repeatable; the first one's [policy] settings win). Default: the embedded default policy.

@@ -21,6 +21,15 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+// `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
+// written, and a panic (abort) there would replace the command's exit status.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// Events waiting for the writer; beyond this the broker drops and counts.
 pub const QUEUE_CAPACITY: usize = 8192;
 /// Concurrent connections served; more are closed at once (each holds a thread).
