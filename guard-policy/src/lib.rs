@@ -284,6 +284,11 @@ impl Policy {
         &self.name
     }
 
+    /// Overrides the policy's `mode` (`guardctl run --mode`): `true` = monitor, `false` = enforce.
+    pub fn set_monitor(&mut self, monitor: bool) {
+        self.monitor = monitor;
+    }
+
     /// Every file read (top-level files and includes), in load order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files

@@ -7,14 +7,22 @@
 //! Must never: run a guarded command without the guard when asked to guard it, or accept
 //! approvals from inside a guarded process tree.
 
+mod broker;
+mod cmd_doctor;
+mod cmd_log;
 mod cmd_policy;
 mod cmd_run;
+mod state;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "guardctl", version, about = "A mechanical gate below AI coding agents")]
+#[command(
+    name = "guardctl",
+    version,
+    about = "A mechanical gate below AI coding agents"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +35,10 @@ enum Command {
     /// Compile, check, test and explain policies.
     #[command(subcommand)]
     Policy(cmd_policy::PolicyCommand),
+    /// Print the audit events of a session.
+    Log(cmd_log::LogArgs),
+    /// Prove the guard is live: run probes in each runtime under a probe policy.
+    Doctor(cmd_doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,5 +46,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => cmd_run::run(args),
         Command::Policy(cmd) => cmd_policy::run(cmd),
+        Command::Log(args) => cmd_log::run(args),
+        Command::Doctor(args) => cmd_doctor::run(args),
     }
 }

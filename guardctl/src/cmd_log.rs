@@ -1,0 +1,347 @@
+//! `guardctl log`: prints audit events of one session (`--session ID`, `--last`) or of every
+//! recorded session, as aligned text or (`--json`) one JSON object per line, with filters.
+//!
+//! Targets and other strings come from guarded processes, so text output escapes control
+//! characters: a file name must not be able to drive the reader's terminal.
+
+use crate::broker::event::parse_rfc3339_ms;
+use crate::state::{Dirs, valid_session_id};
+use clap::Args;
+use serde_json::Value;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+// `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
+// written, and a panic (abort) there would replace the command's exit status.
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
+#[derive(Args)]
+pub struct LogArgs {
+    /// Session id (as printed by `guardctl run`).
+    #[arg(long, conflicts_with = "last")]
+    pub session: Option<String>,
+    /// The most recent session. Without --session or --last: every recorded session.
+    #[arg(long)]
+    pub last: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only this action (read, write, delete, exec, connect, http, ...).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only this decision (allow, audit, deny, ask, redact).
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// Only events decided by this rule id.
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// Only events of this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Only events at or after this RFC 3339 time (e.g. 2026-11-22T02:00:00Z).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+struct Filter {
+    action: Option<String>,
+    decision: Option<String>,
+    rule: Option<String>,
+    agent: Option<String>,
+    since_ms: Option<i64>,
+}
+
+impl Filter {
+    fn keep(&self, ev: &Value) -> bool {
+        let field_is = |key: &str, want: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| ev.get(key).and_then(Value::as_str) == Some(w.as_str()))
+        };
+        field_is("action", &self.action)
+            && field_is("decision", &self.decision)
+            && field_is("rule", &self.rule)
+            && field_is("agent", &self.agent)
+            && self.since_ms.is_none_or(|since| {
+                ev.get("ts")
+                    .and_then(Value::as_str)
+                    .and_then(parse_rfc3339_ms)
+                    .is_some_and(|t| t >= since)
+            })
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("guardctl log: {msg}");
+    ExitCode::from(code)
+}
+
+pub fn run(args: LogArgs) -> ExitCode {
+    let dirs = match Dirs::resolve() {
+        Ok(d) => d,
+        Err(e) => return fail(2, e),
+    };
+    let since_ms = match args.since.as_deref().map(|s| (s, parse_rfc3339_ms(s))) {
+        Some((s, None)) => {
+            return fail(
+                2,
+                format_args!("--since {s:?} is not an RFC 3339 time (e.g. 2026-11-22T02:00:00Z)"),
+            );
+        }
+        Some((_, t)) => t,
+        None => None,
+    };
+    let filter = Filter {
+        action: args.action,
+        decision: args.decision,
+        rule: args.rule,
+        agent: args.agent,
+        since_ms,
+    };
+    let files = if let Some(id) = &args.session {
+        if !valid_session_id(id) {
+            return fail(2, format_args!("{id:?} is not a session id"));
+        }
+        let p = dirs.sessions().join(format!("{id}.jsonl"));
+        if !p.is_file() {
+            return fail(
+                1,
+                format_args!("no session {id} in {}", dirs.sessions().display()),
+            );
+        }
+        vec![p]
+    } else if args.last {
+        match last_session(&dirs) {
+            Some(p) => vec![p],
+            None => {
+                return fail(
+                    1,
+                    format_args!("no sessions recorded in {}", dirs.sessions().display()),
+                );
+            }
+        }
+    } else {
+        all_sessions(&dirs)
+    };
+
+    let mut rows = Vec::new();
+    let mut bad_lines = 0usize;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    for file in &files {
+        let Ok(f) = std::fs::File::open(file) else {
+            continue;
+        };
+        for line in BufReader::new(f).split(b'\n') {
+            let Ok(line) = line else { break };
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                // A line cut short by a crash, or a file edited by hand.
+                bad_lines += 1;
+                continue;
+            };
+            if !ev.is_object() || !filter.keep(&ev) {
+                continue;
+            }
+            if args.json {
+                // The stored line as is: field order and content exactly as the broker wrote.
+                if out
+                    .write_all(&line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .is_err()
+                {
+                    return ExitCode::SUCCESS; // reader went away (e.g. `| head`)
+                }
+            } else {
+                rows.push(text_row(&ev));
+            }
+        }
+    }
+    if !args.json {
+        if rows.is_empty() {
+            eprintln!("guardctl log: no matching events");
+        } else if print_table(&mut out, &rows, files.len() > 1).is_err() {
+            return ExitCode::SUCCESS;
+        }
+    }
+    let _ = out.flush();
+    if bad_lines > 0 {
+        eprintln!("guardctl log: skipped {bad_lines} unreadable line(s)");
+    }
+    ExitCode::SUCCESS
+}
+
+/// The log of the session started last according to the index, else the newest log file.
+fn last_session(dirs: &Dirs) -> Option<PathBuf> {
+    if let Ok(f) = std::fs::File::open(dirs.index()) {
+        let mut last = None;
+        for line in BufReader::new(f).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v.get("event").and_then(Value::as_str) != Some("start") {
+                continue;
+            }
+            if let Some(id) = v
+                .get("session")
+                .and_then(Value::as_str)
+                .filter(|id| valid_session_id(id))
+            {
+                let p = dirs.sessions().join(format!("{id}.jsonl"));
+                if p.is_file() {
+                    last = Some(p);
+                }
+            }
+        }
+        if last.is_some() {
+            return last;
+        }
+    }
+    all_sessions(dirs).pop()
+}
+
+/// Every session log, oldest first (ids start with a UTC timestamp, so name order is time order).
+fn all_sessions(dirs: &Dirs) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dirs.sessions())
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "jsonl")
+                && p.file_name().is_some_and(|n| n != "index.jsonl")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+const HEADER: [&str; 8] = [
+    "SESSION", "TIME", "PID", "RUNTIME", "DECISION", "ACTION", "RULE", "TARGET",
+];
+
+fn text_row(ev: &Value) -> [String; 8] {
+    let s = |k: &str| {
+        ev.get(k)
+            .and_then(Value::as_str)
+            .map(clean)
+            .unwrap_or_default()
+    };
+    let n = |k: &str| {
+        ev.get(k)
+            .and_then(Value::as_u64)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    // `2026-11-22T02:35:12.123Z` -> `2026-11-22 02:35:12.123`
+    let ts = s("ts")
+        .replacen('T', " ", 1)
+        .trim_end_matches('Z')
+        .to_string();
+    let mut decision = s("decision");
+    if let Some(enf) = ev.get("enforce_decision").and_then(Value::as_str) {
+        decision = format!("{decision} (enforce: {})", clean(enf));
+    }
+    let rule = ev
+        .get("rule")
+        .and_then(Value::as_str)
+        .map(clean)
+        .unwrap_or_else(|| "-".into());
+    [
+        s("session"),
+        ts,
+        n("pid"),
+        s("runtime"),
+        decision,
+        s("action"),
+        rule,
+        s("target"),
+    ]
+}
+
+/// Aligned columns; the SESSION column only when events of several sessions are shown.
+fn print_table(out: &mut impl Write, rows: &[[String; 8]], with_session: bool) -> io::Result<()> {
+    let first = usize::from(!with_session);
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut line = |cells: &[&str]| -> io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate().skip(first) {
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.extend(std::iter::repeat_n(' ', widths[i] - c.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(&HEADER)?;
+    for r in rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(&cells)?;
+    }
+    Ok(())
+}
+
+/// Escapes control characters (ANSI escapes, newlines) so a hostile name cannot spoof output.
+fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_rows_escape_control_characters_and_show_null_rules() {
+        let ev: Value = serde_json::json!({
+            "ts": "2026-11-22T02:35:12.123Z", "pid": 7, "runtime": "native", "decision": "allow",
+            "enforce_decision": "deny", "action": "read", "rule": null, "target": "/tmp/\u{1b}[2Jx\n"
+        });
+        let r = text_row(&ev);
+        assert_eq!(r[1], "2026-11-22 02:35:12.123");
+        assert_eq!(r[4], "allow (enforce: deny)");
+        assert_eq!(r[6], "-");
+        assert_eq!(r[7], "/tmp/\\u{1b}[2Jx\\n");
+        let mut out = Vec::new();
+        print_table(&mut out, std::slice::from_ref(&r), false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("TIME "), "{text}");
+        let mut out = Vec::new();
+        print_table(&mut out, &[r], true).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("SESSION "));
+    }
+
+    #[test]
+    fn filters_combine() {
+        let ev: Value = serde_json::json!({"ts": "2026-11-22T02:00:00.000Z", "action": "read", "decision": "deny", "rule": "r", "agent": "a"});
+        let f = |action: Option<&str>, since: Option<&str>| Filter {
+            action: action.map(String::from),
+            decision: Some("deny".into()),
+            rule: None,
+            agent: Some("a".into()),
+            since_ms: since.and_then(parse_rfc3339_ms),
+        };
+        assert!(f(Some("read"), Some("2026-11-22T01:59:59Z")).keep(&ev));
+        assert!(!f(Some("exec"), None).keep(&ev));
+        assert!(!f(None, Some("2026-11-22T02:00:01Z")).keep(&ev));
+    }
+}
