@@ -8,9 +8,19 @@
 //! Must never: be linked into libguard (it allocates freely and pulls a TOML parser), or accept
 //! a policy whose examples fail.
 
-// STUB API (the engine fills these in; signatures are the contract with guardctl).
+mod action;
+mod compile;
+mod parse;
+mod tests_file;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use guard_proto::Decision;
+use guard_proto::ruleset::Ruleset;
+use guard_proto::ruleset::net::IpNet;
+
+pub use action::{OwnedAction, absolute_path, parse_action, parse_action_in, shell_split};
+pub use tests_file::{CaseResult, TestCase, TestFile, load_tests, run_tests};
 
 /// Paths substituted for the placeholders of `policies/LANGUAGE.md`.
 #[derive(Clone, Debug, Default)]
@@ -34,46 +44,261 @@ pub struct PolicyError {
 
 impl std::fmt::Display for PolicyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
 impl std::error::Error for PolicyError {}
 
+/// A value with the place it was written.
+#[derive(Clone, Debug)]
+pub(crate) struct Loc<T> {
+    pub v: T,
+    #[allow(dead_code)]
+    pub file: PathBuf,
+    #[allow(dead_code)]
+    pub line: usize,
+    #[allow(dead_code)]
+    pub col: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Example {
+    pub text: String,
+    pub expect_match: bool,
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WhenDef {
+    pub env: Vec<(String, String)>,
+    pub cwd: Vec<String>,
+    pub workspace: Vec<String>,
+    pub agent: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Kind {
+    File {
+        paths: Vec<Loc<String>>,
+        access: u8,
+    },
+    Exec {
+        command: Vec<String>,
+        any_arg: Vec<String>,
+        all_args: Vec<String>,
+    },
+    Connect {
+        hosts: Vec<String>,
+        nets: Vec<IpNet>,
+        ports: Vec<(u16, u16)>,
+    },
+    Http {
+        hosts: Vec<String>,
+        methods: Vec<String>,
+        paths: Vec<String>,
+        body_contains: Vec<String>,
+        body_regex: Vec<String>,
+        graphql: Vec<String>,
+        graphql_ops: u8,
+    },
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::File { .. } => "file",
+            Kind::Exec { .. } => "exec",
+            Kind::Connect { .. } => "connect",
+            Kind::Http { .. } => "http",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RuleDef {
+    pub id: String,
+    pub file: PathBuf,
+    pub line: usize,
+    #[allow(dead_code)]
+    pub col: usize,
+    pub decision: Decision,
+    pub reason: String,
+    pub tags: Vec<String>,
+    pub when: WhenDef,
+    pub kind: Kind,
+    pub examples: Vec<Example>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SecretDef {
+    pub id: String,
+    pub regex: String,
+    pub keywords: Vec<String>,
+    pub decision: Decision,
+    pub file: PathBuf,
+    pub line: usize,
+    #[allow(dead_code)]
+    pub col: usize,
+    pub examples: Vec<Example>,
+}
+
+/// The outcome of one rule (or secret) example.
+#[derive(Clone, Debug)]
+pub struct ExampleResult {
+    /// Rule or secret id.
+    pub rule: String,
+    /// `file`, `exec`, `connect`, `http` or `secret`.
+    pub kind: &'static str,
+    pub example: String,
+    /// true for a `match` example, false for `no_match`.
+    pub expect_match: bool,
+    /// Whether the rule matched.
+    pub matched: bool,
+    pub pass: bool,
+    /// The example could not be read as an action of the rule's kind.
+    pub error: Option<String>,
+    /// Where the example is written.
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    /// Line of the rule's `[[rule]]` / `[[secret]]` header.
+    pub rule_line: usize,
+}
+
 /// A parsed, validated policy (all includes resolved), not yet specialised to a context.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    _private: (),
+    pub(crate) name: String,
+    pub(crate) default: Decision,
+    pub(crate) monitor: bool,
+    pub(crate) ask_timeout_ms: u32,
+    pub(crate) unguardable_exec: Decision,
+    pub(crate) rules: Vec<RuleDef>,
+    pub(crate) secrets: Vec<SecretDef>,
+    pub(crate) env_strip: Vec<String>,
+    pub(crate) env_keep: Vec<String>,
+    pub(crate) value_options: Vec<(String, Vec<String>)>,
+    pub(crate) files: Vec<PathBuf>,
+    pub(crate) top_dir: Option<PathBuf>,
+}
+
+/// The policy files embedded at build time: (path relative to `policies/`, content).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_policies.rs"));
 }
 
 impl Policy {
+    pub(crate) fn empty() -> Policy {
+        Policy {
+            name: String::new(),
+            default: Decision::Allow,
+            monitor: false,
+            ask_timeout_ms: 120_000,
+            unguardable_exec: Decision::Audit,
+            rules: Vec::new(),
+            secrets: Vec::new(),
+            env_strip: Vec::new(),
+            env_keep: Vec::new(),
+            value_options: Vec::new(),
+            files: Vec::new(),
+            top_dir: None,
+        }
+    }
+
     /// Loads top-level policy files (several `--policy` files are merged, first one's
     /// `[policy]` settings win) with their includes.
     pub fn load(files: &[PathBuf]) -> Result<Policy, PolicyError> {
-        let _ = files;
-        Err(PolicyError {
-            file: PathBuf::new(),
-            line: 0,
-            col: 0,
-            message: "not implemented".into(),
-        })
+        Self::load_from(&parse::FsSource, files)
+    }
+
+    fn load_from(
+        src: &dyn parse::SourceProvider,
+        files: &[PathBuf],
+    ) -> Result<Policy, PolicyError> {
+        if files.is_empty() {
+            return Err(PolicyError {
+                file: PathBuf::new(),
+                line: 1,
+                col: 1,
+                message: "no policy file given".into(),
+            });
+        }
+        let mut loader = parse::Loader::new(src);
+        for f in files {
+            loader.load_file(f, true, None)?;
+        }
+        let mut p = loader.policy;
+        if p.name.is_empty() {
+            p.name = files[0]
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "policy".into());
+        }
+        Ok(p)
     }
 
     /// The default policy embedded in this crate (from `policies/default.toml` and its packs).
     pub fn default_policy() -> Result<Policy, PolicyError> {
-        Policy::load(&[])
+        let map = embedded::FILES
+            .iter()
+            .map(|(p, c)| (parse::normalize(&Path::new("policies").join(p)), *c))
+            .collect();
+        Self::load_from(
+            &parse::MapSource(map),
+            &[PathBuf::from("policies/default.toml")],
+        )
+    }
+
+    /// The embedded policy files as (path relative to `policies/`, content), for tools that
+    /// want to show or install them.
+    pub fn embedded_files() -> &'static [(&'static str, &'static str)] {
+        embedded::FILES
     }
 
     /// Compiles to ruleset bytes (loadable by `guard_proto::Ruleset::load`). Fails, naming the
     /// rule and the example, when a rule's own examples do not hold.
     pub fn compile(&self, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
-        let _ = ctx;
-        Err(PolicyError {
-            file: PathBuf::new(),
-            line: 0,
-            col: 0,
-            message: "not implemented".into(),
-        })
+        compile::compile(self, ctx)
+    }
+
+    /// Compiles without checking examples (for `policy test`, which reports them instead).
+    pub fn compile_unchecked(&self, ctx: &CompileContext) -> Vec<u8> {
+        guard_proto::ruleset::writer::write(&compile::build_spec(self, ctx))
+    }
+
+    /// Runs every example of this policy against `ruleset` (compiled from it with `ctx`).
+    pub fn run_examples(&self, ruleset: &Ruleset<'_>, ctx: &CompileContext) -> Vec<ExampleResult> {
+        compile::run_examples(self, ruleset, ctx)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every file read (top-level files and includes), in load order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
     }
 }
 
+/// Runs all rule examples of `policy` against `ruleset` (see [`ExampleResult`]).
+pub fn run_examples(
+    policy: &Policy,
+    ruleset: &Ruleset<'_>,
+    ctx: &CompileContext,
+) -> Vec<ExampleResult> {
+    compile::run_examples(policy, ruleset, ctx)
+}

@@ -9,7 +9,7 @@
 //! `policies/tests/*.toml` means exactly what the same words mean on the command line.
 
 use clap::{Args, Subcommand};
-use guard_policy::{CompileContext, Policy, PolicyError};
+use guard_policy::{CompileContext, ExampleResult, Policy, PolicyError};
 use guard_proto::action::{Action, Argv, Context, EnvLookup, FileAccess};
 use guard_proto::decision::Decision;
 use guard_proto::ruleset::{RuleInfo, RuleKind, Ruleset};
@@ -378,7 +378,7 @@ fn kind_name(kind: RuleKind) -> &'static str {
 fn check(args: CheckArgs) -> Result<(), Failure> {
     let policy = load_policy(&args.files.policy)?;
     let ctx = compile_context(&args.files.policy, &args.ctx);
-    let failures = example_failures(&policy);
+    let failures = example_failures(&policy, &ctx)?;
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("{f}");
@@ -405,27 +405,45 @@ fn check(args: CheckArgs) -> Result<(), Failure> {
     for kind in ["file", "exec", "connect", "http"] {
         println!("{kind:<8} {}", counts.get(kind).copied().unwrap_or(0));
     }
-    println!("{:<8} {}", "secret", secret_count(&policy));
+    println!("{:<8} {}", "secret", rs.secret_count());
     println!("{:<8} {}", "total", rs.rule_count());
     Ok(())
 }
 
-// ---- engine adapters (the parts of the guard-policy API still being built) ----------------------
+// ---- rule examples -----------------------------------------------------------------------------
 
-/// One line per failing rule example (rule id, example, what happened).
-fn example_failures(policy: &Policy) -> Vec<String> {
-    let _ = policy;
-    Vec::new()
+/// One line per failing rule or secret example, `file:line:col: ...` so editors can jump to it.
+fn describe_example(r: &ExampleResult) -> String {
+    let want = if r.expect_match { "match" } else { "not match" };
+    let why = match &r.error {
+        Some(e) => format!("cannot be evaluated: {e}"),
+        None => format!("should {want} but {}", if r.matched { "does" } else { "does not" }),
+    };
+    format!(
+        "{}:{}:{}: {} `{}` example `{}` {why}",
+        r.file.display(),
+        r.line,
+        r.col,
+        if r.kind == "secret" { "secret" } else { "rule" },
+        r.rule,
+        r.example
+    )
 }
 
-/// How many rule examples ran and which failed.
-fn run_examples(policy: &Policy) -> (usize, Vec<String>) {
-    (0, example_failures(policy))
+/// Runs every rule and secret example of `policy` under `ctx` (without failing on the first,
+/// as `compile` does).
+fn run_examples(policy: &Policy, ctx: &CompileContext) -> Result<Vec<ExampleResult>, Failure> {
+    let bytes = AlignedBytes::new(&policy.compile_unchecked(ctx));
+    let rs = load_ruleset(&bytes)?;
+    Ok(policy.run_examples(&rs, ctx))
 }
 
-fn secret_count(policy: &Policy) -> usize {
-    let _ = policy;
-    0
+fn example_failures(policy: &Policy, ctx: &CompileContext) -> Result<Vec<String>, Failure> {
+    Ok(run_examples(policy, ctx)?
+        .iter()
+        .filter(|r| !r.pass)
+        .map(describe_example)
+        .collect())
 }
 
 // ---- test --------------------------------------------------------------------------------------
@@ -556,16 +574,28 @@ fn test_sources(args: &TestArgs) -> Result<Vec<(String, String)>, Failure> {
 fn test(args: TestArgs) -> Result<(), Failure> {
     let policy = load_policy(&args.files.policy)?;
     let sources = test_sources(&args)?;
-    let (example_count, example_fails) = run_examples(&policy);
-    let mut passed = example_count - example_fails.len().min(example_count);
-    let mut failed = example_fails.len();
-    for f in &example_fails {
-        println!("FAIL {f}");
+    // Examples run under the context of the first test file (or fixed stand-ins), so results
+    // do not depend on the machine's HOME.
+    let example_ctx = sources
+        .first()
+        .and_then(|(n, t)| parse_test_file(n, t).ok())
+        .map(|f| f.context.to_compile_context())
+        .unwrap_or_else(|| TestContext::default().to_compile_context());
+    let mut passed = 0usize;
+    let mut failed = 0usize;
+    for r in run_examples(&policy, &example_ctx)? {
+        if r.pass {
+            passed += 1;
+        } else {
+            failed += 1;
+            println!("FAIL {}", describe_example(&r));
+        }
     }
     for (name, text) in &sources {
         let file = parse_test_file(name, text)?;
         let ctx = file.context.to_compile_context();
-        let bytes = compile_ruleset(&policy, &ctx)?;
+        // Unchecked: failing examples were reported above; the cases still run.
+        let bytes = AlignedBytes::new(&policy.compile_unchecked(&ctx));
         let rs = load_ruleset(&bytes)?;
         for (i, case) in file.cases.iter().enumerate() {
             match run_case(&rs, &ctx, case) {
@@ -631,7 +661,6 @@ fn explain(args: ExplainArgs) -> Result<(), Failure> {
             _ => return Err(Failure::Bad(format!("--env {kv:?}: expected K=V"))),
         }
     }
-    let policy = load_policy(&args.files.policy)?;
     let ctx = compile_context(&args.files.policy, &args.ctx);
     let here = current_dir();
     let cwd = args
@@ -639,8 +668,10 @@ fn explain(args: ExplainArgs) -> Result<(), Failure> {
         .as_deref()
         .map(|c| absolute(c, &here))
         .unwrap_or_else(|| here.clone());
+    // Bad action syntax is reported before the (slower) policy compilation.
     let action = ParsedAction::parse(&args.action, &cwd, Path::new(&ctx.home), &env)
         .map_err(|e| Failure::Bad(format!("explain: {e}")))?;
+    let policy = load_policy(&args.files.policy)?;
     let bytes = compile_ruleset(&policy, &ctx)?;
     let rs = load_ruleset(&bytes)?;
     let cwd_s = path_string(&cwd);

@@ -1,14 +1,30 @@
 //! The compiled ruleset: a versioned binary file that libguard maps read-only and evaluates
 //! in place, with no parsing and no heap allocation per evaluation.
 //!
-//! `guard-policy` writes it; this module reads it. The layout (header, section table, indexes)
-//! is documented in `format.rs`. `~` and `{workspace}` were substituted at compile time, so a
-//! ruleset is specific to one HOME and one launch directory.
+//! `guard-policy` describes the rules ([`writer::RulesetSpec`]) and [`writer::write`] lays them
+//! out; this module validates ([`Ruleset::load`]) and evaluates. The layout (header, section
+//! table, indexes) is documented in `format.rs`. `~` and `{workspace}` were substituted at
+//! compile time, so a ruleset is specific to one HOME and one launch directory.
 //!
-//! STUB: the skeleton only fixes the public API; the engine fills it in.
+//! Evaluation of file, exec and connect actions touches only the mapped bytes and the stack:
+//! file paths are looked up in hash indexes (exact/ancestor-directory, basename, extension)
+//! and only the candidate rules run the glob matcher; exec rules are indexed by program name.
+//! Http rules with `body_regex` need a [`RegexCache`] (or compile on the fly).
+
+mod eval;
+pub mod exec;
+pub mod format;
+pub mod glob;
+mod graphql;
+pub mod net;
+mod regex_cache;
+pub mod writer;
+
+pub use regex_cache::{RegexCache, build_regex};
 
 use crate::action::{Action, Context};
 use crate::decision::Decision;
+use format::*;
 
 /// The outcome of evaluating one action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +43,27 @@ pub enum RuleKind {
     Http,
 }
 
+impl RuleKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::File => "file",
+            RuleKind::Exec => "exec",
+            RuleKind::Connect => "connect",
+            RuleKind::Http => "http",
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<RuleKind> {
+        match v {
+            KIND_FILE => Some(RuleKind::File),
+            KIND_EXEC => Some(RuleKind::Exec),
+            KIND_CONNECT => Some(RuleKind::Connect),
+            KIND_HTTP => Some(RuleKind::Http),
+            _ => None,
+        }
+    }
+}
+
 /// A rule's metadata, borrowed from the mapped file.
 #[derive(Clone, Copy, Debug)]
 pub struct RuleInfo<'a> {
@@ -36,6 +73,30 @@ pub struct RuleInfo<'a> {
     pub reason: &'a str,
     /// Tags separated by `,` (OWASP LLM Top 10 / MITRE ATLAS ids).
     pub tags: &'a str,
+    /// The policy file that defined the rule (for `explain`), and the line of its `[[rule]]`.
+    pub source: &'a str,
+    pub line: u32,
+}
+
+/// A `[[secret]]` detector, borrowed from the mapped file.
+#[derive(Clone, Copy, Debug)]
+pub struct SecretInfo<'a> {
+    pub id: &'a str,
+    pub regex: &'a str,
+    /// Dense regex id for [`RegexCache::get`].
+    pub regex_id: u32,
+    pub decision: Decision,
+    pub source: &'a str,
+    pub line: u32,
+}
+
+/// Number of rules of each kind (for `policy check`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    pub file: u32,
+    pub exec: u32,
+    pub connect: u32,
+    pub http: u32,
 }
 
 /// Why a ruleset file was refused.
@@ -64,7 +125,7 @@ impl std::fmt::Display for LoadError {
                 "ruleset truncated or padded: header says {header} bytes, file has {actual}"
             ),
             LoadError::ChecksumMismatch => f.write_str("ruleset checksum mismatch (corrupt file)"),
-            LoadError::Misaligned => f.write_str("ruleset buffer is not 8-byte aligned"),
+            LoadError::Misaligned => f.write_str("ruleset section is not 8-byte aligned"),
             LoadError::Malformed(what) => write!(f, "malformed ruleset: {what}"),
         }
     }
@@ -76,63 +137,497 @@ impl std::error::Error for LoadError {}
 #[derive(Clone, Copy)]
 pub struct Ruleset<'a> {
     bytes: &'a [u8],
+    secs: [&'a [u8]; SECTION_COUNT],
 }
 
 impl<'a> Ruleset<'a> {
     /// Validates the header, length, checksum and every offset, so evaluation can trust them.
     pub fn load(bytes: &'a [u8]) -> Result<Ruleset<'a>, LoadError> {
-        let _ = bytes;
-        Err(LoadError::Malformed("not implemented"))
+        if bytes.len() < HEADER_LEN {
+            return Err(LoadError::TooShort { len: bytes.len() });
+        }
+        if bytes.get(..8) != Some(&MAGIC[..]) {
+            return Err(LoadError::BadMagic);
+        }
+        let version = rd_u32(bytes, 8);
+        if version != FORMAT_VERSION {
+            return Err(LoadError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if rd_u32(bytes, 12) as usize != HEADER_LEN {
+            return Err(LoadError::Malformed("header length"));
+        }
+        let total = rd_u64(bytes, 16);
+        if total != bytes.len() as u64 {
+            return Err(LoadError::LengthMismatch {
+                header: total,
+                actual: bytes.len() as u64,
+            });
+        }
+        if checksum(sub(bytes, HEADER_LEN, bytes.len() - HEADER_LEN)) != rd_u64(bytes, 24) {
+            return Err(LoadError::ChecksumMismatch);
+        }
+        if rd_u32(bytes, 32) as usize != SECTION_COUNT {
+            return Err(LoadError::Malformed("section count"));
+        }
+        if sub(bytes, 36, HEADER_LEN - 36).iter().any(|&b| b != 0) {
+            return Err(LoadError::Malformed("reserved header bytes are not zero"));
+        }
+        let table_end = HEADER_LEN + SECTION_COUNT * SECTION_ENTRY_LEN;
+        if bytes.len() < table_end {
+            return Err(LoadError::Malformed("section table out of bounds"));
+        }
+        let mut secs: [&'a [u8]; SECTION_COUNT] = [&[]; SECTION_COUNT];
+        for (i, slot) in secs.iter_mut().enumerate() {
+            let e = HEADER_LEN + i * SECTION_ENTRY_LEN;
+            let (off, len) = (rd_u64(bytes, e), rd_u64(bytes, e + 8));
+            if off % 8 != 0 {
+                return Err(LoadError::Misaligned);
+            }
+            let end = off.checked_add(len);
+            if off < table_end as u64 || end.is_none_or(|end| end > bytes.len() as u64) {
+                return Err(LoadError::Malformed("section out of bounds"));
+            }
+            if len % RECORD_SIZE[i] as u64 != 0 {
+                return Err(LoadError::Malformed(
+                    "section length is not a whole number of records",
+                ));
+            }
+            *slot = sub(bytes, off as usize, len as usize);
+        }
+        let rs = Ruleset { bytes, secs };
+        rs.validate()?;
+        Ok(rs)
+    }
+
+    /// The whole file this view was loaded from.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    fn count(&self, sec: usize) -> usize {
+        self.secs[sec].len() / RECORD_SIZE[sec]
+    }
+
+    fn rec(&self, sec: usize, i: usize) -> &'a [u8] {
+        let size = RECORD_SIZE[sec];
+        sub(self.secs[sec], i.saturating_mul(size), size)
+    }
+
+    fn meta(&self) -> &'a [u8] {
+        self.rec(SEC_META, 0)
+    }
+
+    /// The string a `StrRef` at `rec[off..]` names.
+    fn str_bytes(&self, rec: &[u8], off: usize) -> &'a [u8] {
+        sub(
+            self.secs[SEC_STRINGS],
+            rd_u32(rec, off) as usize,
+            rd_u32(rec, off + 4) as usize,
+        )
+    }
+
+    fn str_at(&self, rec: &[u8], off: usize) -> &'a str {
+        std::str::from_utf8(self.str_bytes(rec, off)).unwrap_or("")
+    }
+
+    fn range(rec: &[u8], off: usize) -> (usize, usize) {
+        (rd_u32(rec, off) as usize, rd_u32(rec, off + 4) as usize)
+    }
+
+    fn list(&self, start: usize, i: usize) -> u32 {
+        rd_u32(self.secs[SEC_LISTS], (start + i).saturating_mul(4))
+    }
+
+    fn pat_text(&self, i: usize) -> &'a [u8] {
+        let rec = self.rec(SEC_PATS, i);
+        self.str_bytes(rec, PAT_TEXT)
+    }
+
+    fn validate(&self) -> Result<(), LoadError> {
+        use LoadError::Malformed as M;
+        if self.count(SEC_META) != 1 {
+            return Err(M("meta section"));
+        }
+        let nrules = self.count(SEC_RULES);
+        let npats = self.count(SEC_PATS);
+        let nlists = self.count(SEC_LISTS);
+        let strings = self.secs[SEC_STRINGS];
+        let check_str = |rec: &[u8], off: usize| -> Result<(), LoadError> {
+            let (o, l) = Self::range(rec, off);
+            match o.checked_add(l).and_then(|e| strings.get(o..e)) {
+                Some(s) if std::str::from_utf8(s).is_ok() => Ok(()),
+                Some(_) => Err(M("string is not UTF-8")),
+                None => Err(M("string out of bounds")),
+            }
+        };
+        let check_range = |rec: &[u8], off: usize, n: usize, what: &'static str| {
+            let (s, c) = Self::range(rec, off);
+            if s.checked_add(c).is_none_or(|e| e > n) {
+                Err(M(what))
+            } else {
+                Ok(())
+            }
+        };
+        let meta = self.meta();
+        check_str(meta, META_NAME)?;
+        for off in [META_DEFAULT, META_UNGUARDABLE] {
+            if Decision::from_u8(rd_u8(meta, off)).is_none() {
+                return Err(M("unknown decision in policy settings"));
+            }
+        }
+        if rd_u8(meta, META_MODE) > 1 {
+            return Err(M("unknown mode"));
+        }
+        check_range(meta, META_ENV_STRIP, npats, "env strip range")?;
+        check_range(meta, META_ENV_KEEP, npats, "env keep range")?;
+        for off in [
+            META_FILE_ALWAYS,
+            META_CONNECT_RULES,
+            META_HTTP_RULES,
+            META_FILE_ALL,
+            META_EXEC_ALL,
+        ] {
+            check_range(meta, off, nlists, "rule list range")?;
+        }
+        let nregex = rd_u32(meta, META_REGEX_COUNT);
+        for i in 0..npats {
+            let p = self.rec(SEC_PATS, i);
+            check_str(p, PAT_TEXT)?;
+            match rd_u8(p, PAT_KIND) {
+                PAT_GLOB_PATH | PAT_GLOB_ARG | PAT_GLOB_HOST | PAT_LITERAL => {}
+                PAT_REGEX if rd_u32(p, PAT_AUX) < nregex => {}
+                _ => return Err(M("bad pattern record")),
+            }
+        }
+        for i in 0..nlists {
+            if self.list(0, i) as usize >= nrules {
+                return Err(M("rule list entry out of range"));
+            }
+        }
+        let nnets = self.count(SEC_NETS);
+        let nports = self.count(SEC_PORTS);
+        for i in 0..nrules {
+            let r = self.rec(SEC_RULES, i);
+            for off in [RULE_ID, RULE_REASON, RULE_TAGS, RULE_SOURCE] {
+                check_str(r, off)?;
+            }
+            let kind = rd_u8(r, RULE_KIND);
+            if RuleKind::from_u8(kind).is_none() {
+                return Err(M("unknown rule kind"));
+            }
+            if Decision::from_u8(rd_u8(r, RULE_DECISION)).is_none() {
+                return Err(M("unknown decision in rule"));
+            }
+            for slot in 0..RULE_RANGE_COUNT {
+                let n = match (kind, slot) {
+                    (KIND_CONNECT, SLOT_B) => nnets,
+                    (KIND_CONNECT, SLOT_C) => nports,
+                    _ => npats,
+                };
+                check_range(r, RULE_RANGES + slot * 8, n, "rule range")?;
+            }
+            if Self::range(r, RULE_RANGES + SLOT_WHEN_ENV * 8).1 % 2 != 0 {
+                return Err(M("when.env range"));
+            }
+            if kind == KIND_EXEC && Self::range(r, RULE_RANGES + SLOT_A * 8).1 != 1 {
+                return Err(M("exec rule without exactly one program"));
+            }
+        }
+        for (b, e) in [
+            (SEC_ANCHOR_B, SEC_ANCHOR_E),
+            (SEC_BASE_B, SEC_BASE_E),
+            (SEC_EXT_B, SEC_EXT_E),
+            (SEC_PROG_B, SEC_PROG_E),
+            (SEC_VOPT_B, SEC_VOPT_E),
+        ] {
+            let nb = self.count(b);
+            if nb < 2 || !(nb - 1).is_power_of_two() {
+                return Err(M("hash table bucket count"));
+            }
+            let ne = self.count(e);
+            let mut prev = 0u32;
+            for k in 0..nb {
+                let v = rd_u32(self.secs[b], k * 4);
+                if v < prev || v as usize > ne || (k == 0 && v != 0) {
+                    return Err(M("hash table buckets"));
+                }
+                prev = v;
+            }
+            if prev as usize != ne {
+                return Err(M("hash table buckets"));
+            }
+            for k in 0..ne {
+                let ent = self.rec(e, k);
+                check_str(ent, ENTRY_KEY)?;
+                if e != SEC_VOPT_E && rd_u32(ent, ENTRY_VALUE) as usize >= nrules {
+                    return Err(M("hash entry value out of range"));
+                }
+            }
+        }
+        for i in 0..self.count(SEC_SECRETS) {
+            let s = self.rec(SEC_SECRETS, i);
+            check_str(s, SECRET_ID)?;
+            check_str(s, SECRET_SOURCE)?;
+            let p = rd_u32(s, SECRET_REGEX_PAT) as usize;
+            if p >= npats || rd_u8(self.rec(SEC_PATS, p), PAT_KIND) != PAT_REGEX {
+                return Err(M("secret regex"));
+            }
+            if Decision::from_u8(rd_u8(s, SECRET_DECISION)).is_none() {
+                return Err(M("unknown decision in secret"));
+            }
+            check_range(s, SECRET_KEYWORDS, npats, "secret keywords range")?;
+        }
+        Ok(())
     }
 
     /// The strictest decision among matching rules, or the policy default.
     pub fn evaluate(&self, action: &Action<'_>, ctx: &Context<'_>) -> Verdict {
-        let _ = (action, ctx, self.bytes);
-        Verdict {
-            decision: Decision::Allow,
-            rule: None,
+        self.evaluate_with(action, ctx, None)
+    }
+
+    /// [`Ruleset::evaluate`] with a regex cache for http `body_regex` rules (without one, such
+    /// a rule compiles its regex for this call).
+    pub fn evaluate_with(
+        &self,
+        action: &Action<'_>,
+        ctx: &Context<'_>,
+        cache: Option<&RegexCache>,
+    ) -> Verdict {
+        let mut best: Option<(Decision, u32)> = None;
+        self.visit(action, ctx, eval::Mode::Normal, cache, &mut |r| {
+            let d = self.rule_decision(r);
+            best = match best {
+                Some((bd, br)) if bd > d || (bd == d && br <= r) => Some((bd, br)),
+                _ => Some((d, r)),
+            };
+        });
+        match best {
+            Some((decision, r)) => Verdict {
+                decision,
+                rule: Some(r),
+            },
+            None => Verdict {
+                decision: self.default_decision(),
+                rule: None,
+            },
         }
     }
 
     /// Calls `f` with the index of every rule that matches (for `explain`), in rule order.
     pub fn for_each_match(&self, action: &Action<'_>, ctx: &Context<'_>, f: &mut dyn FnMut(u32)) {
-        let _ = (action, ctx, f);
+        self.for_each_match_with(action, ctx, None, f)
+    }
+
+    /// [`Ruleset::for_each_match`] with a regex cache. Allocation-free: matches are gathered in
+    /// a fixed stack array; past its capacity the rules are reported window by window.
+    pub fn for_each_match_with(
+        &self,
+        action: &Action<'_>,
+        ctx: &Context<'_>,
+        cache: Option<&RegexCache>,
+        f: &mut dyn FnMut(u32),
+    ) {
+        const CAP: usize = 256;
+        let mut buf = [0u32; CAP];
+        let mut n = 0usize;
+        let mut overflow = false;
+        self.visit(action, ctx, eval::Mode::Normal, cache, &mut |r| {
+            if buf[..n].contains(&r) {
+                return;
+            }
+            match buf.get_mut(n) {
+                Some(slot) => {
+                    *slot = r;
+                    n += 1;
+                }
+                None => overflow = true,
+            }
+        });
+        if !overflow {
+            let found = &mut buf[..n];
+            found.sort_unstable();
+            for &r in found.iter() {
+                f(r);
+            }
+            return;
+        }
+        // More distinct matches than the array holds: report them in windows of CAP rule
+        // indices, each window deduplicated by a bitset, so order and completeness hold.
+        let total = self.rule_count();
+        let mut lo = 0u32;
+        while lo < total {
+            let mut bits = [0u64; CAP / 64];
+            self.visit(action, ctx, eval::Mode::Normal, cache, &mut |r| {
+                if r >= lo && ((r - lo) as usize) < CAP {
+                    let k = (r - lo) as usize;
+                    bits[k / 64] |= 1 << (k % 64);
+                }
+            });
+            for (w, word) in bits.iter().enumerate() {
+                let mut x = *word;
+                while x != 0 {
+                    let b = x.trailing_zeros() as usize;
+                    f(lo + (w * 64 + b) as u32);
+                    x &= x - 1;
+                }
+            }
+            lo = lo.saturating_add(CAP as u32);
+        }
+    }
+
+    /// Whether rule `index` matches `action` as its examples mean it: `when.cwd`,
+    /// `when.workspace` and `when.agent` are taken to hold; `when.env` is checked for exec
+    /// (against the command line's `VAR=x` prefixes over `ctx.env`) and taken to hold otherwise.
+    pub fn rule_matches_example(
+        &self,
+        index: u32,
+        action: &Action<'_>,
+        ctx: &Context<'_>,
+        cache: Option<&RegexCache>,
+    ) -> bool {
+        let mut hit = false;
+        self.visit(action, ctx, eval::Mode::Example, cache, &mut |r| {
+            hit |= r == index;
+        });
+        hit
+    }
+
+    fn rule_decision(&self, index: u32) -> Decision {
+        Decision::from_u8(rd_u8(self.rec(SEC_RULES, index as usize), RULE_DECISION))
+            .unwrap_or(Decision::Deny)
     }
 
     pub fn rule(&self, index: u32) -> Option<RuleInfo<'a>> {
-        let _ = index;
-        None
+        if index as usize >= self.count(SEC_RULES) {
+            return None;
+        }
+        let r = self.rec(SEC_RULES, index as usize);
+        Some(RuleInfo {
+            id: self.str_at(r, RULE_ID),
+            kind: RuleKind::from_u8(rd_u8(r, RULE_KIND))?,
+            decision: Decision::from_u8(rd_u8(r, RULE_DECISION))?,
+            reason: self.str_at(r, RULE_REASON),
+            tags: self.str_at(r, RULE_TAGS),
+            source: self.str_at(r, RULE_SOURCE),
+            line: rd_u32(r, RULE_LINE),
+        })
+    }
+
+    /// The index of the rule with this id.
+    pub fn rule_index(&self, id: &str) -> Option<u32> {
+        (0..self.rule_count()).find(|&i| self.rule(i).is_some_and(|r| r.id == id))
     }
 
     pub fn rule_count(&self) -> u32 {
-        0
+        self.count(SEC_RULES) as u32
+    }
+
+    pub fn rule_counts(&self) -> RuleCounts {
+        let mut c = RuleCounts::default();
+        for i in 0..self.rule_count() {
+            match self.rule(i).map(|r| r.kind) {
+                Some(RuleKind::File) => c.file += 1,
+                Some(RuleKind::Exec) => c.exec += 1,
+                Some(RuleKind::Connect) => c.connect += 1,
+                Some(RuleKind::Http) => c.http += 1,
+                None => {}
+            }
+        }
+        c
+    }
+
+    pub fn secret_count(&self) -> u32 {
+        self.count(SEC_SECRETS) as u32
+    }
+
+    pub fn secret(&self, index: u32) -> Option<SecretInfo<'a>> {
+        if index as usize >= self.count(SEC_SECRETS) {
+            return None;
+        }
+        let s = self.rec(SEC_SECRETS, index as usize);
+        let p = self.rec(SEC_PATS, rd_u32(s, SECRET_REGEX_PAT) as usize);
+        Some(SecretInfo {
+            id: self.str_at(s, SECRET_ID),
+            regex: self.str_at(p, PAT_TEXT),
+            regex_id: rd_u32(p, PAT_AUX),
+            decision: Decision::from_u8(rd_u8(s, SECRET_DECISION))?,
+            source: self.str_at(s, SECRET_SOURCE),
+            line: rd_u32(s, SECRET_LINE),
+        })
+    }
+
+    /// The prefilter keywords of secret `index`.
+    pub fn secret_keywords(&self, index: u32) -> impl Iterator<Item = &'a str> + 'a {
+        let s = self.rec(SEC_SECRETS, index as usize);
+        let (start, n) = Self::range(s, SECRET_KEYWORDS);
+        let this = *self;
+        (start..start + n).map(move |i| std::str::from_utf8(this.pat_text(i)).unwrap_or(""))
+    }
+
+    /// Finds secrets in `data`: calls `f(secret index, start, end)` for every match of every
+    /// detector whose keywords occur (ASCII case-insensitively) in `data`.
+    pub fn scan_secrets(
+        &self,
+        cache: &RegexCache,
+        data: &[u8],
+        f: &mut dyn FnMut(u32, usize, usize),
+    ) {
+        for i in 0..self.secret_count() {
+            let s = self.rec(SEC_SECRETS, i as usize);
+            let (start, n) = Self::range(s, SECRET_KEYWORDS);
+            if n > 0
+                && !(start..start + n).any(|k| eval::contains_ignore_case(data, self.pat_text(k)))
+            {
+                continue;
+            }
+            let Some(info) = self.secret(i) else { continue };
+            if let Some(re) = cache.get(info.regex_id, info.regex) {
+                for m in re.find_iter(data) {
+                    f(i, m.start(), m.end());
+                }
+            }
+        }
+    }
+
+    /// How many regexes (http `body_regex` and secrets) the ruleset holds: the size of a
+    /// [`RegexCache`] for it.
+    pub fn regex_count(&self) -> u32 {
+        rd_u32(self.meta(), META_REGEX_COUNT)
     }
 
     pub fn policy_name(&self) -> &'a str {
-        ""
+        self.str_at(self.meta(), META_NAME)
     }
 
     pub fn default_decision(&self) -> Decision {
-        Decision::Allow
+        Decision::from_u8(rd_u8(self.meta(), META_DEFAULT)).unwrap_or(Decision::Allow)
     }
 
     /// `mode = "monitor"`: record what enforce would do, never block.
     pub fn monitor_mode(&self) -> bool {
-        false
+        rd_u8(self.meta(), META_MODE) == 1
     }
 
     pub fn ask_timeout_ms(&self) -> u32 {
-        120_000
+        rd_u32(self.meta(), META_ASK_TIMEOUT)
     }
 
     /// Decision for an exec the in-process layer cannot follow (static or setuid binary).
     pub fn unguardable_exec(&self) -> Decision {
-        Decision::Audit
+        Decision::from_u8(rd_u8(self.meta(), META_UNGUARDABLE)).unwrap_or(Decision::Audit)
     }
 
-    /// Whether `[env] strip` removes variable `name` from children.
+    /// Whether `[env] strip` removes variable `name` from children (and `[env] keep` does not
+    /// protect it).
     pub fn env_strip_matches(&self, name: &[u8]) -> bool {
-        let _ = name;
-        false
+        let meta = self.meta();
+        let any = |off: usize| {
+            let (s, n) = Self::range(meta, off);
+            (s..s + n).any(|i| glob::glob_match(self.pat_text(i), name, false, false))
+        };
+        any(META_ENV_STRIP) && !any(META_ENV_KEEP)
     }
 }

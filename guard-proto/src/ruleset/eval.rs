@@ -1,0 +1,560 @@
+//! Matching actions against rules, in place on the mapped bytes.
+//!
+//! `visit` reports every matching rule (possibly more than once) to a callback; `evaluate` and
+//! `for_each_match` fold over it. File and exec actions first pick candidate rules from the
+//! hash indexes, then run the full rule check on each candidate; connect and http rules are
+//! few and scanned in order.
+
+use std::net::IpAddr;
+
+use super::exec::{Overlay, SplitArgv, basename, is_assignment, payload_start, wrapper};
+use super::format::*;
+use super::glob::glob_match;
+use super::graphql::for_each_top_field;
+use super::{RegexCache, Ruleset};
+use crate::action::{Action, Argv, Context, EnvLookup, FileAccess};
+
+/// Nesting limit for wrappers (`sudo env nice timeout ...`).
+const MAX_WRAPPER_DEPTH: u8 = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Real evaluation: every `when` key must hold.
+    Normal,
+    /// Checking a rule's own examples (see `Ruleset::rule_matches_example`).
+    Example,
+}
+
+/// ASCII case-insensitive substring search without allocation.
+pub(super) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let (first, rest) = (needle[0], &needle[1..]);
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut start = 0;
+    while let Some(i) = hay.get(start..).and_then(|h| memchr::memchr2(lo, up, h)) {
+        let at = start + i;
+        if hay
+            .get(at + 1..at + 1 + rest.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(rest))
+        {
+            return true;
+        }
+        start = at + 1;
+    }
+    false
+}
+
+impl<'a> Ruleset<'a> {
+    pub(super) fn visit(
+        &self,
+        action: &Action<'_>,
+        ctx: &Context<'_>,
+        mode: Mode,
+        cache: Option<&RegexCache>,
+        f: &mut dyn FnMut(u32),
+    ) {
+        match action {
+            Action::File { path, access } => self.visit_file(path, *access, ctx, mode, f),
+            Action::Exec { argv, program } => {
+                self.visit_exec(*argv, 0, *program, ctx.env, ctx, mode, 0, f)
+            }
+            Action::Connect { host, ip, port } => {
+                let (s, n) = Self::range(self.meta(), META_CONNECT_RULES);
+                for i in s..s + n {
+                    let r = self.list(0, i);
+                    if self.connect_rule_matches(r, *host, *ip, *port, ctx, mode) {
+                        f(r);
+                    }
+                }
+            }
+            Action::Http {
+                method,
+                host,
+                path,
+                body,
+            } => {
+                let (s, n) = Self::range(self.meta(), META_HTTP_RULES);
+                for i in s..s + n {
+                    let r = self.list(0, i);
+                    if self.http_rule_matches(r, method, host, path, body, ctx, mode, cache) {
+                        f(r);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rule_rec(&self, r: u32) -> &'a [u8] {
+        self.rec(SEC_RULES, r as usize)
+    }
+
+    fn slot(rec: &[u8], slot: usize) -> (usize, usize) {
+        Self::range(rec, RULE_RANGES + slot * 8)
+    }
+
+    fn any_pat(&self, rec: &[u8], slot: usize, text: &[u8], path_mode: bool, fold: bool) -> bool {
+        let (s, n) = Self::slot(rec, slot);
+        (s..s + n).any(|i| glob_match(self.pat_text(i), text, path_mode, fold))
+    }
+
+    /// Hash-table lookup: calls `f(value)` for every entry whose key is `key`.
+    fn lookup(&self, b: usize, e: usize, h: u64, key: &[u8], f: &mut dyn FnMut(u32)) {
+        let buckets = self.secs[b];
+        let nb = (buckets.len() / 4).saturating_sub(1);
+        if nb == 0 {
+            return;
+        }
+        let bi = (h as usize) & (nb - 1);
+        let (start, end) = (rd_u32(buckets, bi * 4), rd_u32(buckets, bi * 4 + 4));
+        for i in start..end {
+            let ent = self.rec(e, i as usize);
+            if rd_u64(ent, ENTRY_HASH) == h && self.str_bytes(ent, ENTRY_KEY) == key {
+                f(rd_u32(ent, ENTRY_VALUE));
+            }
+        }
+    }
+
+    fn table_empty(&self, e: usize) -> bool {
+        self.secs[e].is_empty()
+    }
+
+    fn when_holds(
+        &self,
+        rec: &[u8],
+        env: &dyn EnvLookup,
+        ctx: &Context<'_>,
+        mode: Mode,
+        env_applies: bool,
+    ) -> bool {
+        if mode == Mode::Normal && rd_u8(rec, RULE_FLAGS) & FLAG_INACTIVE != 0 {
+            return false;
+        }
+        if mode == Mode::Normal || env_applies {
+            let (s, n) = Self::slot(rec, SLOT_WHEN_ENV);
+            let mut i = s;
+            while i + 1 < s + n {
+                let ok = match env.get(self.pat_text(i)) {
+                    Some(v) => glob_match(self.pat_text(i + 1), v, false, false),
+                    None => false,
+                };
+                if !ok {
+                    return false;
+                }
+                i += 2;
+            }
+        }
+        if mode == Mode::Normal {
+            for (slot, path_mode, text) in [
+                (SLOT_WHEN_CWD, true, ctx.cwd),
+                (SLOT_WHEN_AGENT, false, ctx.agent),
+            ] {
+                if Self::slot(rec, slot).1 > 0 && !self.any_pat(rec, slot, text, path_mode, false) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    // ---- file ----
+
+    fn visit_file(
+        &self,
+        path: &[u8],
+        access: FileAccess,
+        ctx: &Context<'_>,
+        mode: Mode,
+        f: &mut dyn FnMut(u32),
+    ) {
+        let mut check = |r: u32| {
+            if self.file_rule_matches(r, path, access, ctx, mode) {
+                f(r);
+            }
+        };
+        if !self.table_empty(SEC_ANCHOR_E) {
+            // Every ancestor directory (as the text before each `/`) and the path itself.
+            let mut h = FNV_INIT;
+            for (i, &c) in path.iter().enumerate() {
+                if c == b'/' {
+                    self.lookup(
+                        SEC_ANCHOR_B,
+                        SEC_ANCHOR_E,
+                        fnv_finish(h),
+                        &path[..i],
+                        &mut check,
+                    );
+                }
+                h = fnv_step(h, c);
+            }
+            self.lookup(SEC_ANCHOR_B, SEC_ANCHOR_E, fnv_finish(h), path, &mut check);
+        }
+        let base = basename(path);
+        if !base.is_empty() {
+            if !self.table_empty(SEC_BASE_E) {
+                self.lookup(SEC_BASE_B, SEC_BASE_E, key_hash(base), base, &mut check);
+            }
+            if !self.table_empty(SEC_EXT_E) {
+                for (j, &c) in base.iter().enumerate() {
+                    if c == b'.' {
+                        let ext = &base[j + 1..];
+                        self.lookup(SEC_EXT_B, SEC_EXT_E, key_hash(ext), ext, &mut check);
+                    }
+                }
+            }
+        }
+        let (s, n) = Self::range(self.meta(), META_FILE_ALWAYS);
+        for i in s..s + n {
+            check(self.list(0, i));
+        }
+    }
+
+    fn file_rule_matches(
+        &self,
+        r: u32,
+        path: &[u8],
+        access: FileAccess,
+        ctx: &Context<'_>,
+        mode: Mode,
+    ) -> bool {
+        let rec = self.rule_rec(r);
+        rd_u8(rec, RULE_KIND) == KIND_FILE
+            && rd_u8(rec, RULE_ACCESS) & access.bit() != 0
+            && self.any_pat(rec, SLOT_A, path, true, false)
+            && !self.any_pat(rec, SLOT_B, path, true, false)
+            && self.when_holds(rec, ctx.env, ctx, mode, false)
+    }
+
+    // ---- exec ----
+
+    #[allow(clippy::too_many_arguments)]
+    fn visit_exec(
+        &self,
+        argv: &dyn Argv,
+        start: usize,
+        program: Option<&[u8]>,
+        env: &dyn EnvLookup,
+        ctx: &Context<'_>,
+        mode: Mode,
+        depth: u8,
+        f: &mut dyn FnMut(u32),
+    ) {
+        if depth > MAX_WRAPPER_DEPTH {
+            return;
+        }
+        let len = argv.len();
+        let mut s = start;
+        while s < len && is_assignment(argv.arg(s)) {
+            s += 1;
+        }
+        if s >= len {
+            return;
+        }
+        if s > start {
+            let ov = Overlay {
+                argv,
+                lo: start,
+                hi: s,
+                opt_lo: 0,
+                opt_hi: 0,
+                clear: false,
+                base: env,
+            };
+            return self.visit_exec(argv, s, program, &ov, ctx, mode, depth + 1, f);
+        }
+        let word = argv.arg(s);
+        let base = basename(word);
+        {
+            let mut check = |r: u32| {
+                if self.exec_rule_matches(r, argv, s, program, env, ctx, mode) {
+                    f(r);
+                }
+            };
+            self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(base), base, &mut check);
+            if word.first() == Some(&b'/') {
+                self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(word), word, &mut check);
+            }
+            if let Some(p) = program
+                && p != word
+            {
+                let pb = basename(p);
+                if pb != base {
+                    self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(pb), pb, &mut check);
+                }
+                self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(p), p, &mut check);
+            }
+        }
+        let Some(w) = wrapper(base) else { return };
+        if w.name != "env" {
+            if let Some(ps) = payload_start(w, argv, s) {
+                self.visit_exec(argv, ps, None, env, ctx, mode, depth + 1, f);
+            }
+            return;
+        }
+        // env: options, then the payload (its own VAR=x words are handled one level down).
+        let mut i = s + 1;
+        let mut clear = false;
+        let mut split: Option<(&[u8], usize)> = None;
+        while i < len {
+            let a = argv.arg(i);
+            if a == b"--" {
+                i += 1;
+                break;
+            }
+            if a == b"-" || a == b"-i" || a == b"--ignore-environment" {
+                clear = true;
+                i += 1;
+            } else if a == b"-S" || a == b"--split-string" {
+                split = Some((argv.arg(i + 1), i + 2));
+                break;
+            } else if let Some(rest) = a.strip_prefix(b"--split-string=") {
+                split = Some((rest, i + 1));
+                break;
+            } else if a.len() > 2 && a.starts_with(b"-S") {
+                split = Some((&a[2..], i + 1));
+                break;
+            } else if a.len() > 1 && a[0] == b'-' {
+                i += if w.value_opts.iter().any(|o| o.as_bytes() == a) {
+                    2
+                } else {
+                    1
+                };
+            } else {
+                break;
+            }
+        }
+        let ov = Overlay {
+            argv,
+            lo: i,
+            hi: i,
+            opt_lo: s + 1,
+            opt_hi: i.min(len),
+            clear,
+            base: env,
+        };
+        match split {
+            Some((text, rest)) => {
+                let sa = SplitArgv::new(text, argv, rest);
+                self.visit_exec(&sa, 0, None, &ov, ctx, mode, depth + 1, f);
+            }
+            None => self.visit_exec(argv, i, None, &ov, ctx, mode, depth + 1, f),
+        }
+    }
+
+    fn is_value_option(&self, program: &[u8], opt: &[u8]) -> bool {
+        if self.table_empty(SEC_VOPT_E) {
+            return false;
+        }
+        let h = fnv_finish(fnv_bytes(fnv_step(fnv_bytes(FNV_INIT, program), 0), opt));
+        let buckets = self.secs[SEC_VOPT_B];
+        let nb = (buckets.len() / 4).saturating_sub(1);
+        if nb == 0 {
+            return false;
+        }
+        let bi = (h as usize) & (nb - 1);
+        let (start, end) = (rd_u32(buckets, bi * 4), rd_u32(buckets, bi * 4 + 4));
+        (start..end).any(|i| {
+            let ent = self.rec(SEC_VOPT_E, i as usize);
+            let key = self.str_bytes(ent, ENTRY_KEY);
+            rd_u64(ent, ENTRY_HASH) == h
+                && key.len() == program.len() + 1 + opt.len()
+                && key.starts_with(program)
+                && key.get(program.len()) == Some(&0)
+                && key.ends_with(opt)
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec_rule_matches(
+        &self,
+        r: u32,
+        argv: &dyn Argv,
+        s: usize,
+        program: Option<&[u8]>,
+        env: &dyn EnvLookup,
+        ctx: &Context<'_>,
+        mode: Mode,
+    ) -> bool {
+        let rec = self.rule_rec(r);
+        if rd_u8(rec, RULE_KIND) != KIND_EXEC {
+            return false;
+        }
+        let word = argv.arg(s);
+        let prog = self.pat_text(Self::slot(rec, SLOT_A).0);
+        let prog_ok = if prog.first() == Some(&b'/') {
+            word == prog || program == Some(prog)
+        } else {
+            basename(word) == prog || program.is_some_and(|p| basename(p) == prog)
+        };
+        if !prog_ok {
+            return false;
+        }
+        let base = basename(word);
+        let len = argv.len();
+        let (ws, wn) = Self::slot(rec, SLOT_B);
+        let (mut j, mut k, mut opts) = (s + 1, 0usize, true);
+        while k < wn {
+            if j >= len {
+                return false;
+            }
+            let a = argv.arg(j);
+            if opts && a == b"--" {
+                opts = false;
+                j += 1;
+                continue;
+            }
+            if opts && a.len() > 1 && a[0] == b'-' {
+                j += if self.is_value_option(base, a) { 2 } else { 1 };
+                continue;
+            }
+            if a != self.pat_text(ws + k) {
+                return false;
+            }
+            k += 1;
+            j += 1;
+        }
+        let after = j.min(len);
+        let (cs, cn) = Self::slot(rec, SLOT_C);
+        if cn > 0
+            && !(after..len).any(|i| {
+                let a = argv.arg(i);
+                (cs..cs + cn).any(|p| glob_match(self.pat_text(p), a, false, false))
+            })
+        {
+            return false;
+        }
+        let (ds, dn) = Self::slot(rec, SLOT_D);
+        if !(ds..ds + dn)
+            .all(|p| (after..len).any(|i| glob_match(self.pat_text(p), argv.arg(i), false, false)))
+        {
+            return false;
+        }
+        self.when_holds(rec, env, ctx, mode, true)
+    }
+
+    // ---- connect ----
+
+    fn connect_rule_matches(
+        &self,
+        r: u32,
+        host: Option<&[u8]>,
+        ip: Option<IpAddr>,
+        port: u16,
+        ctx: &Context<'_>,
+        mode: Mode,
+    ) -> bool {
+        let rec = self.rule_rec(r);
+        if rd_u8(rec, RULE_KIND) != KIND_CONNECT {
+            return false;
+        }
+        let (hs, hn) = Self::slot(rec, SLOT_A);
+        let (ns, nn) = Self::slot(rec, SLOT_B);
+        let addr_ok = (hn == 0 && nn == 0)
+            || host.is_some_and(|h| {
+                (hs..hs + hn).any(|p| glob_match(self.pat_text(p), h, false, true))
+            })
+            || ip.is_some_and(|ip| {
+                (ns..ns + nn).any(|i| {
+                    let n = self.rec(SEC_NETS, i);
+                    super::net::net_contains(
+                        sub(n, NET_ADDR, 16),
+                        rd_u8(n, NET_FAMILY),
+                        rd_u8(n, NET_PREFIX),
+                        ip,
+                    )
+                })
+            });
+        if !addr_ok {
+            return false;
+        }
+        let (ps, pn) = Self::slot(rec, SLOT_C);
+        if pn > 0
+            && !(ps..ps + pn).any(|i| {
+                let p = self.rec(SEC_PORTS, i);
+                rd_u16(p, 0) <= port && port <= rd_u16(p, 2)
+            })
+        {
+            return false;
+        }
+        self.when_holds(rec, ctx.env, ctx, mode, false)
+    }
+
+    // ---- http ----
+
+    #[allow(clippy::too_many_arguments)]
+    fn http_rule_matches(
+        &self,
+        r: u32,
+        method: &[u8],
+        host: &[u8],
+        path: &[u8],
+        body: &[u8],
+        ctx: &Context<'_>,
+        mode: Mode,
+        cache: Option<&RegexCache>,
+    ) -> bool {
+        let rec = self.rule_rec(r);
+        if rd_u8(rec, RULE_KIND) != KIND_HTTP {
+            return false;
+        }
+        // A Host header may carry a port; host globs name the host only.
+        let host = match memchr::memrchr(b':', host) {
+            Some(i)
+                if host.first() != Some(&b'[') || host.get(i.wrapping_sub(1)) == Some(&b']') =>
+            {
+                let h = &host[..i];
+                h.strip_prefix(b"[")
+                    .and_then(|h| h.strip_suffix(b"]"))
+                    .unwrap_or(h)
+            }
+            _ => host,
+        };
+        let (hs, hn) = Self::slot(rec, SLOT_A);
+        if hn > 0 && !(hs..hs + hn).any(|p| glob_match(self.pat_text(p), host, false, true)) {
+            return false;
+        }
+        let (ms, mn) = Self::slot(rec, SLOT_B);
+        if mn > 0 && !(ms..ms + mn).any(|p| self.pat_text(p).eq_ignore_ascii_case(method)) {
+            return false;
+        }
+        if Self::slot(rec, SLOT_C).1 > 0 && !self.any_pat(rec, SLOT_C, path, false, false) {
+            return false;
+        }
+        let (bs, bn) = Self::slot(rec, SLOT_D);
+        if bn > 0
+            && !(bs..bs + bn).any(|p| {
+                let needle = self.pat_text(p);
+                memchr::memmem::find(body, needle).is_some()
+            })
+        {
+            return false;
+        }
+        let (gs, gn) = Self::slot(rec, SLOT_F);
+        if gn > 0 {
+            let ops = rd_u8(rec, RULE_GQL_OPS);
+            let hit = for_each_top_field(body, &mut |kind, name| {
+                kind & ops != 0 && (gs..gs + gn).any(|p| self.pat_text(p) == name)
+            });
+            if !hit {
+                return false;
+            }
+        }
+        let (es, en) = Self::slot(rec, SLOT_E);
+        if en > 0 && !(es..es + en).any(|p| self.regex_matches(p, body, cache)) {
+            return false;
+        }
+        self.when_holds(rec, ctx.env, ctx, mode, false)
+    }
+
+    fn regex_matches(&self, pat: usize, body: &[u8], cache: Option<&RegexCache>) -> bool {
+        let rec = self.rec(SEC_PATS, pat);
+        let text = std::str::from_utf8(self.pat_text(pat)).unwrap_or("");
+        match cache {
+            Some(c) => c
+                .get(rd_u32(rec, PAT_AUX), text)
+                .is_some_and(|re| re.is_match(body)),
+            None => super::build_regex(text).is_ok_and(|re| re.is_match(body)),
+        }
+    }
+}

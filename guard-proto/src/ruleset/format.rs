@@ -1,0 +1,260 @@
+//! The binary layout of a compiled ruleset, shared by the writer and the reader.
+//!
+//! All integers are little-endian. The file is:
+//!
+//! ```text
+//! 0   header (64 bytes)
+//!       0  magic  [u8; 8] = "GRDRULE\0"
+//!       8  format version u32
+//!      12  header length u32 (= 64)
+//!      16  total length u64 (the whole file)
+//!      24  checksum u64 over bytes[64..total] (see `checksum`)
+//!      32  section count u32 (= SECTION_COUNT)
+//!      36  flags u32 (0), 40..64 reserved (0)
+//! 64  section table: SECTION_COUNT entries of { offset u64, length u64 }
+//!     then the sections, each starting at an 8-byte-aligned offset.
+//! ```
+//!
+//! Sections are arrays of fixed-size records (sizes below) or the string blob. A string is a
+//! `StrRef` { offset u32, len u32 } into the blob. A range is { start u32, count u32 } into a
+//! record section. Hash tables are two sections: buckets (u32 starts, a power of two plus one)
+//! and entries sorted by bucket ({ hash u64, key StrRef, value u32, pad u32 }).
+//!
+//! Reads go through the `rd_*` helpers, which return 0 out of bounds instead of panicking: the
+//! loader validates everything first, so the fallback never fires on an accepted file, but a
+//! logic slip cannot turn into an out-of-bounds read.
+
+pub const MAGIC: [u8; 8] = *b"GRDRULE\0";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 64;
+pub const SECTION_ENTRY_LEN: usize = 16;
+
+pub const SEC_STRINGS: usize = 0;
+pub const SEC_META: usize = 1;
+pub const SEC_RULES: usize = 2;
+pub const SEC_PATS: usize = 3;
+pub const SEC_NETS: usize = 4;
+pub const SEC_PORTS: usize = 5;
+pub const SEC_LISTS: usize = 6;
+pub const SEC_ANCHOR_B: usize = 7;
+pub const SEC_ANCHOR_E: usize = 8;
+pub const SEC_BASE_B: usize = 9;
+pub const SEC_BASE_E: usize = 10;
+pub const SEC_EXT_B: usize = 11;
+pub const SEC_EXT_E: usize = 12;
+pub const SEC_PROG_B: usize = 13;
+pub const SEC_PROG_E: usize = 14;
+pub const SEC_VOPT_B: usize = 15;
+pub const SEC_VOPT_E: usize = 16;
+pub const SEC_SECRETS: usize = 17;
+pub const SECTION_COUNT: usize = 18;
+
+/// Record size of each section (1 for byte sections).
+pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
+    1, // strings
+    META_LEN, RULE_LEN, PAT_LEN, NET_LEN, 4, // ports: lo u16, hi u16
+    4, // lists: u32
+    4, // buckets
+    ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, SECRET_LEN,
+];
+
+// META (one record)
+pub const META_LEN: usize = 80;
+pub const META_NAME: usize = 0;
+pub const META_DEFAULT: usize = 8;
+pub const META_MODE: usize = 9;
+pub const META_UNGUARDABLE: usize = 10;
+pub const META_ASK_TIMEOUT: usize = 12;
+pub const META_ENV_STRIP: usize = 16; // range into PATS
+pub const META_ENV_KEEP: usize = 24; // range into PATS
+pub const META_FILE_ALWAYS: usize = 32; // range into LISTS (rule indices)
+pub const META_CONNECT_RULES: usize = 40; // range into LISTS
+pub const META_HTTP_RULES: usize = 48; // range into LISTS
+pub const META_REGEX_COUNT: usize = 56;
+pub const META_FILE_ALL: usize = 64; // range into LISTS
+pub const META_EXEC_ALL: usize = 72; // range into LISTS
+
+// RULES
+pub const RULE_LEN: usize = 128;
+pub const RULE_ID: usize = 0;
+pub const RULE_REASON: usize = 8;
+pub const RULE_TAGS: usize = 16;
+pub const RULE_SOURCE: usize = 24;
+pub const RULE_LINE: usize = 32;
+pub const RULE_KIND: usize = 36;
+pub const RULE_DECISION: usize = 37;
+pub const RULE_ACCESS: usize = 38;
+pub const RULE_FLAGS: usize = 39;
+pub const RULE_GQL_OPS: usize = 40;
+/// Nine ranges into PATS (or NETS/PORTS for connect slots B/C), 8 bytes each.
+pub const RULE_RANGES: usize = 48;
+pub const RULE_RANGE_COUNT: usize = 9;
+
+/// Range slots. Their meaning depends on the rule kind:
+/// file: A include globs, B exclude globs; exec: A program, B subcommand words, C any_arg,
+/// D all_args; connect: A host globs, B NETS, C PORTS; http: A hosts, B methods, C paths,
+/// D body_contains, E body_regex, F graphql field names.
+pub const SLOT_A: usize = 0;
+pub const SLOT_B: usize = 1;
+pub const SLOT_C: usize = 2;
+pub const SLOT_D: usize = 3;
+pub const SLOT_E: usize = 4;
+pub const SLOT_F: usize = 5;
+/// Pairs of PATS: variable name, value glob.
+pub const SLOT_WHEN_ENV: usize = 6;
+pub const SLOT_WHEN_CWD: usize = 7;
+pub const SLOT_WHEN_AGENT: usize = 8;
+
+pub const KIND_FILE: u8 = 1;
+pub const KIND_EXEC: u8 = 2;
+pub const KIND_CONNECT: u8 = 3;
+pub const KIND_HTTP: u8 = 4;
+
+/// The rule's `when.workspace` did not hold for the compile context: it never matches.
+pub const FLAG_INACTIVE: u8 = 1;
+
+pub const GQL_QUERY: u8 = 1;
+pub const GQL_MUTATION: u8 = 2;
+pub const GQL_SUBSCRIPTION: u8 = 4;
+
+// PATS
+pub const PAT_LEN: usize = 16;
+pub const PAT_TEXT: usize = 0;
+/// For regex patterns: the dense regex id (for `RegexCache`).
+pub const PAT_AUX: usize = 8;
+pub const PAT_KIND: usize = 12;
+
+pub const PAT_GLOB_PATH: u8 = 1;
+pub const PAT_GLOB_ARG: u8 = 2;
+pub const PAT_GLOB_HOST: u8 = 3;
+pub const PAT_LITERAL: u8 = 4;
+pub const PAT_REGEX: u8 = 5;
+
+// NETS
+pub const NET_LEN: usize = 24;
+pub const NET_ADDR: usize = 0;
+pub const NET_FAMILY: usize = 16;
+pub const NET_PREFIX: usize = 17;
+
+// Hash entries
+pub const ENTRY_LEN: usize = 24;
+pub const ENTRY_HASH: usize = 0;
+pub const ENTRY_KEY: usize = 8;
+pub const ENTRY_VALUE: usize = 16;
+
+// SECRETS
+pub const SECRET_LEN: usize = 40;
+pub const SECRET_ID: usize = 0;
+pub const SECRET_REGEX_PAT: usize = 8;
+pub const SECRET_DECISION: usize = 12;
+pub const SECRET_KEYWORDS: usize = 16; // range into PATS
+pub const SECRET_SOURCE: usize = 24;
+pub const SECRET_LINE: usize = 32;
+
+pub const NONE: u32 = u32::MAX;
+
+#[inline]
+pub fn rd_u8(b: &[u8], off: usize) -> u8 {
+    b.get(off).copied().unwrap_or(0)
+}
+
+#[inline]
+pub fn rd_u16(b: &[u8], off: usize) -> u16 {
+    match off.checked_add(2).and_then(|e| b.get(off..e)) {
+        Some(&[x, y]) => u16::from_le_bytes([x, y]),
+        _ => 0,
+    }
+}
+
+#[inline]
+pub fn rd_u32(b: &[u8], off: usize) -> u32 {
+    match off.checked_add(4).and_then(|e| b.get(off..e)) {
+        Some(&[a, c, d, e]) => u32::from_le_bytes([a, c, d, e]),
+        _ => 0,
+    }
+}
+
+#[inline]
+pub fn rd_u64(b: &[u8], off: usize) -> u64 {
+    match off.checked_add(8).and_then(|e| b.get(off..e)) {
+        Some(s) => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(s);
+            u64::from_le_bytes(a)
+        }
+        None => 0,
+    }
+}
+
+/// A sub-slice by (offset, length), empty when out of bounds.
+#[inline]
+pub fn sub(b: &[u8], off: usize, len: usize) -> &[u8] {
+    off.checked_add(len)
+        .and_then(|e| b.get(off..e))
+        .unwrap_or(&[])
+}
+
+/// Checksum of the body: four independent multiply-xor lanes over 8-byte words (so the CPU can
+/// overlap the multiplies), the tail bytes folded in, then mixed. Not cryptographic: it detects
+/// corruption and truncation, not tampering (the file's permissions protect against that).
+pub fn checksum(data: &[u8]) -> u64 {
+    const K: [u64; 4] = [
+        0x9E37_79B9_7F4A_7C15,
+        0xC2B2_AE3D_27D4_EB4F,
+        0x1656_67B1_9E37_79F9,
+        0xD6E8_FEB8_6659_FD93,
+    ];
+    let mut h = [
+        0x243F_6A88_85A3_08D3u64,
+        0x1319_8A2E_0370_7344,
+        0xA409_3822_299F_31D0,
+        0x082E_FA98_EC4E_6C89,
+    ];
+    let mut chunks = data.chunks_exact(32);
+    for c in &mut chunks {
+        for (lane, hl) in h.iter_mut().enumerate() {
+            let w = rd_u64(c, lane * 8);
+            *hl = (*hl ^ w).wrapping_mul(K[lane]).rotate_left(29);
+        }
+    }
+    let rest = chunks.remainder();
+    let mut tail = 0u64;
+    for (i, &b) in rest.iter().enumerate() {
+        tail = (tail ^ u64::from(b)).wrapping_mul(K[i % 4]).rotate_left(7);
+    }
+    let mut out = (data.len() as u64).wrapping_mul(K[0]) ^ tail;
+    for (lane, hl) in h.iter().enumerate() {
+        out = (out ^ *hl).wrapping_mul(K[(lane + 1) % 4]);
+        out ^= out >> 31;
+    }
+    out
+}
+
+/// Incremental FNV-1a, so the hashes of every ancestor of a path come from one pass.
+pub const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
+
+#[inline]
+pub fn fnv_step(h: u64, b: u8) -> u64 {
+    (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+}
+
+#[inline]
+pub fn fnv_bytes(mut h: u64, s: &[u8]) -> u64 {
+    for &b in s {
+        h = fnv_step(h, b);
+    }
+    h
+}
+
+/// Final mix so the low bits used for the bucket are well distributed.
+#[inline]
+pub fn fnv_finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h
+}
+
+pub fn key_hash(s: &[u8]) -> u64 {
+    fnv_finish(fnv_bytes(FNV_INIT, s))
+}
