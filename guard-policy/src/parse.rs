@@ -384,6 +384,12 @@ impl<'s> Loader<'s> {
         }
         let decision = parse_decision(st, &r.decision, true)?;
         let kind_name = r.on.get_ref().as_str();
+        if decision == Decision::Redact && kind_name != "file" {
+            return Err(st.err(
+                r.decision.span(),
+                "`redact` applies to reads only: use it on a file rule with access = [\"read\"]",
+            ));
+        }
         // Keys allowed per kind, to refuse e.g. `command` on a file rule.
         let allowed: &[&str] = match kind_name {
             "file" => &["paths", "access"],

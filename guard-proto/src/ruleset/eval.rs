@@ -408,6 +408,11 @@ impl<'a> Ruleset<'a> {
                 j += if self.is_value_option(base, a) { 2 } else { 1 };
                 continue;
             }
+            // rustup's toolchain selector (`cargo +nightly publish`) is not a subcommand.
+            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
+                j += 1;
+                continue;
+            }
             if a != self.pat_text(ws + k) {
                 return false;
             }
