@@ -571,7 +571,8 @@ fn failing_rule_example_fails_check() {
     );
     let o = run(guardctl().args(["policy", "check", "--policy"]).arg(&p));
     let err = stderr(&o);
-    assert_ne!(code(&o), 0, "{err}");
+    assert_eq!(code(&o), 1, "a failed check exits 1: {err}");
     assert!(err.contains("no-secrets"), "{err}");
+    assert!(has_location(&err, "ex.toml"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
