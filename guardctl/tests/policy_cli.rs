@@ -576,3 +576,55 @@ fn failing_rule_example_fails_check() {
     assert!(has_location(&err, "ex.toml"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn explain_reads_http_body_from_file() {
+    let s = Scratch::new("bodyfile");
+    let body = s.write(
+        "body.json",
+        r#"{"query":"mutation Drop { a: environmentDelete(id: \"e\") }"}"#,
+    );
+    let url = "https://backboard.railway.app/graphql/v2";
+    let v = explain(
+        &s,
+        &[],
+        &["http", "POST", url, "--body-file", &body.to_string_lossy()],
+    );
+    assert_eq!(v["decision"], "ask", "{v}");
+    assert_eq!(v["rule"], "railway-destructive-mutations", "{v}");
+    assert_eq!(v["action"], "http");
+    let missing = s.root.join("missing.json");
+    let o = run(guardctl()
+        .args(["policy", "explain", "http", "POST", url, "--body-file"])
+        .arg(&missing));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+#[test]
+fn test_takes_a_tests_directory() {
+    let s = Scratch::new("testsdir");
+    s.write(
+        "cases/extra.toml",
+        r#"
+[context]
+home = "/home/t"
+workspace = "/home/t/w"
+
+[[case]]
+action = "read /home/t/.ssh/id_rsa"
+expect = "deny"
+
+[[case]]
+action = "exec -- git push origin main"
+expect = "ask"
+"#,
+    );
+    let o = run(guardctl()
+        .args(["policy", "test", "--tests"])
+        .arg(s.root.join("cases")));
+    let out = stdout(&o);
+    assert_eq!(code(&o), 1, "{out}");
+    assert!(out.contains("extra.toml"), "{out}");
+    assert!(out.contains("git push origin main"), "{out}");
+    assert!(out.trim().ends_with(" passed, 1 failed"), "{out}");
+}
