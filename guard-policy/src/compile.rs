@@ -283,8 +283,11 @@ pub fn run_examples(
         agent: b"",
     };
     let mut out = Vec::new();
+    let by_id: std::collections::HashMap<&str, u32> = (0..ruleset.rule_count())
+        .filter_map(|i| ruleset.rule(i).map(|r| (r.id, i)))
+        .collect();
     for r in &policy.rules {
-        let index = ruleset.rule_index(&r.id);
+        let index = by_id.get(r.id.as_str()).copied();
         for ex in &r.examples {
             let (got, error) = match (index, example_actions(r, &ex.text, &p)) {
                 (None, _) => (false, Some("rule missing from the ruleset".to_string())),

@@ -159,16 +159,29 @@ pub(crate) fn normalize(p: &Path) -> PathBuf {
 pub(crate) struct SourceText<'a> {
     pub path: &'a Path,
     pub text: &'a str,
+    /// Byte offset of the start of every line (so line:col is a binary search, not a scan).
+    line_starts: Vec<usize>,
 }
 
-impl SourceText<'_> {
+impl<'a> SourceText<'a> {
+    pub fn new(path: &'a Path, text: &'a str) -> SourceText<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceText {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let col = before
-            .rsplit('\n')
-            .next()
+        let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
             .map(|l| l.chars().count())
             .unwrap_or(0)
             + 1;
@@ -267,7 +280,7 @@ impl<'s> Loader<'s> {
         }
         self.policy.files.push(path.to_path_buf());
         self.stack.push(ident);
-        let st = SourceText { path, text: &text };
+        let st = SourceText::new(path, &text);
         let r = self.load_text(&st, top_level);
         self.stack.pop();
         r
@@ -785,4 +798,30 @@ fn check_glob(st: &SourceText<'_>, g: &Spanned<String>, what: &str) -> Result<()
     glob::validate(&text).map_err(|(_, m)| err(m))?;
     glob::expand_braces(&text, crate::compile::BRACE_LIMIT).map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_ids_and_positions() {
+        assert_eq!(parse_duration("120s"), Some(120_000));
+        assert_eq!(parse_duration("250ms"), Some(250));
+        assert_eq!(parse_duration("3m"), Some(180_000));
+        assert_eq!(parse_duration("3h"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("99999999m"), None);
+        assert!(valid_id("ssh-private-keys.v2_x"));
+        assert!(!valid_id("-x") && !valid_id("") && !valid_id("A"));
+        let st = SourceText::new(Path::new("f"), "ab\ncdé\n\nx");
+        assert_eq!(st.line_col(0), (1, 1));
+        assert_eq!(st.line_col(3), (2, 1));
+        assert_eq!(st.line_col(7), (2, 4));
+        assert_eq!(st.line_col(8), (3, 1));
+        assert_eq!(st.line_col(9), (4, 1));
+        assert_eq!(st.line_col(10), (4, 2));
+        assert_eq!(st.line_col(1000), (4, 2));
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
+    }
 }

@@ -92,7 +92,7 @@ pub fn load_test_file(path: &Path) -> Result<TestFile, PolicyError> {
         col: 1,
         message: format!("cannot read test file: {e}"),
     })?;
-    let st = SourceText { path, text: &text };
+    let st = SourceText::new(path, &text);
     let raw: RawTests = toml::from_str(&text)
         .map_err(|e| st.err(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
     let mut cases = Vec::new();

@@ -174,21 +174,16 @@ impl<'a> Ruleset<'a> {
             }
         };
         if !self.table_empty(SEC_ANCHOR_E) {
-            // Every ancestor directory (as the text before each `/`) and the path itself.
-            let mut h = FNV_INIT;
-            for (i, &c) in path.iter().enumerate() {
-                if c == b'/' {
-                    self.lookup(
-                        SEC_ANCHOR_B,
-                        SEC_ANCHOR_E,
-                        fnv_finish(h),
-                        &path[..i],
-                        &mut check,
-                    );
-                }
-                h = fnv_step(h, c);
-            }
-            self.lookup(SEC_ANCHOR_B, SEC_ANCHOR_E, fnv_finish(h), path, &mut check);
+            // Every ancestor directory (the text before each `/`) and the path itself.
+            for_each_prefix_hash(path, &mut |p, h| {
+                self.lookup(
+                    SEC_ANCHOR_B,
+                    SEC_ANCHOR_E,
+                    h,
+                    path.get(..p).unwrap_or(&[]),
+                    &mut check,
+                );
+            });
         }
         let base = basename(path);
         if !base.is_empty() {
@@ -346,23 +341,20 @@ impl<'a> Ruleset<'a> {
         if self.table_empty(SEC_VOPT_E) {
             return false;
         }
-        let h = fnv_finish(fnv_bytes(fnv_step(fnv_bytes(FNV_INIT, program), 0), opt));
-        let buckets = self.secs[SEC_VOPT_B];
-        let nb = (buckets.len() / 4).saturating_sub(1);
-        if nb == 0 {
+        // The key is `program\0option`; assemble it on the stack (longer ones are no options).
+        let mut buf = [0u8; 128];
+        let n = program.len() + 1 + opt.len();
+        if n > buf.len() {
             return false;
         }
-        let bi = (h as usize) & (nb - 1);
-        let (start, end) = (rd_u32(buckets, bi * 4), rd_u32(buckets, bi * 4 + 4));
-        (start..end).any(|i| {
-            let ent = self.rec(SEC_VOPT_E, i as usize);
-            let key = self.str_bytes(ent, ENTRY_KEY);
-            rd_u64(ent, ENTRY_HASH) == h
-                && key.len() == program.len() + 1 + opt.len()
-                && key.starts_with(program)
-                && key.get(program.len()) == Some(&0)
-                && key.ends_with(opt)
-        })
+        buf[..program.len()].copy_from_slice(program);
+        buf[program.len() + 1..n].copy_from_slice(opt);
+        let key = &buf[..n];
+        let mut found = false;
+        self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {
+            found = true
+        });
+        found
     }
 
     #[allow(clippy::too_many_arguments)]

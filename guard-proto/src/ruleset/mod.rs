@@ -255,12 +255,23 @@ impl<'a> Ruleset<'a> {
         let npats = self.count(SEC_PATS);
         let nlists = self.count(SEC_LISTS);
         let strings = self.secs[SEC_STRINGS];
+        // The blob is validated as UTF-8 once; then a string is valid UTF-8 exactly when it
+        // starts and ends on character boundaries, an O(1) check per reference.
+        if std::str::from_utf8(strings).is_err() {
+            return Err(M("string is not UTF-8"));
+        }
+        let boundary = |i: usize| strings.get(i).is_none_or(|&b| (b as i8) >= -0x40);
         let check_str = |rec: &[u8], off: usize| -> Result<(), LoadError> {
             let (o, l) = Self::range(rec, off);
-            match o.checked_add(l).and_then(|e| strings.get(o..e)) {
-                Some(s) if std::str::from_utf8(s).is_ok() => Ok(()),
-                Some(_) => Err(M("string is not UTF-8")),
-                None => Err(M("string out of bounds")),
+            match o.checked_add(l) {
+                Some(e) if e <= strings.len() => {
+                    if boundary(o) && boundary(e) {
+                        Ok(())
+                    } else {
+                        Err(M("string is not UTF-8"))
+                    }
+                }
+                _ => Err(M("string out of bounds")),
             }
         };
         let check_range = |rec: &[u8], off: usize, n: usize, what: &'static str| {

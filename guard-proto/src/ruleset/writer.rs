@@ -171,9 +171,6 @@ impl Table {
         self.entries
             .push((key_hash(key.as_bytes()), key.to_string(), value));
     }
-    fn add_hashed(&mut self, h: u64, key: String, value: u32) {
-        self.entries.push((h, key, value));
-    }
     /// (buckets, entries) section bytes.
     fn layout(mut self, out: &mut Out) -> (Vec<u8>, Vec<u8>) {
         self.entries.dedup();
@@ -424,11 +421,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         .iter()
         .flat_map(|(p, opts)| opts.iter().map(move |o| (*p, *o)));
     for (p, o) in builtin.chain(user) {
-        let h = fnv_finish(fnv_bytes(
-            fnv_step(fnv_bytes(FNV_INIT, p.as_bytes()), 0),
-            o.as_bytes(),
-        ));
-        vopt.add_hashed(h, format!("{p}\0{o}"), 0);
+        vopt.add(&format!("{p}\0{o}"), 0);
     }
 
     let (anchor_b, anchor_e) = anchor.layout(&mut out);
@@ -496,4 +489,53 @@ pub fn seal(buf: &mut [u8]) {
     buf[32..36].copy_from_slice(&(SECTION_COUNT as u32).to_le_bytes());
     let sum = checksum(&buf[HEADER_LEN..]);
     buf[24..32].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(g: &str) -> String {
+        match classify_file_glob(g) {
+            FileKey::Anchor(k) => format!("anchor:{k}"),
+            FileKey::Base(k) => format!("base:{k}"),
+            FileKey::Ext(k) => format!("ext:{k}"),
+            FileKey::Always => "always".into(),
+        }
+    }
+
+    #[test]
+    fn file_globs_are_indexed_by_their_literal_part() {
+        assert_eq!(key("/etc/passwd"), "anchor:/etc/passwd");
+        assert_eq!(key(r"/etc/a\*b"), "anchor:/etc/a*b");
+        assert_eq!(key("/home/u/.aws/**"), "anchor:/home/u/.aws");
+        assert_eq!(key("/home/u/.ssh/id_*"), "anchor:/home/u/.ssh");
+        assert_eq!(key("/a/**/b/*.c"), "anchor:/a");
+        assert_eq!(key("/*"), "anchor:");
+        assert_eq!(key("**/.env"), "base:.env");
+        assert_eq!(key("**/x/.git/config"), "base:config");
+        assert_eq!(key("**/*.pem"), "ext:pem");
+        assert_eq!(key("**/*.tar.gz"), "ext:tar.gz");
+        assert_eq!(key("**/id_*"), "always");
+        assert_eq!(key("*/x"), "always");
+    }
+
+    #[test]
+    fn tables_lay_out_in_bucket_order() {
+        let mut out = Out::default();
+        let mut t = Table::new();
+        for i in 0..100u32 {
+            t.add(&format!("k{}", i % 10), i);
+        }
+        let (b, e) = t.layout(&mut out);
+        let nb = b.len() / 4 - 1;
+        assert!(nb.is_power_of_two());
+        assert_eq!(rd_u32(&b, nb * 4) as usize, e.len() / ENTRY_LEN);
+        // Entries of one key keep insertion (rule) order.
+        let vals: Vec<u32> = (0..e.len() / ENTRY_LEN)
+            .map(|i| rd_u32(&e, i * ENTRY_LEN + ENTRY_VALUE))
+            .filter(|v| v % 10 == 3)
+            .collect();
+        assert_eq!(vals, (0..10).map(|j| j * 10 + 3).collect::<Vec<u32>>());
+    }
 }

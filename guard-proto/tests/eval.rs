@@ -1,0 +1,208 @@
+//! Evaluator behaviour at the ruleset level: precedence, the default, match reporting past the
+//! fixed-size match buffer, and http/secret evaluation with and without a regex cache.
+
+mod common;
+
+use common::{exec, file, rule};
+use guard_proto::action::NoEnv;
+use guard_proto::ruleset::RegexCache;
+use guard_proto::ruleset::writer::{RuleBody, write};
+use guard_proto::{Action, Context, Decision, FileAccess, Ruleset};
+
+fn ctx() -> Context<'static> {
+    static ENV: NoEnv = NoEnv;
+    Context {
+        env: &ENV,
+        cwd: b"/",
+        agent: b"",
+    }
+}
+
+fn read(p: &str) -> Action<'_> {
+    Action::File {
+        path: p.as_bytes(),
+        access: FileAccess::Read,
+    }
+}
+
+#[test]
+fn strictest_wins_and_ties_go_to_the_first_rule() {
+    let mut spec = common::sample_spec();
+    spec.default = Decision::Ask;
+    spec.rules = vec![
+        rule("allow-1", Decision::Allow, file(&["/x/**"], &[], 7)),
+        rule("audit-1", Decision::Audit, file(&["/x/a/**"], &[], 7)),
+        rule("redact-1", Decision::Redact, file(&["/x/a/b/**"], &[], 1)),
+        rule("deny-1", Decision::Deny, file(&["/x/a/b/c"], &[], 7)),
+        rule("deny-2", Decision::Deny, file(&["/x/a/b/c"], &[], 7)),
+        rule("ask-1", Decision::Ask, file(&["/x/a/b/**"], &[], 7)),
+    ];
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let v = |p: &str| {
+        let v = rs.evaluate(&read(p), &ctx());
+        (v.decision, v.rule.and_then(|r| rs.rule(r)).map(|r| r.id))
+    };
+    assert_eq!(v("/x/a/b/c"), (Decision::Deny, Some("deny-1")));
+    assert_eq!(v("/x/a/b/d"), (Decision::Ask, Some("ask-1")));
+    assert_eq!(v("/x/a/z"), (Decision::Audit, Some("audit-1")));
+    assert_eq!(v("/x/z"), (Decision::Allow, Some("allow-1")));
+    assert_eq!(v("/y"), (Decision::Ask, None));
+    let mut m = Vec::new();
+    rs.for_each_match(&read("/x/a/b/c"), &ctx(), &mut |r| m.push(r));
+    assert_eq!(m, [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn more_matches_than_the_buffer_are_all_reported_in_order() {
+    let mut spec = common::sample_spec();
+    // 700 matching rules spread across every index kind, plus non-matching ones in between.
+    spec.rules = (0..1400)
+        .map(|i| {
+            let g = match i % 8 {
+                0 => "/big/**".to_string(),
+                2 => "**/f.txt".to_string(),
+                4 => "**/*.txt".to_string(),
+                6 => "/big/d*/f.txt".to_string(),
+                _ => format!("/other{i}/**"),
+            };
+            rule(&format!("r{i}"), Decision::Audit, file(&[&g], &[], 7))
+        })
+        .collect();
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let mut m = Vec::new();
+    rs.for_each_match(&read("/big/dir/f.txt"), &ctx(), &mut |r| m.push(r));
+    let want: Vec<u32> = (0..1400).filter(|i| i % 2 == 0).collect();
+    assert_eq!(m, want);
+    assert_eq!(rs.evaluate(&read("/big/dir/f.txt"), &ctx()).rule, Some(0));
+}
+
+#[test]
+fn exec_program_resolution() {
+    let mut spec = common::sample_spec();
+    spec.rules = vec![
+        rule("by-name", Decision::Audit, exec("python3", &[], &[], &[])),
+        rule(
+            "by-path",
+            Decision::Deny,
+            exec("/usr/bin/python3", &[], &[], &[]),
+        ),
+    ];
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let argv: &[&str] = &["python", "-c", "x"];
+    let ids = |program: Option<&[u8]>| {
+        let mut m = Vec::new();
+        rs.for_each_match(
+            &Action::Exec {
+                argv: &argv,
+                program,
+            },
+            &ctx(),
+            &mut |r| m.push(r),
+        );
+        m
+    };
+    // argv[0] is a different name; the resolved executable decides.
+    assert_eq!(ids(Some(b"/usr/bin/python3")), [0, 1]);
+    assert_eq!(ids(Some(b"/opt/python3")), [0]);
+    assert!(ids(None).is_empty());
+    let argv2: &[&str] = &["/usr/bin/python3"];
+    let mut m = Vec::new();
+    rs.for_each_match(
+        &Action::Exec {
+            argv: &argv2,
+            program: None,
+        },
+        &ctx(),
+        &mut |r| m.push(r),
+    );
+    assert_eq!(m, [0, 1]);
+}
+
+#[test]
+fn http_regex_with_and_without_cache() {
+    let bytes = common::sample_bytes();
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let cache = RegexCache::new(&rs);
+    assert_eq!(rs.regex_count(), 2);
+    let body = br#"{"query":"mutation { volumeDelete(volumeId: \"v\") }"}"#;
+    let a = Action::Http {
+        method: b"POST",
+        host: b"backboard.railway.app",
+        path: b"/graphql/v2",
+        body,
+    };
+    let with = rs.evaluate_with(&a, &ctx(), Some(&cache));
+    let without = rs.evaluate(&a, &ctx());
+    assert_eq!(with, without);
+    assert_eq!(with.decision, Decision::Ask);
+    // The regex (`(?i)delete`) must also hold: a mutation without it does not match.
+    let body2 = br#"{"query":"mutation { volumeRename }"}"#;
+    let a2 = Action::Http {
+        method: b"POST",
+        host: b"backboard.railway.app",
+        path: b"/graphql",
+        body: body2,
+    };
+    assert_eq!(
+        rs.evaluate_with(&a2, &ctx(), Some(&cache)).decision,
+        Decision::Allow
+    );
+    // A cache of the wrong size never panics; it just finds no regex.
+    let small = RegexCache::with_len(0);
+    assert_eq!(
+        rs.evaluate_with(&a, &ctx(), Some(&small)).decision,
+        Decision::Allow
+    );
+}
+
+#[test]
+fn inactive_rules_and_when_flags() {
+    let mut spec = common::sample_spec();
+    let mut r = rule("inactive", Decision::Deny, file(&["/w/**"], &[], 7));
+    r.inactive = true;
+    let mut a = rule("agent", Decision::Ask, file(&["/w/**"], &[], 7));
+    a.when.agent = vec!["claude*".into()];
+    let mut c = rule("cwd", Decision::Audit, file(&["/w/**"], &[], 7));
+    c.when.cwd = vec!["/prod/**".into()];
+    spec.rules = vec![
+        r,
+        a,
+        c,
+        rule(
+            "x",
+            Decision::Allow,
+            RuleBody::Connect {
+                hosts: vec![],
+                nets: vec![],
+                ports: vec![(1, 2)],
+            },
+        ),
+    ];
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let env = NoEnv;
+    let run = |agent: &'static [u8], cwd: &'static [u8]| {
+        let cx = Context {
+            env: &env,
+            cwd,
+            agent,
+        };
+        rs.evaluate(&read("/w/f"), &cx).rule
+    };
+    assert_eq!(run(b"claude-code", b"/prod/x"), Some(1));
+    assert_eq!(run(b"cursor", b"/prod/x"), Some(2));
+    assert_eq!(run(b"cursor", b"/dev"), None);
+    // Example mode ignores when.agent/cwd and the inactive flag.
+    assert!(rs.rule_matches_example(0, &read("/w/f"), &ctx(), None));
+    assert!(rs.rule_matches_example(1, &read("/w/f"), &ctx(), None));
+    let conn = |port| Action::Connect {
+        host: None,
+        ip: None,
+        port,
+    };
+    assert_eq!(rs.evaluate(&conn(2), &ctx()).rule, Some(3));
+    assert_eq!(rs.evaluate(&conn(3), &ctx()).rule, None);
+}
