@@ -14,11 +14,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "guardctl",
-    version,
-    about = "A mechanical gate below AI coding agents"
-)]
+#[command(name = "guardctl", version, about = "A mechanical gate below AI coding agents")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
