@@ -261,10 +261,10 @@ impl Parser {
     }
 
     fn finish(&mut self, out: &mut FeedResult) {
-        if let Some(req) = self.cur.take() {
-            if !self.reported {
-                out.events.push(Event::Complete(req));
-            }
+        if let Some(req) = self.cur.take()
+            && !self.reported
+        {
+            out.events.push(Event::Complete(req));
         }
         self.reported = false;
         self.st = if self.tunnel_after {

@@ -251,10 +251,10 @@ impl Parser {
     }
 
     fn begin_frame(&mut self, fh: FrameHeader, out: &mut FeedResult) -> Result<(), Malformed> {
-        if let Some((sid, _)) = self.continuation {
-            if fh.kind != CONTINUATION || fh.stream != sid {
-                return Err(Malformed::Protocol("expected CONTINUATION"));
-            }
+        if let Some((sid, _)) = self.continuation
+            && (fh.kind != CONTINUATION || fh.stream != sid)
+        {
+            return Err(Malformed::Protocol("expected CONTINUATION"));
         }
         match fh.kind {
             DATA => {
@@ -283,7 +283,7 @@ impl Parser {
                 self.buffer_or_run(fh, out)?;
             }
             SETTINGS => {
-                if fh.stream != 0 || fh.len % 6 != 0 || fh.len > MAX_SETTINGS_PAYLOAD {
+                if fh.stream != 0 || !fh.len.is_multiple_of(6) || fh.len > MAX_SETTINGS_PAYLOAD {
                     return Err(Malformed::Protocol("bad SETTINGS frame"));
                 }
                 if fh.flags & 0x1 != 0 && fh.len != 0 {
@@ -499,7 +499,7 @@ impl Parser {
         fields: &mut Vec<Field>,
         out: &mut FeedResult,
     ) -> Result<(), Malformed> {
-        if sid % 2 == 0 {
+        if sid.is_multiple_of(2) {
             return Err(Malformed::Protocol("client stream ids are odd"));
         }
         if let Some(s) = self.streams.iter_mut().find(|s| s.id == sid) {
@@ -1090,8 +1090,10 @@ mod tests {
         ));
         assert!(matches!(&r.events[..], [Event::TooLarge(q)] if q.path() == "/cl"));
 
-        let mut cfg = Config::default();
-        cfg.body = BodyMode::HeadOnly;
+        let cfg = Config {
+            body: BodyMode::HeadOnly,
+            ..Config::default()
+        };
         let mut c = Connection::http2(cfg);
         c.feed(&preface());
         let r = c.feed(&frame(

@@ -114,9 +114,12 @@ pub(crate) struct HpackLimits {
 /// checks, and the dynamic table may hold anything the peer put there.
 pub(crate) type Field = (Vec<u8>, Vec<u8>);
 
+/// A dynamic table entry: name and value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// The decoder side of one HPACK context (one per HTTP/2 connection and direction).
 pub(crate) struct Decoder {
-    table: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    table: VecDeque<Entry>,
     size: usize,
     max_size: usize,
     limits: HpackLimits,

@@ -267,9 +267,7 @@ pub fn detect(first: &[u8]) -> Option<Protocol> {
     // An HTTP/1 request starts with an upper-case method token and a space; leading CRLFs
     // are allowed by RFC 9112 §2.2.
     let start = first.iter().position(|&b| b != b'\r' && b != b'\n');
-    let Some(start) = start else {
-        return None;
-    };
+    let start = start?;
     let rest = &first[start..];
     for (i, &b) in rest.iter().enumerate().take(21) {
         match b {

@@ -126,10 +126,10 @@ impl Request {
         if mime.eq_ignore_ascii_case("application/json") && json_has_query_key(&self.body) {
             return true;
         }
-        if self.method == "GET" {
-            if let Some((_, q)) = self.path.split_once('?') {
-                return q.split('&').any(|kv| kv.starts_with("query="));
-            }
+        if self.method == "GET"
+            && let Some((_, q)) = self.path.split_once('?')
+        {
+            return q.split('&').any(|kv| kv.starts_with("query="));
         }
         false
     }
