@@ -646,8 +646,9 @@ fn build_request(
             b"expect" => expect_continue |= v.eq_ignore_ascii_case(b"100-continue"),
             _ => {}
         }
-        // check_name accepted only ASCII, so this is lossless.
-        headers.push((String::from_utf8_lossy(&n).into_owned(), v));
+        // check_name accepted only ASCII, so this never fails and never copies.
+        let name = String::from_utf8(n).map_err(|_| Malformed::BadH2Header)?;
+        headers.push((name, v));
     }
     let method = method.ok_or(Malformed::BadPseudoHeader)?;
     let plain_connect = method == "CONNECT" && protocol.is_none();

@@ -1,11 +1,11 @@
 //! HPACK Huffman decoding (RFC 7541 §5.2, Appendix B).
 //!
 //! The code table is kept as data, exactly as the RFC prints it. The code is canonical (codes
-//! are assigned in order of length, then symbol), which a test checks, so decoding only needs,
-//! per code length, the first code and the symbols of that length in order: at most 26
-//! comparisons per symbol, usually 1 to 3 because the common characters have 5 to 7 bit codes.
+//! are assigned in order of length, then symbol), which a test checks. Codes of up to 8 bits
+//! (nearly all printable characters) decode with one lookup in a 256-entry table built from
+//! the RFC table at compile time; longer ones use canonical decoding, which needs only the
+//! first code of each length and the symbols in (length, symbol) order.
 
-const MIN_LEN: usize = 5;
 const MAX_LEN: usize = 30;
 const EOS: u16 = 256;
 
@@ -71,6 +71,29 @@ const fn build() -> Canonical {
 
 static TABLE: Canonical = build();
 
+/// Codes of at most 8 bits (most printable characters) decoded with one lookup on the
+/// next 8 bits: `(symbol, length)`, length 0 when the code is longer.
+static FAST: [(u8, u8); 256] = build_fast();
+
+const fn build_fast() -> [(u8, u8); 256] {
+    let mut t = [(0u8, 0u8); 256];
+    let mut s = 0;
+    while s < 256 {
+        let (code, len) = CODES[s];
+        if len <= 8 {
+            let shift = 8 - len as u32;
+            let base = (code << shift) as usize;
+            let mut i = 0;
+            while i < (1 << shift) {
+                t[base + i] = (s as u8, len);
+                i += 1;
+            }
+        }
+        s += 1;
+    }
+    t
+}
+
 /// Decodes `input` and appends the result to `out`, failing if `out` would grow past `max_len`
 /// bytes in total.
 pub(crate) fn decode(input: &[u8], out: &mut Vec<u8>, max_len: usize) -> Result<(), HuffmanError> {
@@ -102,7 +125,21 @@ pub(crate) fn decode(input: &[u8], out: &mut Vec<u8>, max_len: usize) -> Result<
         } else {
             ((acc >> (64 - MAX_LEN)) as u32) | ((1u32 << (MAX_LEN - nbits)) - 1)
         };
-        let mut len = MIN_LEN;
+        let (fast_sym, fast_len) = FAST[(window >> (MAX_LEN - 8)) as usize];
+        if fast_len != 0 {
+            let len = usize::from(fast_len);
+            if len > nbits {
+                return Err(HuffmanError::BadPadding);
+            }
+            if out.len() >= max_len {
+                return Err(HuffmanError::TooLong);
+            }
+            out.push(fast_sym);
+            acc <<= len;
+            nbits -= len;
+            continue;
+        }
+        let mut len = 9;
         let sym = loop {
             let v = window >> (MAX_LEN - len);
             if v < t.limit[len] {
