@@ -402,8 +402,37 @@ struct Parsed {
     tunnel: bool,
 }
 
+/// RFC 9110 §5.6.2 token characters, as a table: this runs for every byte of every name.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -431,8 +460,10 @@ fn parse_field(line: &[u8]) -> Result<(String, Vec<u8>), Malformed> {
     if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
         return Err(Malformed::BadHeader);
     }
-    // `name` is all tchar, hence ASCII.
-    let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+    let mut name = name.to_vec();
+    name.make_ascii_lowercase();
+    // `name` is all tchar, hence ASCII: this never fails and never copies.
+    let name = String::from_utf8(name).map_err(|_| Malformed::BadHeader)?;
     Ok((name, value.to_vec()))
 }
 
@@ -462,9 +493,9 @@ fn parse_head(head: &[u8], config: Config) -> Result<Parsed, Malformed> {
         b"HTTP/1.0" => Version::Http10,
         _ => return Err(Malformed::BadRequestLine),
     };
-    // Checked above: all of these are ASCII.
-    let method = String::from_utf8_lossy(method).into_owned();
-    let target = String::from_utf8_lossy(target).into_owned();
+    // Checked above: both are ASCII, so these never fail.
+    let method = String::from_utf8(method.to_vec()).map_err(|_| Malformed::BadRequestLine)?;
+    let target = String::from_utf8(target.to_vec()).map_err(|_| Malformed::BadRequestLine)?;
 
     let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(16);
     for line in lines {

@@ -1173,6 +1173,37 @@ mod tests {
     }
 
     #[test]
+    fn header_list_limit() {
+        // RFC 7540 accounting: name + value + 32 per field. The first block costs 201, the
+        // second exactly 300 (fits), the third 301 (does not).
+        let mut c = limited(|l| l.max_header_list = 300);
+        let ok = block("GET", "/", "h", &[("a", "1")]);
+        assert_eq!(
+            reqs(
+                &c.feed(&frame(HEADERS, END_HEADERS | END_STREAM, 1, &ok))
+                    .events
+            )
+            .len(),
+            1
+        );
+        let edge = block("GET", "/", "h", &[("a", &"1".repeat(100))]);
+        assert_eq!(
+            reqs(
+                &c.feed(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &edge))
+                    .events
+            )
+            .len(),
+            1
+        );
+        let big = block("GET", "/", "h", &[("a", &"1".repeat(101))]);
+        let r = c.feed(&frame(HEADERS, END_HEADERS | END_STREAM, 5, &big));
+        assert_eq!(
+            r.malformed(),
+            Some(Malformed::Hpack(crate::HpackError::ListTooLarge))
+        );
+    }
+
+    #[test]
     fn hpack_table_limit() {
         let mut c = limited(|l| l.max_hpack_table = 8192);
         // Size update to 8192 is accepted, 8193 is not.

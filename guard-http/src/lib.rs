@@ -27,6 +27,41 @@
 //!    report the write as done to the application (return its length). Otherwise write the
 //!    held bytes and this write to the server, in order, and clear the held buffer.
 //!
+//! ```
+//! use guard_http::{Connection, Event};
+//!
+//! /// What an `SSL_write` hook does with one write; `send` stands for the real SSL_write.
+//! fn on_write(conn: &mut Connection, held: &mut Vec<u8>, buf: &[u8], send: &mut Vec<u8>) -> bool {
+//!     let r = conn.feed(buf);
+//!     for e in &r.events {
+//!         let allowed = match e {
+//!             Event::Malformed(_) => false, // fail closed
+//!             Event::Complete(req) | Event::TooLarge(req) | Event::Head(req) => {
+//!                 !(req.host() == Some("api.example.com") && req.method() == "DELETE")
+//!             }
+//!         };
+//!         if !allowed {
+//!             held.clear();
+//!             return false; // the write fails; the caller tears the connection down
+//!         }
+//!     }
+//!     held.extend_from_slice(buf);
+//!     if !r.request_started {
+//!         send.append(held);
+//!     }
+//!     true
+//! }
+//!
+//! let (mut conn, mut held, mut sent) = (Connection::new(), Vec::new(), Vec::new());
+//! assert!(on_write(&mut conn, &mut held, b"POST /a HTTP/1.1\r\nHost: api.example.com\r\n", &mut sent));
+//! assert!(sent.is_empty()); // the head is incomplete: held back
+//! assert!(on_write(&mut conn, &mut held, b"Content-Length: 2\r\n\r\nok", &mut sent));
+//! assert!(sent.starts_with(b"POST /a") && held.is_empty());
+//! let deny = b"DELETE /v HTTP/1.1\r\nHost: API.example.com:443\r\n\r\n";
+//! assert!(!on_write(&mut conn, &mut held, deny, &mut sent));
+//! assert!(!sent.starts_with(b"DELETE") && !sent.windows(6).any(|w| w == b"DELETE"));
+//! ```
+//!
 //! Bytes are released in connection order only: on HTTP/2 a held request on one stream also
 //! holds frames of other streams written after it, because frames cannot be reordered safely
 //! (HPACK state and stream order depend on it).

@@ -153,7 +153,7 @@ fn random_split_points_give_identical_requests() {
     for f in fixtures() {
         let (whole, _) = run(&f.stream, &[], Config::default());
         let n = f.stream.len();
-        if n <= 4096 {
+        if n <= 16 * 1024 {
             for cut in 0..=n {
                 let (e, started) = run(&f.stream, &[cut], Config::default());
                 assert_eq!(e, whole, "{} cut at {cut}", f.name);
