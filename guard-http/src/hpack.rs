@@ -495,6 +495,29 @@ mod tests {
     }
 
     #[test]
+    fn random_blocks_never_panic() {
+        let mut seed = 0xdead_beef_cafe_f00du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut d = Decoder::new(lim());
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let block: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            out.clear();
+            if d.decode(&block, &mut out).is_err() {
+                d = Decoder::new(lim());
+            }
+            let mut h = Vec::new();
+            let _ = huffman::decode(&block, &mut h, 1000);
+        }
+    }
+
+    #[test]
     fn hpack_bomb_is_bounded() {
         let mut d = Decoder::new(HpackLimits {
             max_list_size: 8192,

@@ -31,6 +31,52 @@ pub struct Request {
 }
 
 impl Request {
+    /// Builds a request from an absolute URL, for tools that evaluate a request that was
+    /// never sent (`guardctl policy explain http METHOD URL`). Header names are lower-cased;
+    /// the host is normalised as for a captured request. Fails on a URL that is not
+    /// `scheme://authority[/path][?query]`.
+    pub fn from_url(
+        method: &str,
+        url: &str,
+        headers: impl IntoIterator<Item = (String, Vec<u8>)>,
+        body: Vec<u8>,
+    ) -> Result<Request, crate::Malformed> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or(crate::Malformed::BadRequestLine)?;
+        let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        let path = path.split('#').next().unwrap_or("");
+        let path = match path.chars().next() {
+            None => "/".to_string(),
+            Some('?') => format!("/{path}"),
+            Some(_) => path.to_string(),
+        };
+        let (host, port) = split_authority(authority).ok_or(crate::Malformed::BadHost)?;
+        let is_token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+        if !is_token(method) || path.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(crate::Malformed::BadRequestLine);
+        }
+        Ok(Request {
+            version: Version::Http11,
+            stream_id: 0,
+            method: method.to_string(),
+            scheme: Some(scheme.to_ascii_lowercase()),
+            authority: Some(authority.to_string()),
+            host: Some(host),
+            port,
+            path,
+            headers: headers
+                .into_iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), v))
+                .collect(),
+            trailers: Vec::new(),
+            body,
+            body_complete: true,
+            expect_continue: false,
+        })
+    }
+
     /// The framing the request used.
     pub fn version(&self) -> Version {
         self.version
@@ -229,6 +275,30 @@ mod tests {
         assert_eq!(s("a b"), None);
         assert_eq!(s("[::1"), None);
         assert_eq!(s("evil.com/x"), None);
+    }
+
+    #[test]
+    fn from_url() {
+        let r = Request::from_url(
+            "POST",
+            "https://Backboard.Railway.app/graphql/v2?x=1#frag",
+            [("Content-Type".to_string(), b"application/json".to_vec())],
+            br#"{"query":"mutation{volumeDelete}"}"#.to_vec(),
+        )
+        .unwrap();
+        assert_eq!(r.host(), Some("backboard.railway.app"));
+        assert_eq!(r.port(), None);
+        assert_eq!(r.path(), "/graphql/v2?x=1");
+        assert_eq!(r.scheme(), Some("https"));
+        assert!(r.is_graphql());
+        let r = Request::from_url("GET", "http://[::1]:8080?q", [], vec![]).unwrap();
+        assert_eq!(
+            (r.host(), r.port(), r.path()),
+            (Some("::1"), Some(8080), "/?q")
+        );
+        assert!(Request::from_url("GET", "not a url", [], vec![]).is_err());
+        assert!(Request::from_url("GET", "http:///path", [], vec![]).is_err());
+        assert!(Request::from_url("G T", "http://h/", [], vec![]).is_err());
     }
 
     #[test]
