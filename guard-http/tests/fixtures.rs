@@ -285,3 +285,74 @@ fn curl_specifics() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Where each request's first byte is, and where each HTTP/2 RST_STREAM frame ends.
+fn request_starts(f: &Fixture) -> (Vec<usize>, Vec<usize>) {
+    let s = &f.stream;
+    let mut starts = Vec::new();
+    let mut resets = Vec::new();
+    if s.starts_with(guard_http::H2_PREFACE) {
+        let mut seen = std::collections::HashSet::new();
+        let mut i = guard_http::H2_PREFACE.len();
+        while i + 9 <= s.len() {
+            let len =
+                (usize::from(s[i]) << 16) | (usize::from(s[i + 1]) << 8) | usize::from(s[i + 2]);
+            let sid = u32::from_be_bytes([s[i + 5], s[i + 6], s[i + 7], s[i + 8]]);
+            if s[i + 3] == 0x1 && seen.insert(sid) {
+                starts.push(i);
+            }
+            if s[i + 3] == 0x3 {
+                resets.push(i + 9 + len);
+            }
+            i += 9 + len;
+        }
+    } else {
+        let mut from = 0;
+        for want in &f.expected {
+            let line = format!(
+                "{} {} HTTP/1.1",
+                want["method"].as_str().unwrap(),
+                want["path"].as_str().unwrap()
+            );
+            let at = s[from..]
+                .windows(line.len())
+                .position(|w| w == line.as_bytes())
+                .unwrap()
+                + from;
+            starts.push(at);
+            from = at + line.len();
+        }
+    }
+    (starts, resets)
+}
+
+/// The holding contract, byte by byte: whenever `request_started` is false, every request
+/// whose first byte has been fed was already reported (or reset by the client), so a caller
+/// that releases held bytes then never lets an unjudged request through. For HTTP/1 the
+/// converse holds too: while a request is unreported, `request_started` is true.
+#[test]
+fn request_started_is_exact_byte_by_byte() {
+    for f in fixtures() {
+        let (starts, resets) = request_starts(&f);
+        assert_eq!(starts.len(), f.expected.len() + resets.len(), "{}", f.name);
+        let h1 = resets.is_empty() && !f.stream.starts_with(guard_http::H2_PREFACE);
+        let mut c = Connection::new();
+        let mut reported = 0;
+        for fed in 1..=f.stream.len() {
+            let r = c.feed(&f.stream[fed - 1..fed]);
+            assert!(r.malformed().is_none(), "{}", f.name);
+            reported += r.requests().count();
+            let started = starts.iter().filter(|&&s| s < fed).count();
+            let reset = resets.iter().filter(|&&e| e <= fed).count();
+            if !r.request_started {
+                assert_eq!(reported + reset, started, "{} at byte {fed}", f.name);
+            } else if h1 {
+                assert!(
+                    reported < started,
+                    "{} at byte {fed}: held with nothing pending",
+                    f.name
+                );
+            }
+        }
+    }
+}
