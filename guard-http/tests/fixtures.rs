@@ -356,3 +356,54 @@ fn request_started_is_exact_byte_by_byte() {
         }
     }
 }
+
+/// Mutated real streams (bytes flipped, inserted, removed) split at random points: the parser
+/// must never panic, and a failure must stay failed.
+fn mutate_and_feed(rounds: usize) {
+    let mut seed = 0x0bad_c0de_1234_5678u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let all = fixtures();
+    for round in 0..rounds {
+        let f = &all[round % all.len()];
+        let mut d = f.stream.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() as usize) % d.len();
+            match next() % 3 {
+                0 => d[at] = next() as u8,
+                1 => d.insert(at, next() as u8),
+                _ => {
+                    d.remove(at);
+                }
+            }
+        }
+        let mut c = Connection::new();
+        let mut prev = 0;
+        let mut failed = false;
+        while prev < d.len() {
+            let cut = (prev + 1 + (next() as usize) % 4096).min(d.len());
+            let r = c.feed(&d[prev..cut]);
+            if failed {
+                assert!(r.malformed().is_some());
+            }
+            failed |= r.malformed().is_some();
+            prev = cut;
+        }
+    }
+}
+
+#[test]
+fn mutated_fixtures_never_panic() {
+    mutate_and_feed(2_000);
+}
+
+/// `cargo test -p guard-http --release --test fixtures -- --ignored`
+#[test]
+#[ignore = "long: run by hand"]
+fn mutated_fixtures_never_panic_long() {
+    mutate_and_feed(300_000);
+}
