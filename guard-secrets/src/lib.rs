@@ -1,0 +1,44 @@
+//! Content detection and redaction of secrets, so that secrets never reach the agent.
+//!
+//! The pipeline for one buffer (what libguard runs on a read it decided to inspect):
+//!
+//! 1. [`Detectors::might_contain_secret`]: one Aho-Corasick pass over every detector's keywords
+//!    (ASCII case-insensitive). Most files contain none, and stop here.
+//! 2. [`Detectors::scan`]: the same pass, noting which detectors' keywords occur; only those
+//!    detectors' regexes run (byte regexes, ASCII mode). The secret is the capture group named
+//!    `secret` (the whole match when there is none); an optional Shannon-entropy floor and the
+//!    placeholder [`Allowlist`] then drop the obvious non-secrets. Findings come back sorted and
+//!    non-overlapping.
+//! 3. [`redact`]: each finding's span becomes exactly [`REDACTED`] (`REDACTED_BY_POLICY`).
+//!
+//! Also here: [`redact_environ`] for `/proc/<pid>/environ` and [`Scope`] / [`in_scope`], the
+//! allocation-free decision of which paths are worth scanning at all.
+//!
+//! This crate allocates (regex caches, result vectors): libguard calls it off the hot path, after
+//! the ruleset has said a read must be inspected, never from a vfork child or signal handler.
+
+mod allowlist;
+mod builtin;
+mod engine;
+mod entropy;
+mod environ;
+mod scope;
+
+#[cfg(test)]
+mod detector_tests;
+#[cfg(test)]
+mod testgen;
+
+pub use allowlist::Allowlist;
+pub use builtin::builtin_specs;
+pub use engine::{
+    Detectors, Finding, SecretSpec, SpecError, redact, redact_into, redacted_len, strictest,
+    verify_examples,
+};
+pub use entropy::shannon_entropy;
+pub use environ::{DEFAULT_SECRET_ENV_KEYS, env_key_matches, redact_environ};
+pub use guard_proto::Decision;
+pub use scope::{Scope, in_scope};
+
+/// The placeholder every redacted span becomes (binding: see DESIGN.md).
+pub const REDACTED: &[u8] = b"REDACTED_BY_POLICY";
