@@ -73,6 +73,10 @@ const PLACEHOLDER_VALUES: &[&str] = &[
     "qwerty",
     "letmein",
     "hunter2",
+    "postgres",
+    "mysql",
+    "mariadb",
+    "rabbitmq",
 ];
 
 /// A run of this many identical bytes (`00000000`, `aaaaaaaa`) or of ascending bytes
