@@ -12,7 +12,10 @@ const CORPUS: &[(&str, &str)] = &[
     ("README.md", include_str!("corpus/README.md.txt")),
     ("app.py", include_str!("corpus/app.py.txt")),
     (".env.example", include_str!("corpus/env.example.txt")),
-    (".github/workflows/ci.yml", include_str!("corpus/workflow.yml.txt")),
+    (
+        ".github/workflows/ci.yml",
+        include_str!("corpus/workflow.yml.txt"),
+    ),
 ];
 
 #[test]
@@ -60,7 +63,10 @@ fn generated_secrets_spliced_into_the_corpus_are_redacted() {
         let findings = d.scan(out.as_bytes());
         let red = String::from_utf8(redact(out.as_bytes(), &findings)).expect("utf8");
         for (_, secret) in &lines {
-            assert!(!red.contains(secret.as_str()), "seed {seed}: {name}: {secret} survived");
+            assert!(
+                !red.contains(secret.as_str()),
+                "seed {seed}: {name}: {secret} survived"
+            );
         }
         assert_eq!(
             findings.len(),
@@ -77,6 +83,10 @@ fn generated_secrets_spliced_into_the_corpus_are_redacted() {
         for (line, secret) in &lines {
             back = back.replacen(&line.replace(secret.as_str(), "REDACTED_BY_POLICY"), "", 1);
         }
-        assert_eq!(back, format!("{}\n", text.trim_end_matches('\n')), "seed {seed}: {name}");
+        assert_eq!(
+            back,
+            format!("{}\n", text.trim_end_matches('\n')),
+            "seed {seed}: {name}"
+        );
     }
 }

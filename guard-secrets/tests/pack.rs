@@ -27,7 +27,10 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 fn entries() -> Vec<Entry> {
     let doc: toml::Table = PACK.parse().expect("the pack is valid TOML");
     for key in doc.keys() {
-        assert!(["policy", "secret"].contains(&key.as_str()), "unexpected table {key}");
+        assert!(
+            ["policy", "secret"].contains(&key.as_str()),
+            "unexpected table {key}"
+        );
     }
     let secrets = doc["secret"].as_array().expect("[[secret]] entries");
     secrets
@@ -79,7 +82,11 @@ fn pack_equals_the_builtin_detectors() {
 #[test]
 fn pack_examples_hold_with_the_allowlist_off() {
     for e in entries() {
-        assert!(!e.matches.is_empty(), "{}: needs a match example", e.spec.id);
+        assert!(
+            !e.matches.is_empty(),
+            "{}: needs a match example",
+            e.spec.id
+        );
         let m: Vec<&str> = e.matches.iter().map(String::as_str).collect();
         let n: Vec<&str> = e.no_matches.iter().map(String::as_str).collect();
         if let Err(err) = verify_examples(&e.spec, &m, &n) {
@@ -104,6 +111,8 @@ fn pack_examples_are_placeholders_to_the_default_allowlist() {
     assert!(
         f.is_empty(),
         "{:?}",
-        f.iter().map(|x| (x.detector, &PACK[x.start..x.end])).collect::<Vec<_>>()
+        f.iter()
+            .map(|x| (x.detector, &PACK[x.start..x.end]))
+            .collect::<Vec<_>>()
     );
 }
