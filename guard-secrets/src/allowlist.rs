@@ -134,7 +134,11 @@ impl Allowlist {
         {
             return true;
         }
-        if self.env_refs && matches!(secret.first(), Some(b'$' | b'%')) {
+        if self.env_refs
+            && (matches!(secret.first(), Some(b'$' | b'%'))
+                || (secret.first() == Some(&b'{') && secret.last() == Some(&b'}')))
+        {
+            // `$VAR`, `%VAR%`, and `{name}` (format strings, templates).
             return true;
         }
         if self
@@ -186,6 +190,7 @@ mod tests {
             "{{ secrets.TOKEN }}",
             "$API_KEY",
             "%(password)s",
+            "{db_password}",
             "changeme",
             "ChangeMe123",
             "your-api-key",

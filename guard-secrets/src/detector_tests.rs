@@ -446,6 +446,7 @@ fn url_passwords_only_the_password_is_redacted() {
     t.none("postgres://user:password@localhost/db");
     t.none("postgres://user:${DB_PASSWORD}@localhost/db");
     t.none("https://user:<password>@host/");
+    t.none("format!(\"postgres://{user}:{pw}@{host}/db\")");
     t.none("mailto:someone@example.org");
 }
 

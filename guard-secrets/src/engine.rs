@@ -531,6 +531,12 @@ mod tests {
     }
 
     #[test]
+    fn detectors_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Detectors>();
+    }
+
+    #[test]
     fn redact_replaces_each_span() {
         let c = b"a=SECRET1 b=SECRET2 end";
         let out = redact(c, &[f(2, 9), f(12, 19)]);

@@ -16,6 +16,19 @@
 //!
 //! This crate allocates (regex caches, result vectors): libguard calls it off the hot path, after
 //! the ruleset has said a read must be inspected, never from a vfork child or signal handler.
+//!
+//! Intended use by libguard (a later step): build one `Detectors` per process lazily
+//! (`builtin_with` the ruleset's `[[secret]]` specs, then `set_decision` overrides); it is
+//! `Send + Sync` and scans need no lock. At `open` of a regular file, `Scope::contains` decides
+//! (without allocating) whether the fd is flagged for inspection. On the first read-class call
+//! on a flagged fd (`read`, `pread`, `readv`, `fread`, `mmap`, `fstat`), read the whole file
+//! once, `scan` it, and:
+//! - no findings: unflag the fd and let the real call proceed;
+//! - `strictest(&findings) == Deny`: fail the call with `EACCES`;
+//! - otherwise: write `redact(&content, &findings)` (audit-only findings filtered out first)
+//!   into a sealed memfd, `dup2` it over the fd at the same offset, and answer `fstat` with
+//!   its size (`redacted_len` gives it without building the copy).
+//! Mapping findings to audit events: `Finding::detector` is the rule id.
 
 mod allowlist;
 mod builtin;
