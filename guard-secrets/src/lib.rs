@@ -28,6 +28,7 @@
 //! - otherwise: write `redact(&content, &findings)` (audit-only findings filtered out first)
 //!   into a sealed memfd, `dup2` it over the fd at the same offset, and answer `fstat` with
 //!   its size (`redacted_len` gives it without building the copy).
+//!
 //! Mapping findings to audit events: `Finding::detector` is the rule id.
 
 mod allowlist;
