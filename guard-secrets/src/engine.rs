@@ -4,6 +4,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use guard_proto::Decision;
 use regex::bytes::{Regex, RegexBuilder};
 
+use crate::fastpre::FastPrefilter;
 use crate::{Allowlist, REDACTED, shannon_entropy};
 
 /// Compiled-program limits for one detector's regex. Generous for hand-written rules, small
@@ -91,6 +92,8 @@ pub struct Detectors {
     /// Every distinct keyword (lower-cased), ASCII case-insensitive, overlapping semantics so a
     /// keyword inside another keyword (`secret` in `client_secret`) is still seen.
     prefilter: Option<AhoCorasick>,
+    /// The same keywords as `prefilter`, for the "any keyword at all?" question at SIMD speed.
+    fast: Option<FastPrefilter>,
     /// Pattern id of `prefilter` -> indices of the detectors that keyword enables.
     owners: Vec<Vec<usize>>,
     /// Detectors without keywords: they run on every scan.
@@ -209,6 +212,7 @@ impl Detectors {
             }
         }
         let (keywords, owners) = minimise(keywords, owners);
+        let fast = FastPrefilter::new(&keywords);
         let prefilter = if keywords.is_empty() {
             None
         } else {
@@ -230,6 +234,7 @@ impl Detectors {
         Detectors {
             detectors,
             prefilter,
+            fast,
             owners,
             always,
             allowlist: Allowlist::default(),
@@ -271,6 +276,9 @@ impl Detectors {
     pub fn might_contain_secret(&self, content: &[u8]) -> bool {
         if !self.always.is_empty() {
             return true;
+        }
+        if let Some(fast) = &self.fast {
+            return fast.is_match(content);
         }
         match &self.prefilter {
             Some(ac) => ac.is_match(content),

@@ -36,6 +36,7 @@ mod builtin;
 mod engine;
 mod entropy;
 mod environ;
+mod fastpre;
 mod scope;
 
 #[cfg(test)]
