@@ -8,6 +8,11 @@
 //! *anchors*: substrings chosen so that every keyword contains one. A Teddy hit is verified
 //! against the full keywords around it, so the answer is exact: true iff some keyword occurs,
 //! ASCII case-insensitively, like the automaton it stands in for.
+//!
+//! Measured on this (shared, loaded) machine over 16 MiB of keyword-free source: lower-casing
+//! ~6 GB/s; Teddy ~5 GB/s with 8 anchors, ~3 GB/s with 16, ~0.9 GB/s with 32 and ~0.5 GB/s
+//! with the 51 anchors the built-in keywords need. The anchor count is what limits throughput;
+//! fewer, shared keywords across detectors would raise it.
 
 use aho_corasick::Span;
 use aho_corasick::packed::{Config, MatchKind, Searcher};
