@@ -75,7 +75,7 @@ fn secret_line(rng: &mut Rng, i: usize) -> String {
     const HEX: &[u8] = b"0123456789abcdef";
     match i % 4 {
         0 => format!("GH={}\n", ["gh", "p_", &rng.s(ALNUM, 36)].concat()),
-        1 => format!("DB_PASSWORD={}9{}\n", rng.s(ALNUM, 8), rng.s(ALNUM, 8)),
+        1 => format!("DB_PASSWORD={}9{}\n", rng.s(ALNUM, 10), rng.s(ALNUM, 10)),
         2 => format!("DO={}\n", ["do", "p_v1_", &rng.s(HEX, 64)].concat()),
         _ => format!("url = \"https://svc:{}@host/\"\n", rng.s(ALNUM, 20)),
     }

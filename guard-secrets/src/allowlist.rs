@@ -25,6 +25,9 @@ const PLACEHOLDER_PARTS: &[&str] = &[
     "yourtoken",
     "yoursecret",
     "yourpassword",
+    "mytoken",
+    "mysecret",
+    "mypassword",
     "notreal",
     "not-real",
     "not_real",
@@ -148,8 +151,34 @@ impl Allowlist {
         {
             return true;
         }
-        self.runs && has_made_up_run(secret)
+        self.runs
+            && (has_made_up_run(secret) || is_dotted_identifier(secret) || is_constant_name(secret))
     }
+}
+
+/// `DOT11_DIALOG_TOKEN`, `MY_API_KEY_2`: the name of a constant or environment variable.
+fn is_constant_name(s: &[u8]) -> bool {
+    s.first().is_some_and(u8::is_ascii_uppercase)
+        && s.contains(&b'_')
+        && s.iter()
+            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// `node.colon2_token`, `settings.API_KEY_2`: a reference to a value in code, not a value.
+/// Segments are capped at 30 bytes so that a JWT (long base64url segments) never qualifies.
+fn is_dotted_identifier(s: &[u8]) -> bool {
+    let mut segments = 0;
+    for seg in s.split(|&b| b == b'.') {
+        let ok = !seg.is_empty()
+            && seg.len() <= 30
+            && (seg[0].is_ascii_alphabetic() || seg[0] == b'_')
+            && seg.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return false;
+        }
+        segments += 1;
+    }
+    segments >= 2
 }
 
 /// An identical or ascending run of `RUN_LEN` bytes.
@@ -191,6 +220,9 @@ mod tests {
             "$API_KEY",
             "%(password)s",
             "{db_password}",
+            "node.colon2_token",
+            "self.settings.api_key_2",
+            "DOT11_DIALOG_TOKEN",
             "changeme",
             "ChangeMe123",
             "your-api-key",
@@ -237,6 +269,37 @@ mod tests {
         ] {
             assert!(!a.is_placeholder(p.as_bytes()), "{p}");
         }
+    }
+
+    #[test]
+    fn dotted_identifiers() {
+        assert!(is_dotted_identifier(b"a.b"));
+        assert!(is_dotted_identifier(b"_x.y_2.z"));
+        assert!(!is_dotted_identifier(b"abc"));
+        assert!(!is_dotted_identifier(b"a..b"));
+        assert!(
+            !is_dotted_identifier(b"v1.2"),
+            "segment starting with a digit"
+        );
+        assert!(!is_dotted_identifier(b"pass.w0rd!"));
+        let jwt_like = format!(
+            "eyJ{}.eyJ{}.{}",
+            "a".repeat(33),
+            "b".repeat(40),
+            "c".repeat(43)
+        );
+        assert!(!is_dotted_identifier(jwt_like.as_bytes()));
+    }
+
+    #[test]
+    fn constant_names() {
+        assert!(is_constant_name(b"MY_API_KEY_2"));
+        assert!(
+            !is_constant_name(b"AKIA2345ABCDEFGHIJKL"),
+            "no underscore: could be a key id"
+        );
+        assert!(!is_constant_name(b"My_Key_2"));
+        assert!(!is_constant_name(b"_X_1"));
     }
 
     #[test]

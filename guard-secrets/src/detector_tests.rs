@@ -473,7 +473,7 @@ fn auth_headers() {
 #[test]
 fn generic_assignments() {
     let t = T::new();
-    let v = format!("{}{}{}", t.s(ALNUM, 8), t.below(10), t.s(ALNUM, 8));
+    let v = format!("{}{}{}", t.s(ALNUM, 10), t.below(10), t.s(ALNUM, 10));
     for text in [
         format!("DB_PASSWORD={v}\n"),
         format!("password: {v}\n"),
@@ -507,6 +507,7 @@ fn generic_assignments() {
         "auth_token_url: https://oauth2.example.org/token",
         "password:\n  from_env: DB_PW",
         "token = \"abcdefg\"",
+        "        colon2_token: node.colon2_token,",
     ] {
         t.none(text);
     }
@@ -517,7 +518,7 @@ fn many_secrets_in_one_file_are_all_redacted() {
     let t = T::new();
     let gh = cat(&["gh", "p_", &t.s(ALNUM, 36)]);
     let npm = cat(&["np", "m_", &t.s(ALNUM, 36)]);
-    let pw = format!("{}3{}", t.s(ALNUM, 6), t.s(ALNUM, 6));
+    let pw = format!("{}3{}", t.s(ALNUM, 10), t.s(ALNUM, 10));
     let text = format!("A={gh}\nB={npm}\nDB_PASSWORD={pw}\n");
     let f = t.d.scan(text.as_bytes());
     let red = String::from_utf8(redact(text.as_bytes(), &f)).expect("utf8");
@@ -536,10 +537,12 @@ fn redaction_is_idempotent() {
     let gh = cat(&["gh", "p_", &t.s(ALNUM, 36)]);
     let text = format!(
         "token: {gh}\npassword = {}9{}\n",
-        t.s(ALNUM, 5),
-        t.s(ALNUM, 5)
+        t.s(ALNUM, 10),
+        t.s(ALNUM, 10)
     );
-    let once = redact(text.as_bytes(), &t.d.scan(text.as_bytes()));
+    let first = t.d.scan(text.as_bytes());
+    assert_eq!(first.len(), 2, "seed {}", t.seed);
+    let once = redact(text.as_bytes(), &first);
     assert!(
         t.d.scan(&once).is_empty(),
         "{}",

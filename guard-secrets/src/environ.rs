@@ -175,7 +175,7 @@ mod tests {
         // the replacement never eats the key.
         let d = Detectors::builtin();
         let mut rng = Rng::from_env();
-        let v = format!("{}7{}", rng.string(ALNUM, 8), rng.string(ALNUM, 8));
+        let v = format!("{}7{}", rng.string(ALNUM, 10), rng.string(ALNUM, 10));
         let env = format!("SERVICE_API_KEY={v}\0LANG=C.UTF-8");
         let out = redact_environ(&d, env.as_bytes(), &[], &[]);
         assert_eq!(
