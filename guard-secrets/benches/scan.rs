@@ -7,7 +7,8 @@
 //! - keyword-rich text without secrets: the false-positive corpus (README, app.py, .env.example,
 //!   ...) repeated to 1 MiB: every detector's regex runs and finds nothing;
 //! - the clean source with a generated secret every 4 KiB;
-//! - `redact` of that buffer with its findings.
+//! - `redact` of that buffer with its findings;
+//! - building the built-in detector set (paid once per process).
 //!
 //! Run: `cargo bench -p guard-secrets --bench scan`.
 
@@ -169,6 +170,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("redact_secret_every_4KiB_1MiB", |b| {
         b.iter(|| redact(std::hint::black_box(&sec_1), &f1))
     });
+    g.finish();
+
+    // What each process pays once, lazily, before its first inspected read.
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g.bench_function("detectors_builtin", |b| b.iter(Detectors::builtin));
     g.finish();
 }
 
