@@ -126,6 +126,9 @@ fn gcp() {
         "{{\n  \"type\": \"service_account\",\n  \"private_key\": \"{pem}\\n\",\n  \"client_email\": \"a@b.iam.gserviceaccount.com\"\n}}"
     );
     t.found("gcp-service-account-key", &json, &pem);
+    // The same JSON shape with a non-key value, or a key too short to be one.
+    t.none("{\"private_key\": \"see the vault\"}");
+    t.none("{\"private_key\": \"-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----\"}");
 }
 
 #[test]
@@ -143,6 +146,7 @@ fn azure() {
         "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={sak}"
     );
     t.found("azure-shared-access-key", &sb, &sak);
+    t.none("SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=");
 
     let sig = format!("{}%3D", t.s(ALNUM, 43));
     let url = format!("https://a.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sig={sig}");
@@ -191,6 +195,8 @@ fn gitlab() {
     t.found("gitlab-token", &format!("deploy: {dt}"), &dt);
     let rr = cat(&["GR", "1348941", &t.s(ALNUM, 20)]);
     t.found("gitlab-token", &format!("reg {rr}\n"), &rr);
+    t.none(&cat(&["gl", "dt-", &t.s(ALNUM, 10)]));
+    t.none("the gldt- prefix marks deploy tokens");
 }
 
 #[test]
@@ -241,6 +247,10 @@ fn slack() {
     let hook = format!("https://hooks.{}.com/services/{path}", "slack");
     t.found("slack-webhook-url", &format!("url: {hook}\n"), &path);
     t.none("xoxb-1234");
+    t.none("xoxp-12345678-short");
+    t.none("xoxa-abc");
+    t.none("xapp-token");
+    t.none(&cat(&["xo", "xe.xo", "xp-1-", &t.s(UPPER_NUM, 40)]));
     t.none("see https://hooks.slack.com/services/ for docs");
 }
 
@@ -255,6 +265,7 @@ fn stripe() {
     t.found("stripe-webhook-secret", &format!("signing {wh}."), &wh);
     t.none("pk_live_abcdefghijklmnop1234");
     t.none("sk_live_short");
+    t.none(&cat(&["wh", "sec_", &t.s(ALNUM, 10)]));
 }
 
 #[test]
@@ -318,21 +329,28 @@ fn hosting_and_registries() {
 
     let v = t.s(ALNUM, 24);
     t.found("vercel-token", &format!("VERCEL_TOKEN=\"{v}\""), &v);
+    t.none(&format!("vercel_project_id = \"{}\"", t.s(ALNUM, 24)));
     let n = t.s(URLSAFE, 43);
     t.found("netlify-token", &format!("NETLIFY_AUTH_TOKEN={n}\n"), &n);
+    t.none(&format!("NETLIFY_SITE_ID={}\n", t.s(URLSAFE, 43)));
 
     let fo = cat(&["fo", "1_", &t.s(URLSAFE, 43)]);
     t.found("flyio-token", &format!("{fo}\n"), &fo);
     let fm = cat(&["fm", "2_", &t.s(B64, 120)]);
     t.found("flyio-token", &format!("FlyV1 {fm}"), &fm);
+    t.none(&cat(&["fo", "1_", &t.s(URLSAFE, 20)]));
+    t.none(&cat(&["fm", "2_", &t.s(B64, 50)]));
 
     let hk = cat(&["HR", "KU-AA", &t.s(URLSAFE, 58)]);
     t.found("heroku-api-key", &format!("'{hk}'"), &hk);
+    t.none(&cat(&["HR", "KU-AA", &t.s(URLSAFE, 20)]));
 
     let sb = cat(&["sb", "p_", &t.s(LOWER_HEX, 40)]);
     t.found("supabase-token", &format!("SUPA={sb}\n"), &sb);
     let sbs = cat(&["sb_", "secret_", &t.s(URLSAFE, 32)]);
     t.found("supabase-token", &format!("x {sbs} y"), &sbs);
+    t.none(&cat(&["sb", "p_", &t.s(ALNUM, 40)]));
+    t.none("sb_publishable_abcdefghijklmnopqrstuvwx");
 
     let dop = cat(&["do", "p_v1_", &t.s(LOWER_HEX, 64)]);
     t.found("digitalocean-token", &format!("DO={dop}"), &dop);
@@ -468,6 +486,8 @@ fn auth_headers() {
         &format!("Authorization: Basic {basic}\r\n"),
         &basic,
     );
+    t.none("Authorization: Basic");
+    t.none("Authorization: Basic aaaaaaaaaaaa");
 }
 
 #[test]
