@@ -1,24 +1,30 @@
 //! A SIMD keyword prefilter for the common case: "does this buffer contain any keyword at
-//! all?" answered at memory speed.
+//! all?"
 //!
 //! aho-corasick turns its SIMD (Teddy) prefilter off for ASCII case-insensitive automata and
 //! for more than 64 patterns, and then runs its automaton byte by byte (measured here: about
 //! 150-230 MB/s for the ~100 built-in keywords). This module instead lower-cases the buffer in
-//! small stack chunks (a loop the compiler vectorises) and runs Teddy over at most 64 short
-//! *anchors*: substrings chosen so that every keyword contains one. A Teddy hit is verified
-//! against the full keywords around it, so the answer is exact: true iff some keyword occurs,
-//! ASCII case-insensitively, like the automaton it stands in for.
+//! 16 KiB stack chunks (a loop the compiler vectorises, ~6 GB/s) and runs Teddy over short
+//! *anchors*: 3-4 byte substrings chosen so that every keyword contains one, avoiding
+//! all-letter trigrams such as "key" that occur everywhere. A Teddy hit is verified against the
+//! full keywords around it, so the answer is exact: true iff some keyword occurs, ASCII
+//! case-insensitively, like the automaton it stands in for.
 //!
-//! Measured on this (shared, loaded) machine over 16 MiB of keyword-free source: lower-casing
-//! ~6 GB/s; Teddy ~5 GB/s with 8 anchors, ~3 GB/s with 16, ~0.9 GB/s with 32 and ~0.5 GB/s
-//! with the 51 anchors the built-in keywords need. The anchor count is what limits throughput;
-//! fewer, shared keywords across detectors would raise it.
+//! Throughput is bounded by the number of anchors (about 65 for the built-in keywords, i.e.
+//! 9 Teddy passes per chunk): ~0.4 GB/s end to end on this shared machine, 2-3x the automaton.
+//! Reaching memory speed would need far fewer distinct keywords (or a Hyperscan-class
+//! matcher).
 
 use aho_corasick::Span;
 use aho_corasick::packed::{Config, MatchKind, Searcher};
 
-/// Teddy's practical pattern limit (aho-corasick's own heuristic).
-const MAX_ANCHORS: usize = 64;
+/// Beyond this many anchors the passes cost more than the automaton would.
+const MAX_ANCHORS: usize = 96;
+/// Anchors per Teddy searcher. Teddy slows down sharply as patterns share its buckets
+/// (measured over keyword-free source: ~5 GB/s with 8 patterns, ~3 GB/s with 16, ~0.9 GB/s
+/// with 32, ~0.5 GB/s with 51), so several small searchers run one after another over each
+/// chunk while it is in L1.
+const GROUP: usize = 8;
 /// Stack chunk size; consecutive chunks overlap by the longest keyword minus one byte.
 const CHUNK: usize = 16 * 1024;
 
@@ -32,7 +38,8 @@ struct Anchor {
 
 #[derive(Clone, Debug)]
 pub(crate) struct FastPrefilter {
-    teddy: Searcher,
+    /// One Teddy searcher per group of `GROUP` anchors (see `GROUP`).
+    teddies: Vec<Searcher>,
     anchors: Vec<Anchor>,
     /// Lower-cased keywords.
     keywords: Vec<Vec<u8>>,
@@ -66,7 +73,7 @@ fn choose_anchors(keywords: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
         .collect();
     let mut anchors: Vec<Vec<u8>> = Vec::new();
     while !uncovered.is_empty() {
-        let mut best: Option<(usize, usize, &[u8])> = None;
+        let mut best: Option<((bool, usize, usize), &[u8])> = None;
         for &k in &uncovered {
             let kw = &keywords[k];
             for len in [4usize, 3] {
@@ -78,19 +85,21 @@ fn choose_anchors(keywords: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
                         .iter()
                         .filter(|&&o| keywords[o].windows(len).any(|x| x == w))
                         .count();
+                    // Three lowercase letters ("key", "age") occur everywhere in prose and
+                    // code, and Teddy would stop on them constantly: any other window first.
+                    let common = len == 3 && w.iter().all(u8::is_ascii_lowercase);
+                    let rank = (!common, cover, len);
                     let better = match best {
                         None => true,
-                        Some((c, l, b)) => {
-                            (cover, len) > (c, l) || ((cover, len) == (c, l) && w < b)
-                        }
+                        Some((r, b)) => rank > r || (rank == r && w < b),
                     };
                     if better {
-                        best = Some((cover, len, w));
+                        best = Some((rank, w));
                     }
                 }
             }
         }
-        let (_, _, w) = best?;
+        let (_, w) = best?;
         let w = w.to_vec();
         uncovered.retain(|&o| !keywords[o].windows(w.len()).any(|x| x == w.as_slice()));
         anchors.push(w);
@@ -134,14 +143,17 @@ impl FastPrefilter {
                 Anchor { bytes, checks }
             })
             .collect();
-        let mut b = Config::new().match_kind(MatchKind::LeftmostFirst).builder();
-        for a in &anchors {
-            b.add(&a.bytes);
+        let mut teddies = Vec::new();
+        for group in anchors.chunks(GROUP) {
+            let mut b = Config::new().match_kind(MatchKind::LeftmostFirst).builder();
+            for a in group {
+                b.add(&a.bytes);
+            }
+            teddies.push(b.build()?);
         }
-        let teddy = b.build()?;
         let max_len = keywords.iter().map(Vec::len).max().unwrap_or(1);
         Some(FastPrefilter {
-            teddy,
+            teddies,
             anchors,
             keywords,
             short,
@@ -175,9 +187,13 @@ impl FastPrefilter {
                 return true;
             }
         }
+        self.teddies.iter().any(|t| self.group_has_keyword(t, lc))
+    }
+
+    fn group_has_keyword(&self, teddy: &Searcher, lc: &[u8]) -> bool {
         let mut at = 0;
         while at < lc.len() {
-            let Some(m) = self.teddy.find_in(lc, Span::from(at..lc.len())) else {
+            let Some(m) = teddy.find_in(lc, Span::from(at..lc.len())) else {
                 return false;
             };
             let p = m.start();
