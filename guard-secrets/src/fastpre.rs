@@ -65,6 +65,9 @@ fn occurrences(hay: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// (not an all-letter trigram, keywords covered, window length): larger is better.
+type Rank = (bool, usize, usize);
+
 /// Greedy set cover: the window (3 or 4 bytes) contained in the most not-yet-covered keywords,
 /// longer windows first on ties (more selective), then the smallest bytes (deterministic).
 fn choose_anchors(keywords: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
@@ -73,7 +76,7 @@ fn choose_anchors(keywords: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
         .collect();
     let mut anchors: Vec<Vec<u8>> = Vec::new();
     while !uncovered.is_empty() {
-        let mut best: Option<((bool, usize, usize), &[u8])> = None;
+        let mut best: Option<(Rank, &[u8])> = None;
         for &k in &uncovered {
             let kw = &keywords[k];
             for len in [4usize, 3] {
