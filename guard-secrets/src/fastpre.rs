@@ -242,6 +242,12 @@ mod tests {
         let kws = builtin_keywords();
         let f = FastPrefilter::new(&kws).expect("the built-in keywords fit Teddy");
         assert!(f.anchors.len() <= MAX_ANCHORS);
+        eprintln!(
+            "{} keywords -> {} anchors in {} Teddy groups",
+            f.keywords.len(),
+            f.anchors.len(),
+            f.teddies.len()
+        );
         // Every keyword of at least 3 bytes contains an anchor.
         for k in &f.keywords {
             if k.len() >= 3 {
