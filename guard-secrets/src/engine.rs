@@ -3,6 +3,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use guard_proto::Decision;
 use regex::bytes::{Regex, RegexBuilder};
+use std::sync::OnceLock;
 
 use crate::fastpre::FastPrefilter;
 use crate::{Allowlist, REDACTED, shannon_entropy};
@@ -76,13 +77,45 @@ pub struct Finding<'a> {
 }
 
 #[derive(Clone, Debug)]
-struct Detector {
-    id: String,
+struct Compiled {
     regex: Regex,
     /// Index of the `secret` group, if the regex has one.
     secret_group: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct Detector {
+    id: String,
+    source: String,
+    /// Compiled on first use: a process that reads one `.env` needs a handful of the ~40
+    /// regexes, and compiling all of them costs ~11 ms. Policy specs are compiled up front so
+    /// that their errors are returned by `from_specs`.
+    compiled: OnceLock<Option<Compiled>>,
     min_entropy: Option<f64>,
     decision: Decision,
+}
+
+impl Detector {
+    fn compiled(&self) -> Option<&Compiled> {
+        self.compiled
+            .get_or_init(|| build_regex(&self.source).ok())
+            .as_ref()
+    }
+}
+
+fn build_regex(source: &str) -> Result<Compiled, regex::Error> {
+    let regex = RegexBuilder::new(source)
+        .unicode(false)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()?;
+    let secret_group = regex
+        .capture_names()
+        .position(|name| name == Some("secret"));
+    Ok(Compiled {
+        regex,
+        secret_group,
+    })
 }
 
 /// A compiled set of detectors with its keyword prefilter and placeholder allowlist.
@@ -110,7 +143,8 @@ fn valid_id(id: &str) -> bool {
         })
 }
 
-fn compile(spec: &SecretSpec) -> Result<Detector, SpecError> {
+/// Validates `spec`; `eager` also compiles its regex now (to report errors).
+fn compile(spec: &SecretSpec, eager: bool) -> Result<Detector, SpecError> {
     if !valid_id(&spec.id) {
         return Err(spec_err(&spec.id, "id must match [a-z0-9][a-z0-9-._]*"));
     }
@@ -137,19 +171,15 @@ fn compile(spec: &SecretSpec) -> Result<Detector, SpecError> {
     if spec.keywords.iter().any(|k| k.is_empty()) {
         return Err(spec_err(&spec.id, "empty keyword"));
     }
-    let regex = RegexBuilder::new(&spec.regex)
-        .unicode(false)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-        .build()
-        .map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
-    let secret_group = regex
-        .capture_names()
-        .position(|name| name == Some("secret"));
+    let compiled = OnceLock::new();
+    if eager {
+        let c = build_regex(&spec.regex).map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
+        let _ = compiled.set(Some(c));
+    }
     Ok(Detector {
         id: spec.id.clone(),
-        regex,
-        secret_group,
+        source: spec.regex.clone(),
+        compiled,
         min_entropy: spec.min_entropy,
         decision: spec.decision,
     })
@@ -160,8 +190,11 @@ impl Detectors {
     pub fn builtin() -> Detectors {
         let specs = crate::builtin_specs();
         // The built-in specs are tested to compile; should one ever fail, the rest still work
-        // rather than taking the agent's process down.
-        let detectors: Vec<Detector> = specs.iter().filter_map(|s| compile(s).ok()).collect();
+        // rather than taking the agent's process down (it then finds nothing).
+        let detectors: Vec<Detector> = specs
+            .iter()
+            .filter_map(|s| compile(s, false).ok())
+            .collect();
         debug_assert_eq!(detectors.len(), specs.len(), "a built-in detector failed");
         Detectors::assemble(detectors, &specs)
     }
@@ -174,19 +207,46 @@ impl Detectors {
             if specs[..i].iter().any(|s| s.id == spec.id) {
                 return Err(spec_err(&spec.id, "duplicate id"));
             }
-            detectors.push(compile(spec)?);
+            detectors.push(compile(spec, true)?);
         }
         Ok(Detectors::assemble(detectors, specs))
     }
 
     /// The built-ins plus `specs`; a spec whose id is a built-in's replaces it.
+    /// Only `specs` are compiled now (their errors are returned); the built-ins compile on
+    /// first use.
     pub fn builtin_with(specs: &[SecretSpec]) -> Result<Detectors, SpecError> {
         let mut all: Vec<SecretSpec> = crate::builtin_specs()
             .into_iter()
             .filter(|b| !specs.iter().any(|s| s.id == b.id))
             .collect();
+        let builtins = all.len();
         all.extend_from_slice(specs);
-        Detectors::from_specs(&all)
+        let mut detectors = Vec::with_capacity(all.len());
+        for (i, spec) in all.iter().enumerate() {
+            if i > builtins && all[builtins..i].iter().any(|s| s.id == spec.id) {
+                return Err(spec_err(&spec.id, "duplicate id"));
+            }
+            detectors.push(compile(spec, i >= builtins)?);
+        }
+        Ok(Detectors::assemble(detectors, &all))
+    }
+
+    /// Like `from_specs` for specs already validated (by the policy compiler): regexes compile
+    /// on first use. Nothing fails the whole set: a spec with a bad id, decision or keyword,
+    /// or a repeated id, is left out, and one whose regex does not compile finds nothing. For
+    /// libguard, which must never fail a process over a detector.
+    pub fn from_validated_specs(specs: &[SecretSpec]) -> Detectors {
+        let mut detectors = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            if specs[..i].iter().any(|s| s.id == spec.id) {
+                continue;
+            }
+            if let Ok(d) = compile(spec, false) {
+                detectors.push(d);
+            }
+        }
+        Detectors::assemble(detectors, specs)
     }
 
     fn assemble(detectors: Vec<Detector>, specs: &[SecretSpec]) -> Detectors {
@@ -351,16 +411,19 @@ impl Detectors {
                     di,
                 ));
             };
-            match det.secret_group {
+            let Some(compiled) = det.compiled() else {
+                continue;
+            };
+            match compiled.secret_group {
                 Some(g) => {
-                    for caps in det.regex.captures_iter(content) {
+                    for caps in compiled.regex.captures_iter(content) {
                         if let Some(m) = caps.get(g) {
                             push(m.start(), m.end());
                         }
                     }
                 }
                 None => {
-                    for m in det.regex.find_iter(content) {
+                    for m in compiled.regex.find_iter(content) {
                         push(m.start(), m.end());
                     }
                 }
@@ -730,6 +793,34 @@ mod tests {
         assert!(verify_examples(&spec, &["tok_short"], &[]).is_err());
         assert!(verify_examples(&spec, &["tok_EXAMPLE00000"], &["tok_EXAMPLE00000"]).is_err());
         assert!(verify_examples(&spec, &[], &[]).is_err());
+    }
+
+    #[test]
+    fn builtin_regexes_compile_lazily_and_validated_specs_skip_bad_ones() {
+        let d = Detectors::builtin();
+        assert!(d.detectors.iter().all(|x| x.compiled.get().is_none()));
+        let npm = ["np", "m_", "q7Zp2LmX9vRt4KwB8nYcq7Zp2LmX9vRt4KwB"].concat();
+        assert_eq!(d.scan(npm.as_bytes()).len(), 1);
+        let compiled = d
+            .detectors
+            .iter()
+            .filter(|x| x.compiled.get().is_some())
+            .count();
+        assert!((1..5).contains(&compiled), "{compiled} compiled");
+        let good = SecretSpec::new("good", "zz[0-9]{6}", &["zz"]);
+        let bad_re = SecretSpec::new("bad-re", "zz(", &["zz"]);
+        let bad_id = SecretSpec::new("Bad Id", "zz", &["zz"]);
+        let d = Detectors::from_validated_specs(&[bad_re, bad_id, good.clone(), good]);
+        assert_eq!(d.ids().collect::<Vec<_>>(), ["bad-re", "good"]);
+        let f = d.scan(b"zz123456");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].detector, "good");
+        // Policy specs added to the built-ins are checked up front.
+        let e = Detectors::builtin_with(&[SecretSpec::new("bad", "(", &["x"])]).unwrap_err();
+        assert_eq!(e.id, "bad");
+        let x = SecretSpec::new("x", "x[0-9]", &["x"]);
+        let e = Detectors::builtin_with(&[x.clone(), x]).unwrap_err();
+        assert!(e.message.contains("duplicate"), "{e}");
     }
 
     #[test]

@@ -71,41 +71,47 @@ type Rank = (bool, usize, usize);
 /// Greedy set cover: the window (3 or 4 bytes) contained in the most not-yet-covered keywords,
 /// longer windows first on ties (more selective), then the smallest bytes (deterministic).
 fn choose_anchors(keywords: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
-    let mut uncovered: Vec<usize> = (0..keywords.len())
-        .filter(|&i| keywords[i].len() >= 3)
-        .collect();
-    let mut anchors: Vec<Vec<u8>> = Vec::new();
-    while !uncovered.is_empty() {
-        let mut best: Option<(Rank, &[u8])> = None;
-        for &k in &uncovered {
-            let kw = &keywords[k];
-            for len in [4usize, 3] {
-                if kw.len() < len {
-                    continue;
-                }
+    // Every 3- and 4-byte window, with the keywords containing it (sorted by bytes, which
+    // makes the tie-break below deterministic).
+    let mut windows: std::collections::BTreeMap<&[u8], Vec<usize>> = Default::default();
+    for (k, kw) in keywords.iter().enumerate() {
+        for len in [3usize, 4] {
+            if kw.len() >= len {
                 for w in kw.windows(len) {
-                    let cover = uncovered
-                        .iter()
-                        .filter(|&&o| keywords[o].windows(len).any(|x| x == w))
-                        .count();
-                    // Three lowercase letters ("key", "age") occur everywhere in prose and
-                    // code, and Teddy would stop on them constantly: any other window first.
-                    let common = len == 3 && w.iter().all(u8::is_ascii_lowercase);
-                    let rank = (!common, cover, len);
-                    let better = match best {
-                        None => true,
-                        Some((r, b)) => rank > r || (rank == r && w < b),
-                    };
-                    if better {
-                        best = Some((rank, w));
+                    let owners = windows.entry(w).or_default();
+                    if owners.last() != Some(&k) {
+                        owners.push(k);
                     }
                 }
             }
         }
-        let (_, w) = best?;
-        let w = w.to_vec();
-        uncovered.retain(|&o| !keywords[o].windows(w.len()).any(|x| x == w.as_slice()));
-        anchors.push(w);
+    }
+    let mut uncovered: Vec<bool> = keywords.iter().map(|k| k.len() >= 3).collect();
+    let mut left = uncovered.iter().filter(|&&u| u).count();
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
+    while left > 0 {
+        let mut best: Option<(Rank, &[u8], &Vec<usize>)> = None;
+        for (w, owners) in &windows {
+            let cover = owners.iter().filter(|&&o| uncovered[o]).count();
+            if cover == 0 {
+                continue;
+            }
+            // Three lowercase letters ("key", "age") occur everywhere in prose and code, and
+            // Teddy would stop on them constantly: any other window first.
+            let common = w.len() == 3 && w.iter().all(u8::is_ascii_lowercase);
+            let rank = (!common, cover, w.len());
+            if best.is_none_or(|(r, _, _)| rank > r) {
+                best = Some((rank, w, owners));
+            }
+        }
+        let (_, w, owners) = best?;
+        for &o in owners {
+            if uncovered[o] {
+                uncovered[o] = false;
+                left -= 1;
+            }
+        }
+        anchors.push(w.to_vec());
         if anchors.len() > MAX_ANCHORS {
             return None;
         }
