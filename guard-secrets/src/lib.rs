@@ -23,7 +23,10 @@
 //! first inspected read (`from_validated_specs` with the ruleset's `[[secret]]` specs, which
 //! the policy compiler checked with `from_specs`/`verify_examples`; or `builtin()`), then
 //! apply `set_decision` overrides. Building costs ~2 ms (regexes compile on first use, each
-//! ~0.1-2 ms); it is `Send + Sync` and scans need no lock. At `open` of a regular file, `Scope::contains` decides
+//! ~0.1-2 ms); it is `Send + Sync` and scans take no lock of ours. Across `fork`, build a new
+//! one in the child (tag it with the pid): a regex compiling on first use (`OnceLock`) or the
+//! regex crate's internal cache pool (a mutex) held by another thread at the fork would stay
+//! held forever in the child. At `open` of a regular file, `Scope::contains` decides
 //! (without allocating) whether the fd is flagged for inspection. On the first read-class call
 //! on a flagged fd (`read`, `pread`, `readv`, `fread`, `mmap`, `fstat`), read the whole file
 //! once, `scan` it, and:
