@@ -90,6 +90,8 @@ struct RawSecret {
     regex: Spanned<String>,
     keywords: Option<Vec<String>>,
     decision: Option<Spanned<String>>,
+    /// Minimum Shannon entropy (bits per byte) of the secret; see guard-secrets.
+    entropy: Option<f64>,
     examples: Option<Spanned<RawExamples>>,
 }
 
@@ -704,6 +706,7 @@ impl<'s> Loader<'s> {
             regex: s.regex.into_inner(),
             keywords: s.keywords.unwrap_or_default(),
             decision,
+            entropy: s.entropy,
             file: st.path.to_path_buf(),
             line,
             col,

@@ -131,8 +131,14 @@ mod tests {
             decode_frame(&[0xff, 0xff, 0xff, 0x7f, 1]).unwrap_err(),
             FrameError::TooLarge(0x7fff_ffff)
         );
-        assert_eq!(decode_frame(&[2, 0, 0, 0, 9, 0]).unwrap_err(), FrameError::BadVersion(9));
-        assert_eq!(decode_frame(&[2, 0, 0, 0, 1, 200]).unwrap_err(), FrameError::Decode);
+        assert_eq!(
+            decode_frame(&[2, 0, 0, 0, 9, 0]).unwrap_err(),
+            FrameError::BadVersion(9)
+        );
+        assert_eq!(
+            decode_frame(&[2, 0, 0, 0, 1, 200]).unwrap_err(),
+            FrameError::Decode
+        );
         let mut small = [0u8; 8];
         assert_eq!(
             encode_frame(&Message::Event(sample()), &mut small),

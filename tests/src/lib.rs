@@ -19,20 +19,31 @@ pub fn target_dir() -> PathBuf {
 /// Absolute path of the built `libguard.so`.
 pub fn libguard_path() -> PathBuf {
     let p = target_dir().join("libguard.so");
-    assert!(p.exists(), "{} missing: run `cargo build --workspace` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
 /// Absolute path of the built `guardctl`.
 pub fn guardctl_path() -> PathBuf {
     let p = target_dir().join("guardctl");
-    assert!(p.exists(), "{} missing: run `cargo build --workspace` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.exists(),
+        "{} missing: run `cargo build --workspace` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// A scratch directory removed on drop, with `home/`, `home/project/` (the workspace) and `state/`.

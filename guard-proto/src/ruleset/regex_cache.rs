@@ -12,9 +12,12 @@ use regex::bytes::{Regex, RegexBuilder};
 const SIZE_LIMIT: usize = 8 << 20;
 
 /// Compiles a policy regex with the limits the evaluator uses (the compiler calls this too, so
-/// a policy that compiles never holds a regex the evaluator refuses).
+/// a policy that compiles never holds a regex the evaluator refuses). Classes such as `\w` and
+/// `\s` are ASCII: Unicode classes make detector sets orders of magnitude larger and slower
+/// (see `../shared/notes/dependencies.md` §8), and secrets and HTTP syntax are ASCII anyway.
 pub fn build_regex(text: &str) -> Result<Regex, String> {
     RegexBuilder::new(text)
+        .unicode(false)
         .size_limit(SIZE_LIMIT)
         .dfa_size_limit(SIZE_LIMIT)
         .build()
