@@ -176,12 +176,12 @@ pub fn rd_u32(b: &[u8], off: usize) -> u32 {
 
 #[inline]
 pub fn rd_u64(b: &[u8], off: usize) -> u64 {
-    match off.checked_add(8).and_then(|e| b.get(off..e)) {
-        Some(s) => {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(s);
-            u64::from_le_bytes(a)
-        }
+    match off
+        .checked_add(8)
+        .and_then(|e| b.get(off..e))
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+    {
+        Some(a) => u64::from_le_bytes(a),
         None => 0,
     }
 }
@@ -237,10 +237,15 @@ const SEED: u64 = 0x243F_6A88_85A3_08D3;
 
 #[inline]
 fn load_le(s: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    let n = s.len().min(8);
-    a[..n].copy_from_slice(&s[..n]);
-    u64::from_le_bytes(a)
+    // A fixed-size read for full words avoids a memcpy call per chunk.
+    if let Some(a) = s.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        return u64::from_le_bytes(a);
+    }
+    let mut v = 0u64;
+    for (i, &b) in s.iter().enumerate() {
+        v |= u64::from(b) << (8 * i);
+    }
+    v
 }
 
 #[inline]
