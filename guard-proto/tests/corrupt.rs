@@ -236,9 +236,9 @@ fn offsets_out_of_bounds_with_valid_checksum() {
     assert_eq!(
         resealed(|b| {
             let (o, _) = section(b, SEC_PROG_E);
-            put_u32(b, o + ENTRY_VALUE, 999)
+            put_u32(b, o + ENTRY_VALUES + 4, 1 << 20)
         }),
-        m("hash entry value out of range")
+        m("hash entry values out of range")
     );
     // Bucket count not a power of two plus one.
     assert_eq!(

@@ -99,21 +99,28 @@ impl<'a> Ruleset<'a> {
         (s..s + n).any(|i| glob_match(self.pat_text(i), text, path_mode, fold))
     }
 
-    /// Hash-table lookup: calls `f(value)` for every entry whose key is `key`.
-    fn lookup(&self, b: usize, e: usize, h: u64, key: &[u8], f: &mut dyn FnMut(u32)) {
+    /// Hash-table lookup: calls `f(value)` for every value filed under `key`; returns whether
+    /// the key is present.
+    fn lookup(&self, b: usize, e: usize, h: u64, key: &[u8], f: &mut dyn FnMut(u32)) -> bool {
         let buckets = self.secs[b];
         let nb = (buckets.len() / 4).saturating_sub(1);
         if nb == 0 {
-            return;
+            return false;
         }
         let bi = (h as usize) & (nb - 1);
         let (start, end) = (rd_u32(buckets, bi * 4), rd_u32(buckets, bi * 4 + 4));
         for i in start..end {
             let ent = self.rec(e, i as usize);
             if rd_u64(ent, ENTRY_HASH) == h && self.str_bytes(ent, ENTRY_KEY) == key {
-                f(rd_u32(ent, ENTRY_VALUE));
+                // Keys are unique within a table: this entry's rule list is the whole answer.
+                let (vs, vn) = Self::range(ent, ENTRY_VALUES);
+                for k in vs..vs + vn {
+                    f(self.list(0, k));
+                }
+                return true;
             }
         }
+        false
     }
 
     fn table_empty(&self, e: usize) -> bool {
@@ -350,11 +357,7 @@ impl<'a> Ruleset<'a> {
         buf[..program.len()].copy_from_slice(program);
         buf[program.len() + 1..n].copy_from_slice(opt);
         let key = &buf[..n];
-        let mut found = false;
-        self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {
-            found = true
-        });
-        found
+        self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {})
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -18,7 +18,8 @@
 //! Sections are arrays of fixed-size records (sizes below) or the string blob. A string is a
 //! `StrRef` { offset u32, len u32 } into the blob. A range is { start u32, count u32 } into a
 //! record section. Hash tables are two sections: buckets (u32 starts, a power of two plus one)
-//! and entries sorted by bucket ({ hash u64, key StrRef, value u32, pad u32 }).
+//! and entries sorted by bucket ({ hash u64, key StrRef, values: range into LISTS }), one entry
+//! per distinct key.
 //!
 //! Reads go through the `rd_*` helpers, which return 0 out of bounds instead of panicking: the
 //! loader validates everything first, so the fallback never fires on an accepted file, but a
@@ -140,7 +141,8 @@ pub const NET_PREFIX: usize = 17;
 pub const ENTRY_LEN: usize = 24;
 pub const ENTRY_HASH: usize = 0;
 pub const ENTRY_KEY: usize = 8;
-pub const ENTRY_VALUE: usize = 16;
+/// Range into LISTS: the rule indices filed under this key, in rule order.
+pub const ENTRY_VALUES: usize = 16;
 
 // SECRETS
 pub const SECRET_LEN: usize = 40;

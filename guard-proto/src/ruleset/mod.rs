@@ -373,9 +373,7 @@ impl<'a> Ruleset<'a> {
             for k in 0..ne {
                 let ent = self.rec(e, k);
                 check_str(ent, ENTRY_KEY)?;
-                if e != SEC_VOPT_E && rd_u32(ent, ENTRY_VALUE) as usize >= nrules {
-                    return Err(M("hash entry value out of range"));
-                }
+                check_range(ent, ENTRY_VALUES, nlists, "hash entry values out of range")?;
             }
         }
         for i in 0..self.count(SEC_SECRETS) {
