@@ -96,7 +96,25 @@ impl<'a> Ruleset<'a> {
 
     fn any_pat(&self, rec: &[u8], slot: usize, text: &[u8], path_mode: bool, fold: bool) -> bool {
         let (s, n) = Self::slot(rec, slot);
-        (s..s + n).any(|i| glob_match(self.pat_text(i), text, path_mode, fold))
+        (s..s + n).any(|i| self.pat_match(i, text, path_mode, fold))
+    }
+
+    /// Matches pattern `i` against `text`: the literal head (see `glob::literal_head`) by a
+    /// plain comparison, then the glob matcher on the rest only.
+    pub(super) fn pat_match(&self, i: usize, text: &[u8], path_mode: bool, fold: bool) -> bool {
+        let pat = self.pat_text(i);
+        let lit = rd_u16(self.rec(SEC_PATS, i), PAT_LIT) as usize;
+        let (Some(ph), Some(th)) = (pat.get(..lit), text.get(..lit)) else {
+            // Text shorter than the literal head: no match. A head longer than the pattern only
+            // comes from a damaged file: ignore it.
+            return lit > pat.len() && glob_match(pat, text, path_mode, fold);
+        };
+        let same = if fold {
+            ph.eq_ignore_ascii_case(th)
+        } else {
+            ph == th
+        };
+        same && glob_match(&pat[lit..], &text[lit..], path_mode, fold)
     }
 
     /// Hash-table lookup: calls `f(value)` for every value filed under `key`; returns whether
@@ -143,7 +161,7 @@ impl<'a> Ruleset<'a> {
             let mut i = s;
             while i + 1 < s + n {
                 let ok = match env.get(self.pat_text(i)) {
-                    Some(v) => glob_match(self.pat_text(i + 1), v, false, false),
+                    Some(v) => self.pat_match(i + 1, v, false, false),
                     None => false,
                 };
                 if !ok {
@@ -182,7 +200,8 @@ impl<'a> Ruleset<'a> {
         };
         if !self.table_empty(SEC_ANCHOR_E) {
             // Every ancestor directory (the text before each `/`) and the path itself.
-            for_each_prefix_hash(path, &mut |p, h| {
+            let max = rd_u32(self.meta(), META_MAX_ANCHOR) as usize;
+            for_each_prefix_hash(path, max, &mut |p, h| {
                 self.lookup(
                     SEC_ANCHOR_B,
                     SEC_ANCHOR_E,
@@ -419,14 +438,14 @@ impl<'a> Ruleset<'a> {
         if cn > 0
             && !(after..len).any(|i| {
                 let a = argv.arg(i);
-                (cs..cs + cn).any(|p| glob_match(self.pat_text(p), a, false, false))
+                (cs..cs + cn).any(|p| self.pat_match(p, a, false, false))
             })
         {
             return false;
         }
         let (ds, dn) = Self::slot(rec, SLOT_D);
         if !(ds..ds + dn)
-            .all(|p| (after..len).any(|i| glob_match(self.pat_text(p), argv.arg(i), false, false)))
+            .all(|p| (after..len).any(|i| self.pat_match(p, argv.arg(i), false, false)))
         {
             return false;
         }
@@ -451,9 +470,7 @@ impl<'a> Ruleset<'a> {
         let (hs, hn) = Self::slot(rec, SLOT_A);
         let (ns, nn) = Self::slot(rec, SLOT_B);
         let addr_ok = (hn == 0 && nn == 0)
-            || host.is_some_and(|h| {
-                (hs..hs + hn).any(|p| glob_match(self.pat_text(p), h, false, true))
-            })
+            || host.is_some_and(|h| (hs..hs + hn).any(|p| self.pat_match(p, h, false, true)))
             || ip.is_some_and(|ip| {
                 (ns..ns + nn).any(|i| {
                     let n = self.rec(SEC_NETS, i);
@@ -511,7 +528,7 @@ impl<'a> Ruleset<'a> {
             _ => host,
         };
         let (hs, hn) = Self::slot(rec, SLOT_A);
-        if hn > 0 && !(hs..hs + hn).any(|p| glob_match(self.pat_text(p), host, false, true)) {
+        if hn > 0 && !(hs..hs + hn).any(|p| self.pat_match(p, host, false, true)) {
             return false;
         }
         let (ms, mn) = Self::slot(rec, SLOT_B);

@@ -60,7 +60,7 @@ pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
 ];
 
 // META (one record)
-pub const META_LEN: usize = 80;
+pub const META_LEN: usize = 88;
 pub const META_NAME: usize = 0;
 pub const META_DEFAULT: usize = 8;
 pub const META_MODE: usize = 9;
@@ -74,6 +74,8 @@ pub const META_HTTP_RULES: usize = 48; // range into LISTS
 pub const META_REGEX_COUNT: usize = 56;
 pub const META_FILE_ALL: usize = 64; // range into LISTS
 pub const META_EXEC_ALL: usize = 72; // range into LISTS
+/// Longest key in the anchor table: longer prefixes of a path cannot hit it.
+pub const META_MAX_ANCHOR: usize = 80;
 
 // RULES
 pub const RULE_LEN: usize = 128;
@@ -124,6 +126,9 @@ pub const PAT_TEXT: usize = 0;
 /// For regex patterns: the dense regex id (for `RegexCache`).
 pub const PAT_AUX: usize = 8;
 pub const PAT_KIND: usize = 12;
+/// u16: length of the pattern's literal head that ends before its last `/` ahead of the first
+/// wildcard (whole length for literals); compared with memcmp before the glob matcher runs.
+pub const PAT_LIT: usize = 14;
 
 pub const PAT_GLOB_PATH: u8 = 1;
 pub const PAT_GLOB_ARG: u8 = 2;
@@ -278,10 +283,10 @@ pub fn key_hash(s: &[u8]) -> u64 {
 /// Calls `f(p, key_hash(&path[..p]))` for every `p` where `path[p] == b'/'`, in order, then
 /// `f(path.len(), key_hash(path))`.
 #[inline]
-pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
+pub fn for_each_prefix_hash(path: &[u8], max: usize, f: &mut dyn FnMut(usize, u64)) {
     let mut st = SEED;
     let mut base = 0;
-    while base < path.len() {
+    while base < path.len() && base <= max {
         let end = (base + 8).min(path.len());
         let chunk = &path[base..end];
         let w = load_le(chunk);
@@ -291,6 +296,9 @@ pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
         let mut m = !(((x & lo7).wrapping_add(lo7)) | x | lo7);
         while m != 0 {
             let k = (m.trailing_zeros() / 8) as usize;
+            if base + k > max {
+                break;
+            }
             let mask = if k == 0 { 0 } else { u64::MAX >> (64 - 8 * k) };
             f(base + k, finish(st, w & mask, base + k));
             m &= m - 1;
@@ -300,8 +308,10 @@ pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
         }
         base = end;
     }
-    let full = path.len() / 8 * 8;
-    f(path.len(), finish(st, load_le(&path[full..]), path.len()));
+    if path.len() <= max {
+        let full = path.len() / 8 * 8;
+        f(path.len(), finish(st, load_le(&path[full..]), path.len()));
+    }
 }
 
 #[cfg(test)]
@@ -322,7 +332,17 @@ mod tests {
             b"//x//",
         ] {
             let mut seen = Vec::new();
-            for_each_prefix_hash(path, &mut |p, h| seen.push((p, h)));
+            for_each_prefix_hash(path, usize::MAX, &mut |p, h| seen.push((p, h)));
+            let mut short = Vec::new();
+            for_each_prefix_hash(path, 3, &mut |p, h| short.push((p, h)));
+            assert!(short.iter().all(|&(p, _)| p <= 3));
+            assert_eq!(
+                short[..],
+                seen.iter()
+                    .copied()
+                    .filter(|&(p, _)| p <= 3)
+                    .collect::<Vec<_>>()[..]
+            );
             let want: Vec<(usize, u64)> = path
                 .iter()
                 .enumerate()

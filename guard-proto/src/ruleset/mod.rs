@@ -635,7 +635,7 @@ impl<'a> Ruleset<'a> {
         let meta = self.meta();
         let any = |off: usize| {
             let (s, n) = Self::range(meta, off);
-            (s..s + n).any(|i| glob::glob_match(self.pat_text(i), name, false, false))
+            (s..s + n).any(|i| self.pat_match(i, name, false, false))
         };
         any(META_ENV_STRIP) && !any(META_ENV_KEEP)
     }

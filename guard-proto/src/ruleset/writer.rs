@@ -127,7 +127,14 @@ impl Out {
         self.pats.extend_from_slice(&o.to_le_bytes());
         self.pats.extend_from_slice(&l.to_le_bytes());
         self.pats.extend_from_slice(&aux.to_le_bytes());
-        self.pats.extend_from_slice(&[kind, 0, 0, 0]);
+        let lit = match kind {
+            PAT_GLOB_PATH | PAT_GLOB_ARG | PAT_GLOB_HOST => {
+                u16::try_from(super::glob::literal_head(text.as_bytes())).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.pats.extend_from_slice(&[kind, 0]);
+        self.pats.extend_from_slice(&lit.to_le_bytes());
         self.npats += 1;
         self.npats - 1
     }
@@ -423,6 +430,12 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
     put_pair(&mut meta, META_HTTP_RULES, out.list(&http_rules));
     put_pair(&mut meta, META_FILE_ALL, out.list(&file_all));
     put_pair(&mut meta, META_EXEC_ALL, out.list(&exec_all));
+    let max_anchor = anchor.entries.iter().map(|e| e.1.len()).max().unwrap_or(0);
+    put_u32(
+        &mut meta,
+        META_MAX_ANCHOR,
+        u32::try_from(max_anchor).unwrap_or(u32::MAX),
+    );
 
     let mut secrets = vec![0u8; spec.secrets.len() * SECRET_LEN];
     for (i, s) in spec.secrets.iter().enumerate() {
