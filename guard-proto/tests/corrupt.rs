@@ -263,6 +263,23 @@ fn offsets_out_of_bounds_with_valid_checksum() {
     );
 }
 
+#[test]
+fn string_cut_inside_a_multibyte_character_is_refused() {
+    let mut spec = common::sample_spec();
+    spec.rules[0].reason = "clé privée".into();
+    let mut b = guard_proto::ruleset::writer::write(&spec);
+    assert!(Ruleset::load(&b).is_ok());
+    let (o, _) = section(&b, SEC_RULES);
+    // Shorten the reason by one byte: it now ends inside the final `é`.
+    let len = rd_u32(&b, o + RULE_REASON + 4);
+    put_u32(&mut b, o + RULE_REASON + 4, len - 1);
+    seal(&mut b);
+    assert_eq!(
+        Ruleset::load(&b).err(),
+        Some(LoadError::Malformed("string is not UTF-8"))
+    );
+}
+
 fn exercise(rs: &Ruleset<'_>, with_regex: bool) {
     let env: &[(&str, &str)] = &[("TF_WORKSPACE", "prod")];
     let ctx = Context {
