@@ -266,7 +266,7 @@ fn offsets_out_of_bounds_with_valid_checksum() {
 #[test]
 fn string_cut_inside_a_multibyte_character_is_refused() {
     let mut spec = common::sample_spec();
-    spec.rules[0].reason = "clé privée".into();
+    spec.rules[0].reason = "clé privé".into();
     let mut b = guard_proto::ruleset::writer::write(&spec);
     assert!(Ruleset::load(&b).is_ok());
     let (o, _) = section(&b, SEC_RULES);
