@@ -14,6 +14,21 @@ use super::graphql::for_each_top_field;
 use super::{RegexCache, Ruleset};
 use crate::action::{Action, Argv, Context, EnvLookup, FileAccess};
 
+/// Subcommand words recorded per command; rules with more words walk the argv themselves.
+const WORDS_MAX: usize = 8;
+
+/// Positions of the first subcommand words of one command, found on demand and shared by all
+/// candidate rules of that command (so each option's value-table lookup happens once).
+struct Words {
+    pos: [u32; WORDS_MAX],
+    n: usize,
+    /// Next argv index to examine, and whether options are still recognised (before `--`).
+    next: usize,
+    opts: bool,
+    /// The argv has no words beyond the `n` recorded.
+    complete: bool,
+}
+
 /// Nesting limit for wrappers (`sudo env nice timeout ...`).
 const MAX_WRAPPER_DEPTH: u8 = 8;
 
@@ -287,8 +302,15 @@ impl<'a> Ruleset<'a> {
         let word = argv.arg(s);
         let base = basename(word);
         {
+            let mut words = Words {
+                pos: [0; WORDS_MAX],
+                n: 0,
+                next: s + 1,
+                opts: true,
+                complete: false,
+            };
             let mut check = |r: u32| {
-                if self.exec_rule_matches(r, argv, s, program, env, ctx, mode) {
+                if self.exec_rule_matches(r, &mut words, argv, s, program, env, ctx, mode) {
                     f(r);
                 }
             };
@@ -368,7 +390,7 @@ impl<'a> Ruleset<'a> {
             return false;
         }
         // The key is `program\0option`; assemble it on the stack (longer ones are no options).
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 64];
         let n = program.len() + 1 + opt.len();
         if n > buf.len() {
             return false;
@@ -379,10 +401,83 @@ impl<'a> Ruleset<'a> {
         self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {})
     }
 
+    /// Walks the subcommand words after the program at `s`: options are skipped (with their
+    /// value when the program's table says so), `--` ends options, `cargo +toolchain` is
+    /// skipped. `visit(k, word)` sees the k-th word and returns false to stop (no match);
+    /// returns the index after the `want`-th word, or None.
+    fn walk_words(
+        &self,
+        argv: &dyn Argv,
+        s: usize,
+        mut visit: impl FnMut(usize, usize, &[u8]) -> bool,
+        want: usize,
+    ) -> Option<usize> {
+        let base = basename(argv.arg(s));
+        let len = argv.len();
+        let (mut j, mut k, mut opts) = (s + 1, 0usize, true);
+        while k < want {
+            if j >= len {
+                return None;
+            }
+            let a = argv.arg(j);
+            if opts && a == b"--" {
+                opts = false;
+                j += 1;
+                continue;
+            }
+            if opts && a.len() > 1 && a[0] == b'-' {
+                j += if self.is_value_option(base, a) { 2 } else { 1 };
+                continue;
+            }
+            // rustup's toolchain selector (`cargo +nightly publish`) is not a subcommand.
+            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
+                j += 1;
+                continue;
+            }
+            if !visit(k, j, a) {
+                return None;
+            }
+            k += 1;
+            j += 1;
+        }
+        Some(j)
+    }
+
+    /// Extends `w` until it holds `want` words (or the argv ends, or WORDS_MAX is reached).
+    fn more_words(&self, w: &mut Words, argv: &dyn Argv, s: usize, want: usize) {
+        let base = basename(argv.arg(s));
+        let len = argv.len();
+        while w.n < want.min(WORDS_MAX) {
+            if w.next >= len {
+                w.complete = true;
+                return;
+            }
+            let j = w.next;
+            let a = argv.arg(j);
+            if w.opts && a == b"--" {
+                w.opts = false;
+                w.next += 1;
+                continue;
+            }
+            if w.opts && a.len() > 1 && a[0] == b'-' {
+                w.next += if self.is_value_option(base, a) { 2 } else { 1 };
+                continue;
+            }
+            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
+                w.next += 1;
+                continue;
+            }
+            w.pos[w.n] = j as u32;
+            w.n += 1;
+            w.next += 1;
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn exec_rule_matches(
         &self,
         r: u32,
+        words: &mut Words,
         argv: &dyn Argv,
         s: usize,
         program: Option<&[u8]>,
@@ -404,36 +499,32 @@ impl<'a> Ruleset<'a> {
         if !prog_ok {
             return false;
         }
-        let base = basename(word);
         let len = argv.len();
         let (ws, wn) = Self::slot(rec, SLOT_B);
-        let (mut j, mut k, mut opts) = (s + 1, 0usize, true);
-        while k < wn {
-            if j >= len {
-                return false;
-            }
-            let a = argv.arg(j);
-            if opts && a == b"--" {
-                opts = false;
-                j += 1;
-                continue;
-            }
-            if opts && a.len() > 1 && a[0] == b'-' {
-                j += if self.is_value_option(base, a) { 2 } else { 1 };
-                continue;
-            }
-            // rustup's toolchain selector (`cargo +nightly publish`) is not a subcommand.
-            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
-                j += 1;
-                continue;
-            }
-            if a != self.pat_text(ws + k) {
-                return false;
-            }
-            k += 1;
-            j += 1;
+        if wn > words.n && !words.complete {
+            self.more_words(words, argv, s, wn);
         }
-        let after = j.min(len);
+        let after = if wn <= words.n {
+            for k in 0..wn {
+                if argv.arg(words.pos[k] as usize) != self.pat_text(ws + k) {
+                    return false;
+                }
+            }
+            if wn == 0 {
+                s + 1
+            } else {
+                words.pos[wn - 1] as usize + 1
+            }
+        } else if words.complete || words.n < WORDS_MAX {
+            // The command line has fewer subcommand words than the rule.
+            return false;
+        } else {
+            match self.walk_words(argv, s, |k, _, a| k < wn && a == self.pat_text(ws + k), wn) {
+                Some(after) => after,
+                None => return false,
+            }
+        };
+        let after = after.min(len);
         let (cs, cn) = Self::slot(rec, SLOT_C);
         if cn > 0
             && !(after..len).any(|i| {
