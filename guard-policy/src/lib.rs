@@ -20,7 +20,7 @@ use guard_proto::ruleset::Ruleset;
 use guard_proto::ruleset::net::IpNet;
 
 pub use action::{OwnedAction, absolute_path, parse_action, parse_action_in, shell_split};
-pub use tests_file::{CaseResult, TestCase, TestFile, load_tests, run_tests};
+pub use tests_file::{CaseResult, TestCase, TestFile, load_test_file, load_tests, run_tests};
 
 /// Paths substituted for the placeholders of `policies/LANGUAGE.md`.
 #[derive(Clone, Debug, Default)]

@@ -326,3 +326,39 @@ fn hostile_inputs_never_panic() {
         let _ = try_compile(s, &[]);
     }
 }
+
+#[test]
+fn mutated_policies_never_panic() {
+    let base = "[policy]\nname = \"m\"\ndefault = \"allow\"\n[[rule]]\nid = \"r\"\non = \"exec\"\ncommand = \"git push\"\nany_arg = [\"-f\", \"+*\"]\nwhen = { env = { A = \"b*\" } }\ndecision = \"ask\"\nexamples = { match = [\"A=bx git push -f\"], no_match = [\"git push -f\"] }\n[[rule]]\nid = \"f\"\non = \"file\"\npaths = [\"~/.ssh/id_*\", \"!~/.ssh/*.pub\", \"/a/{b,c}/[x-z]?/**\"]\ndecision = \"deny\"\nexamples = { match = [\"~/.ssh/id_rsa\"] }\n[[rule]]\nid = \"h\"\non = \"http\"\ngraphql = [\"x\"]\nbody_regex = ['a+']\ndecision = \"deny\"\nexamples = { match = [\"POST https://h/ aaa mutation { x }\"] }\n[[secret]]\nid = \"s\"\nregex = 'k[0-9]+'\n";
+    assert!(
+        try_compile(base, &[]).is_ok(),
+        "{:?}",
+        try_compile(base, &[]).err()
+    );
+    let alphabet = b"[]{}\"'=,.*?!/~\\ \nabcxyz-_019";
+    let mut x: u64 = 0xdead_beef_cafe_f00d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut ok, mut err) = (0, 0);
+    for _ in 0..1500 {
+        let mut b = base.as_bytes().to_vec();
+        for _ in 0..1 + next() % 3 {
+            let i = (next() as usize) % b.len();
+            b[i] = alphabet[(next() as usize) % alphabet.len()];
+        }
+        let text = String::from_utf8_lossy(&b).into_owned();
+        match try_compile(&text, &[]) {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                // Every error carries a position inside the file.
+                assert!(e.line >= 1 && e.col >= 1, "{e}");
+                err += 1;
+            }
+        }
+    }
+    assert!(ok > 50 && err > 50, "ok {ok} err {err}");
+}

@@ -157,7 +157,7 @@ fn bench_file(c: &mut Criterion) {
     let mut g = c.benchmark_group("file_eval");
     g.sample_size(30)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(1));
     for n in [10usize, 1_000, 10_000] {
         let bytes = write(&spec(file_rules(n)));
         let rs = match Ruleset::load(&bytes) {
@@ -237,7 +237,7 @@ fn bench_exec(c: &mut Criterion) {
     let mut g = c.benchmark_group("exec_eval");
     g.sample_size(30)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(1));
     for n in [10usize, 1_000] {
         let bytes = write(&spec(exec_rules(n)));
         let rs = match Ruleset::load(&bytes) {
@@ -308,7 +308,7 @@ fn bench_load(c: &mut Criterion) {
     let mut g = c.benchmark_group("load");
     g.sample_size(20)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2));
+        .measurement_time(Duration::from_secs(1));
     cpu_per_op("load/validate_10000_rules", 50, || {
         black_box(
             Ruleset::load(black_box(&bytes))

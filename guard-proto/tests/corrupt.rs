@@ -236,9 +236,9 @@ fn offsets_out_of_bounds_with_valid_checksum() {
     assert_eq!(
         resealed(|b| {
             let (o, _) = section(b, SEC_PROG_E);
-            put_u32(b, o + ENTRY_VALUE, 999)
+            put_u32(b, o + ENTRY_VALUES + 4, 1 << 20)
         }),
-        m("hash entry value out of range")
+        m("hash entry values out of range")
     );
     // Bucket count not a power of two plus one.
     assert_eq!(
@@ -260,6 +260,23 @@ fn offsets_out_of_bounds_with_valid_checksum() {
             put_u32(b, o + SECRET_REGEX_PAT, 0)
         }),
         m("secret regex")
+    );
+}
+
+#[test]
+fn string_cut_inside_a_multibyte_character_is_refused() {
+    let mut spec = common::sample_spec();
+    spec.rules[0].reason = "clé privé".into();
+    let mut b = guard_proto::ruleset::writer::write(&spec);
+    assert!(Ruleset::load(&b).is_ok());
+    let (o, _) = section(&b, SEC_RULES);
+    // Shorten the reason by one byte: it now ends inside the final `é`.
+    let len = rd_u32(&b, o + RULE_REASON + 4);
+    put_u32(&mut b, o + RULE_REASON + 4, len - 1);
+    seal(&mut b);
+    assert_eq!(
+        Ruleset::load(&b).err(),
+        Some(LoadError::Malformed("string is not UTF-8"))
     );
 }
 

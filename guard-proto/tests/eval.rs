@@ -206,3 +206,44 @@ fn inactive_rules_and_when_flags() {
     assert_eq!(rs.evaluate(&conn(2), &ctx()).rule, Some(3));
     assert_eq!(rs.evaluate(&conn(3), &ctx()).rule, None);
 }
+
+#[test]
+fn value_options_builtin_and_user() {
+    let mut spec = common::sample_spec();
+    spec.rules.push(rule(
+        "mytool-nuke",
+        Decision::Deny,
+        exec("mytool", &["nuke"], &[], &[]),
+    ));
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let id = |argv: &[&str]| {
+        let v = rs.evaluate(
+            &Action::Exec {
+                argv: &argv,
+                program: None,
+            },
+            &ctx(),
+        );
+        v.rule.and_then(|r| rs.rule(r)).map(|r| r.id)
+    };
+    assert_eq!(
+        id(&["git", "-C", "repo", "push", "-f"]),
+        Some("git-force-push")
+    );
+    // `-C` consumes `push`: the subcommand is `status`.
+    assert_eq!(id(&["git", "-C", "push", "status", "-f"]), None);
+    // Unknown options do not consume a value.
+    assert_eq!(id(&["git", "--bare", "push", "-f"]), Some("git-force-push"));
+    assert_eq!(
+        id(&["git", "--git-dir=x", "push", "-f"]),
+        Some("git-force-push")
+    );
+    assert_eq!(id(&["mytool", "-p", "nuke", "run"]), None);
+    assert_eq!(id(&["mytool", "-p", "prof", "nuke"]), Some("mytool-nuke"));
+    assert_eq!(
+        id(&["kubectl", "-n", "prod", "delete", "pod"]),
+        Some("kubectl-delete")
+    );
+    assert_eq!(id(&["kubectl", "-n", "delete", "get"]), None);
+}

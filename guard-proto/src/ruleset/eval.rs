@@ -14,6 +14,21 @@ use super::graphql::for_each_top_field;
 use super::{RegexCache, Ruleset};
 use crate::action::{Action, Argv, Context, EnvLookup, FileAccess};
 
+/// Subcommand words recorded per command; rules with more words walk the argv themselves.
+const WORDS_MAX: usize = 8;
+
+/// Positions of the first subcommand words of one command, found on demand and shared by all
+/// candidate rules of that command (so each option's value-table lookup happens once).
+struct Words {
+    pos: [u32; WORDS_MAX],
+    n: usize,
+    /// Next argv index to examine, and whether options are still recognised (before `--`).
+    next: usize,
+    opts: bool,
+    /// The argv has no words beyond the `n` recorded.
+    complete: bool,
+}
+
 /// Nesting limit for wrappers (`sudo env nice timeout ...`).
 const MAX_WRAPPER_DEPTH: u8 = 8;
 
@@ -96,24 +111,49 @@ impl<'a> Ruleset<'a> {
 
     fn any_pat(&self, rec: &[u8], slot: usize, text: &[u8], path_mode: bool, fold: bool) -> bool {
         let (s, n) = Self::slot(rec, slot);
-        (s..s + n).any(|i| glob_match(self.pat_text(i), text, path_mode, fold))
+        (s..s + n).any(|i| self.pat_match(i, text, path_mode, fold))
     }
 
-    /// Hash-table lookup: calls `f(value)` for every entry whose key is `key`.
-    fn lookup(&self, b: usize, e: usize, h: u64, key: &[u8], f: &mut dyn FnMut(u32)) {
+    /// Matches pattern `i` against `text`: the literal head (see `glob::literal_head`) by a
+    /// plain comparison, then the glob matcher on the rest only.
+    pub(super) fn pat_match(&self, i: usize, text: &[u8], path_mode: bool, fold: bool) -> bool {
+        let pat = self.pat_text(i);
+        let lit = rd_u16(self.rec(SEC_PATS, i), PAT_LIT) as usize;
+        let (Some(ph), Some(th)) = (pat.get(..lit), text.get(..lit)) else {
+            // Text shorter than the literal head: no match. A head longer than the pattern only
+            // comes from a damaged file: ignore it.
+            return lit > pat.len() && glob_match(pat, text, path_mode, fold);
+        };
+        let same = if fold {
+            ph.eq_ignore_ascii_case(th)
+        } else {
+            ph == th
+        };
+        same && glob_match(&pat[lit..], &text[lit..], path_mode, fold)
+    }
+
+    /// Hash-table lookup: calls `f(value)` for every value filed under `key`; returns whether
+    /// the key is present.
+    fn lookup(&self, b: usize, e: usize, h: u64, key: &[u8], f: &mut dyn FnMut(u32)) -> bool {
         let buckets = self.secs[b];
         let nb = (buckets.len() / 4).saturating_sub(1);
         if nb == 0 {
-            return;
+            return false;
         }
         let bi = (h as usize) & (nb - 1);
         let (start, end) = (rd_u32(buckets, bi * 4), rd_u32(buckets, bi * 4 + 4));
         for i in start..end {
             let ent = self.rec(e, i as usize);
             if rd_u64(ent, ENTRY_HASH) == h && self.str_bytes(ent, ENTRY_KEY) == key {
-                f(rd_u32(ent, ENTRY_VALUE));
+                // Keys are unique within a table: this entry's rule list is the whole answer.
+                let (vs, vn) = Self::range(ent, ENTRY_VALUES);
+                for k in vs..vs + vn {
+                    f(self.list(0, k));
+                }
+                return true;
             }
         }
+        false
     }
 
     fn table_empty(&self, e: usize) -> bool {
@@ -136,7 +176,7 @@ impl<'a> Ruleset<'a> {
             let mut i = s;
             while i + 1 < s + n {
                 let ok = match env.get(self.pat_text(i)) {
-                    Some(v) => glob_match(self.pat_text(i + 1), v, false, false),
+                    Some(v) => self.pat_match(i + 1, v, false, false),
                     None => false,
                 };
                 if !ok {
@@ -175,7 +215,8 @@ impl<'a> Ruleset<'a> {
         };
         if !self.table_empty(SEC_ANCHOR_E) {
             // Every ancestor directory (the text before each `/`) and the path itself.
-            for_each_prefix_hash(path, &mut |p, h| {
+            let max = rd_u32(self.meta(), META_MAX_ANCHOR) as usize;
+            for_each_prefix_hash(path, max, &mut |p, h| {
                 self.lookup(
                     SEC_ANCHOR_B,
                     SEC_ANCHOR_E,
@@ -261,8 +302,15 @@ impl<'a> Ruleset<'a> {
         let word = argv.arg(s);
         let base = basename(word);
         {
+            let mut words = Words {
+                pos: [0; WORDS_MAX],
+                n: 0,
+                next: s + 1,
+                opts: true,
+                complete: false,
+            };
             let mut check = |r: u32| {
-                if self.exec_rule_matches(r, argv, s, program, env, ctx, mode) {
+                if self.exec_rule_matches(r, &mut words, argv, s, program, env, ctx, mode) {
                     f(r);
                 }
             };
@@ -342,7 +390,7 @@ impl<'a> Ruleset<'a> {
             return false;
         }
         // The key is `program\0option`; assemble it on the stack (longer ones are no options).
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 64];
         let n = program.len() + 1 + opt.len();
         if n > buf.len() {
             return false;
@@ -350,17 +398,86 @@ impl<'a> Ruleset<'a> {
         buf[..program.len()].copy_from_slice(program);
         buf[program.len() + 1..n].copy_from_slice(opt);
         let key = &buf[..n];
-        let mut found = false;
-        self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {
-            found = true
-        });
-        found
+        self.lookup(SEC_VOPT_B, SEC_VOPT_E, key_hash(key), key, &mut |_| {})
+    }
+
+    /// Walks the subcommand words after the program at `s`: options are skipped (with their
+    /// value when the program's table says so), `--` ends options, `cargo +toolchain` is
+    /// skipped. `visit(k, word)` sees the k-th word and returns false to stop (no match);
+    /// returns the index after the `want`-th word, or None.
+    fn walk_words(
+        &self,
+        argv: &dyn Argv,
+        s: usize,
+        mut visit: impl FnMut(usize, usize, &[u8]) -> bool,
+        want: usize,
+    ) -> Option<usize> {
+        let base = basename(argv.arg(s));
+        let len = argv.len();
+        let (mut j, mut k, mut opts) = (s + 1, 0usize, true);
+        while k < want {
+            if j >= len {
+                return None;
+            }
+            let a = argv.arg(j);
+            if opts && a == b"--" {
+                opts = false;
+                j += 1;
+                continue;
+            }
+            if opts && a.len() > 1 && a[0] == b'-' {
+                j += if self.is_value_option(base, a) { 2 } else { 1 };
+                continue;
+            }
+            // rustup's toolchain selector (`cargo +nightly publish`) is not a subcommand.
+            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
+                j += 1;
+                continue;
+            }
+            if !visit(k, j, a) {
+                return None;
+            }
+            k += 1;
+            j += 1;
+        }
+        Some(j)
+    }
+
+    /// Extends `w` until it holds `want` words (or the argv ends, or WORDS_MAX is reached).
+    fn more_words(&self, w: &mut Words, argv: &dyn Argv, s: usize, want: usize) {
+        let base = basename(argv.arg(s));
+        let len = argv.len();
+        while w.n < want.min(WORDS_MAX) {
+            if w.next >= len {
+                w.complete = true;
+                return;
+            }
+            let j = w.next;
+            let a = argv.arg(j);
+            if w.opts && a == b"--" {
+                w.opts = false;
+                w.next += 1;
+                continue;
+            }
+            if w.opts && a.len() > 1 && a[0] == b'-' {
+                w.next += if self.is_value_option(base, a) { 2 } else { 1 };
+                continue;
+            }
+            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
+                w.next += 1;
+                continue;
+            }
+            w.pos[w.n] = j as u32;
+            w.n += 1;
+            w.next += 1;
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn exec_rule_matches(
         &self,
         r: u32,
+        words: &mut Words,
         argv: &dyn Argv,
         s: usize,
         program: Option<&[u8]>,
@@ -382,48 +499,44 @@ impl<'a> Ruleset<'a> {
         if !prog_ok {
             return false;
         }
-        let base = basename(word);
         let len = argv.len();
         let (ws, wn) = Self::slot(rec, SLOT_B);
-        let (mut j, mut k, mut opts) = (s + 1, 0usize, true);
-        while k < wn {
-            if j >= len {
-                return false;
-            }
-            let a = argv.arg(j);
-            if opts && a == b"--" {
-                opts = false;
-                j += 1;
-                continue;
-            }
-            if opts && a.len() > 1 && a[0] == b'-' {
-                j += if self.is_value_option(base, a) { 2 } else { 1 };
-                continue;
-            }
-            // rustup's toolchain selector (`cargo +nightly publish`) is not a subcommand.
-            if j == s + 1 && a.first() == Some(&b'+') && base == b"cargo" {
-                j += 1;
-                continue;
-            }
-            if a != self.pat_text(ws + k) {
-                return false;
-            }
-            k += 1;
-            j += 1;
+        if wn > words.n && !words.complete {
+            self.more_words(words, argv, s, wn);
         }
-        let after = j.min(len);
+        let after = if wn <= words.n {
+            for k in 0..wn {
+                if argv.arg(words.pos[k] as usize) != self.pat_text(ws + k) {
+                    return false;
+                }
+            }
+            if wn == 0 {
+                s + 1
+            } else {
+                words.pos[wn - 1] as usize + 1
+            }
+        } else if words.complete || words.n < WORDS_MAX {
+            // The command line has fewer subcommand words than the rule.
+            return false;
+        } else {
+            match self.walk_words(argv, s, |k, _, a| k < wn && a == self.pat_text(ws + k), wn) {
+                Some(after) => after,
+                None => return false,
+            }
+        };
+        let after = after.min(len);
         let (cs, cn) = Self::slot(rec, SLOT_C);
         if cn > 0
             && !(after..len).any(|i| {
                 let a = argv.arg(i);
-                (cs..cs + cn).any(|p| glob_match(self.pat_text(p), a, false, false))
+                (cs..cs + cn).any(|p| self.pat_match(p, a, false, false))
             })
         {
             return false;
         }
         let (ds, dn) = Self::slot(rec, SLOT_D);
         if !(ds..ds + dn)
-            .all(|p| (after..len).any(|i| glob_match(self.pat_text(p), argv.arg(i), false, false)))
+            .all(|p| (after..len).any(|i| self.pat_match(p, argv.arg(i), false, false)))
         {
             return false;
         }
@@ -448,9 +561,7 @@ impl<'a> Ruleset<'a> {
         let (hs, hn) = Self::slot(rec, SLOT_A);
         let (ns, nn) = Self::slot(rec, SLOT_B);
         let addr_ok = (hn == 0 && nn == 0)
-            || host.is_some_and(|h| {
-                (hs..hs + hn).any(|p| glob_match(self.pat_text(p), h, false, true))
-            })
+            || host.is_some_and(|h| (hs..hs + hn).any(|p| self.pat_match(p, h, false, true)))
             || ip.is_some_and(|ip| {
                 (ns..ns + nn).any(|i| {
                     let n = self.rec(SEC_NETS, i);
@@ -508,7 +619,7 @@ impl<'a> Ruleset<'a> {
             _ => host,
         };
         let (hs, hn) = Self::slot(rec, SLOT_A);
-        if hn > 0 && !(hs..hs + hn).any(|p| glob_match(self.pat_text(p), host, false, true)) {
+        if hn > 0 && !(hs..hs + hn).any(|p| self.pat_match(p, host, false, true)) {
             return false;
         }
         let (ms, mn) = Self::slot(rec, SLOT_B);

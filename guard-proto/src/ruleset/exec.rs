@@ -427,7 +427,8 @@ pub(crate) fn payload_start(w: &WrapperSpec, argv: &dyn Argv, s: usize) -> Optio
 }
 
 pub(crate) fn basename(p: &[u8]) -> &[u8] {
-    match memchr::memrchr(b'/', p) {
+    // Program names are short: a plain scan beats a SIMD search's setup.
+    match p.iter().rposition(|&c| c == b'/') {
         Some(i) => p.get(i + 1..).unwrap_or(&[]),
         None => p,
     }

@@ -18,7 +18,8 @@
 //! Sections are arrays of fixed-size records (sizes below) or the string blob. A string is a
 //! `StrRef` { offset u32, len u32 } into the blob. A range is { start u32, count u32 } into a
 //! record section. Hash tables are two sections: buckets (u32 starts, a power of two plus one)
-//! and entries sorted by bucket ({ hash u64, key StrRef, value u32, pad u32 }).
+//! and entries sorted by bucket ({ hash u64, key StrRef, values: range into LISTS }), one entry
+//! per distinct key.
 //!
 //! Reads go through the `rd_*` helpers, which return 0 out of bounds instead of panicking: the
 //! loader validates everything first, so the fallback never fires on an accepted file, but a
@@ -59,7 +60,7 @@ pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
 ];
 
 // META (one record)
-pub const META_LEN: usize = 80;
+pub const META_LEN: usize = 88;
 pub const META_NAME: usize = 0;
 pub const META_DEFAULT: usize = 8;
 pub const META_MODE: usize = 9;
@@ -73,6 +74,8 @@ pub const META_HTTP_RULES: usize = 48; // range into LISTS
 pub const META_REGEX_COUNT: usize = 56;
 pub const META_FILE_ALL: usize = 64; // range into LISTS
 pub const META_EXEC_ALL: usize = 72; // range into LISTS
+/// Longest key in the anchor table: longer prefixes of a path cannot hit it.
+pub const META_MAX_ANCHOR: usize = 80;
 
 // RULES
 pub const RULE_LEN: usize = 128;
@@ -123,6 +126,9 @@ pub const PAT_TEXT: usize = 0;
 /// For regex patterns: the dense regex id (for `RegexCache`).
 pub const PAT_AUX: usize = 8;
 pub const PAT_KIND: usize = 12;
+/// u16: length of the pattern's literal head that ends before its last `/` ahead of the first
+/// wildcard (whole length for literals); compared with memcmp before the glob matcher runs.
+pub const PAT_LIT: usize = 14;
 
 pub const PAT_GLOB_PATH: u8 = 1;
 pub const PAT_GLOB_ARG: u8 = 2;
@@ -140,7 +146,8 @@ pub const NET_PREFIX: usize = 17;
 pub const ENTRY_LEN: usize = 24;
 pub const ENTRY_HASH: usize = 0;
 pub const ENTRY_KEY: usize = 8;
-pub const ENTRY_VALUE: usize = 16;
+/// Range into LISTS: the rule indices filed under this key, in rule order.
+pub const ENTRY_VALUES: usize = 16;
 
 // SECRETS
 pub const SECRET_LEN: usize = 40;
@@ -176,12 +183,12 @@ pub fn rd_u32(b: &[u8], off: usize) -> u32 {
 
 #[inline]
 pub fn rd_u64(b: &[u8], off: usize) -> u64 {
-    match off.checked_add(8).and_then(|e| b.get(off..e)) {
-        Some(s) => {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(s);
-            u64::from_le_bytes(a)
-        }
+    match off
+        .checked_add(8)
+        .and_then(|e| b.get(off..e))
+        .and_then(|s| <[u8; 8]>::try_from(s).ok())
+    {
+        Some(a) => u64::from_le_bytes(a),
         None => 0,
     }
 }
@@ -194,9 +201,10 @@ pub fn sub(b: &[u8], off: usize, len: usize) -> &[u8] {
         .unwrap_or(&[])
 }
 
-/// Checksum of the body: four independent multiply-xor lanes over 8-byte words (so the CPU can
-/// overlap the multiplies), the tail bytes folded in, then mixed. Not cryptographic: it detects
-/// corruption and truncation, not tampering (the file's permissions protect against that).
+/// Checksum of the body: four independent lanes, each folding 16 bytes per step with one
+/// 64x64->128-bit multiply (the wyhash "mum" step), so the CPU overlaps the lanes; the tail
+/// and the length are folded in at the end. Not cryptographic: it detects corruption and
+/// truncation, not tampering (the file's permissions protect against that).
 pub fn checksum(data: &[u8]) -> u64 {
     const K: [u64; 4] = [
         0x9E37_79B9_7F4A_7C15,
@@ -204,17 +212,32 @@ pub fn checksum(data: &[u8]) -> u64 {
         0x1656_67B1_9E37_79F9,
         0xD6E8_FEB8_6659_FD93,
     ];
+    #[inline]
+    fn mum(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    #[inline]
+    fn word(c: &[u8], i: usize) -> u64 {
+        match c
+            .get(i * 8..i * 8 + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
+            Some(a) => u64::from_le_bytes(a),
+            None => 0,
+        }
+    }
     let mut h = [
         0x243F_6A88_85A3_08D3u64,
         0x1319_8A2E_0370_7344,
         0xA409_3822_299F_31D0,
         0x082E_FA98_EC4E_6C89,
     ];
-    let mut chunks = data.chunks_exact(32);
+    let mut chunks = data.chunks_exact(64);
     for c in &mut chunks {
         for (lane, hl) in h.iter_mut().enumerate() {
-            let w = rd_u64(c, lane * 8);
-            *hl = (*hl ^ w).wrapping_mul(K[lane]).rotate_left(29);
+            let (a, b) = (word(c, 2 * lane), word(c, 2 * lane + 1));
+            *hl = mum(a ^ *hl ^ K[lane], b ^ K[(lane + 1) % 4]);
         }
     }
     let rest = chunks.remainder();
@@ -224,8 +247,7 @@ pub fn checksum(data: &[u8]) -> u64 {
     }
     let mut out = (data.len() as u64).wrapping_mul(K[0]) ^ tail;
     for (lane, hl) in h.iter().enumerate() {
-        out = (out ^ *hl).wrapping_mul(K[(lane + 1) % 4]);
-        out ^= out >> 31;
+        out = mum(out ^ *hl, K[(lane + 2) % 4]);
     }
     out
 }
@@ -237,10 +259,15 @@ const SEED: u64 = 0x243F_6A88_85A3_08D3;
 
 #[inline]
 fn load_le(s: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    let n = s.len().min(8);
-    a[..n].copy_from_slice(&s[..n]);
-    u64::from_le_bytes(a)
+    // A fixed-size read for full words avoids a memcpy call per chunk.
+    if let Some(a) = s.get(..8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        return u64::from_le_bytes(a);
+    }
+    let mut v = 0u64;
+    for (i, &b) in s.iter().enumerate() {
+        v |= u64::from(b) << (8 * i);
+    }
+    v
 }
 
 #[inline]
@@ -271,10 +298,10 @@ pub fn key_hash(s: &[u8]) -> u64 {
 /// Calls `f(p, key_hash(&path[..p]))` for every `p` where `path[p] == b'/'`, in order, then
 /// `f(path.len(), key_hash(path))`.
 #[inline]
-pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
+pub fn for_each_prefix_hash(path: &[u8], max: usize, f: &mut dyn FnMut(usize, u64)) {
     let mut st = SEED;
     let mut base = 0;
-    while base < path.len() {
+    while base < path.len() && base <= max {
         let end = (base + 8).min(path.len());
         let chunk = &path[base..end];
         let w = load_le(chunk);
@@ -284,6 +311,9 @@ pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
         let mut m = !(((x & lo7).wrapping_add(lo7)) | x | lo7);
         while m != 0 {
             let k = (m.trailing_zeros() / 8) as usize;
+            if base + k > max {
+                break;
+            }
             let mask = if k == 0 { 0 } else { u64::MAX >> (64 - 8 * k) };
             f(base + k, finish(st, w & mask, base + k));
             m &= m - 1;
@@ -293,8 +323,10 @@ pub fn for_each_prefix_hash(path: &[u8], f: &mut dyn FnMut(usize, u64)) {
         }
         base = end;
     }
-    let full = path.len() / 8 * 8;
-    f(path.len(), finish(st, load_le(&path[full..]), path.len()));
+    if path.len() <= max {
+        let full = path.len() / 8 * 8;
+        f(path.len(), finish(st, load_le(&path[full..]), path.len()));
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +347,17 @@ mod tests {
             b"//x//",
         ] {
             let mut seen = Vec::new();
-            for_each_prefix_hash(path, &mut |p, h| seen.push((p, h)));
+            for_each_prefix_hash(path, usize::MAX, &mut |p, h| seen.push((p, h)));
+            let mut short = Vec::new();
+            for_each_prefix_hash(path, 3, &mut |p, h| short.push((p, h)));
+            assert!(short.iter().all(|&(p, _)| p <= 3));
+            assert_eq!(
+                short[..],
+                seen.iter()
+                    .copied()
+                    .filter(|&(p, _)| p <= 3)
+                    .collect::<Vec<_>>()[..]
+            );
             let want: Vec<(usize, u64)> = path
                 .iter()
                 .enumerate()
@@ -336,5 +378,13 @@ mod tests {
         b[99] = 8;
         assert_ne!(checksum(&a), checksum(&b));
         assert_ne!(checksum(&a[..99]), checksum(&a));
+        // Every single-bit flip in a 256-byte buffer changes the sum.
+        let base: Vec<u8> = (0..256u32).map(|i| (i * 37 % 251) as u8).collect();
+        let sum = checksum(&base);
+        for i in 0..base.len() * 8 {
+            let mut c = base.clone();
+            c[i / 8] ^= 1 << (i % 8);
+            assert_ne!(checksum(&c), sum, "bit {i}");
+        }
     }
 }

@@ -192,6 +192,19 @@ pub fn first_wildcard(g: &[u8]) -> Option<usize> {
     None
 }
 
+/// Length of the head of `g` that can be compared literally before running the matcher: up to
+/// (not including) the last `/` before the first wildcard or escape, or all of `g` when it has
+/// none. Cutting before a `/` keeps `**` component semantics and `/a/**` matching `/a`.
+pub fn literal_head(g: &[u8]) -> usize {
+    match g
+        .iter()
+        .position(|&c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
+    {
+        None => g.len(),
+        Some(w) => g[..w].iter().rposition(|&c| c == b'/').unwrap_or(0),
+    }
+}
+
 /// Removes escapes from a wildcard-free glob, giving the literal it matches.
 pub fn unescape(g: &str) -> String {
     let mut out = String::with_capacity(g.len());
@@ -434,5 +447,26 @@ mod tests {
         assert!(p(&escape("/h/[x]"), "/h/[x]"));
         assert_eq!(first_wildcard(br"/a\*b*"), Some(5));
         assert_eq!(unescape(r"/a\*b"), "/a*b");
+        assert_eq!(literal_head(b"/srv/data/**"), 9);
+        assert_eq!(literal_head(b"/etc/passwd"), 11);
+        assert_eq!(literal_head(b"**/x"), 0);
+        assert_eq!(literal_head(br"/a/b\*"), 2);
+        // Splitting at the head never changes the result.
+        for (pat, texts) in [
+            (
+                "/srv/data/**",
+                &["/srv/data", "/srv/data/x/y", "/srv/datax", "/srv"][..],
+            ),
+            ("/a/x**/b", &["/a/xy/z/b", "/a/x/b", "/a/b"]),
+            ("/h/.ssh/id_*", &["/h/.ssh/id_rsa", "/h/.ssh/x"]),
+        ] {
+            let h = literal_head(pat.as_bytes());
+            for t in texts {
+                let split = t.len() >= h
+                    && t.as_bytes()[..h] == pat.as_bytes()[..h]
+                    && glob_match(&pat.as_bytes()[h..], &t.as_bytes()[h..], true, false);
+                assert_eq!(split, p(pat, t), "{pat} {t}");
+            }
+        }
     }
 }

@@ -260,7 +260,9 @@ impl<'a> Ruleset<'a> {
         if std::str::from_utf8(strings).is_err() {
             return Err(M("string is not UTF-8"));
         }
-        let boundary = |i: usize| strings.get(i).is_none_or(|&b| (b as i8) >= -0x40);
+        // In an all-ASCII blob (the usual case) every offset is a boundary: skip the lookups.
+        let ascii = strings.is_ascii();
+        let boundary = |i: usize| ascii || strings.get(i).is_none_or(|&b| (b as i8) >= -0x40);
         let check_str = |rec: &[u8], off: usize| -> Result<(), LoadError> {
             let (o, l) = Self::range(rec, off);
             match o.checked_add(l) {
@@ -304,8 +306,8 @@ impl<'a> Ruleset<'a> {
             check_range(meta, off, nlists, "rule list range")?;
         }
         let nregex = rd_u32(meta, META_REGEX_COUNT);
-        for i in 0..npats {
-            let p = self.rec(SEC_PATS, i);
+        // chunks_exact with constant record sizes lets the compiler drop per-field bounds checks.
+        for p in self.secs[SEC_PATS].chunks_exact(PAT_LEN) {
             check_str(p, PAT_TEXT)?;
             match rd_u8(p, PAT_KIND) {
                 PAT_GLOB_PATH | PAT_GLOB_ARG | PAT_GLOB_HOST | PAT_LITERAL => {}
@@ -313,15 +315,14 @@ impl<'a> Ruleset<'a> {
                 _ => return Err(M("bad pattern record")),
             }
         }
-        for i in 0..nlists {
-            if self.list(0, i) as usize >= nrules {
+        for l in self.secs[SEC_LISTS].chunks_exact(4) {
+            if rd_u32(l, 0) as usize >= nrules {
                 return Err(M("rule list entry out of range"));
             }
         }
         let nnets = self.count(SEC_NETS);
         let nports = self.count(SEC_PORTS);
-        for i in 0..nrules {
-            let r = self.rec(SEC_RULES, i);
+        for r in self.secs[SEC_RULES].chunks_exact(RULE_LEN) {
             for off in [RULE_ID, RULE_REASON, RULE_TAGS, RULE_SOURCE] {
                 check_str(r, off)?;
             }
@@ -360,9 +361,12 @@ impl<'a> Ruleset<'a> {
             }
             let ne = self.count(e);
             let mut prev = 0u32;
-            for k in 0..nb {
-                let v = rd_u32(self.secs[b], k * 4);
-                if v < prev || v as usize > ne || (k == 0 && v != 0) {
+            if rd_u32(self.secs[b], 0) != 0 {
+                return Err(M("hash table buckets"));
+            }
+            for c in self.secs[b].chunks_exact(4) {
+                let v = rd_u32(c, 0);
+                if v < prev || v as usize > ne {
                     return Err(M("hash table buckets"));
                 }
                 prev = v;
@@ -370,12 +374,9 @@ impl<'a> Ruleset<'a> {
             if prev as usize != ne {
                 return Err(M("hash table buckets"));
             }
-            for k in 0..ne {
-                let ent = self.rec(e, k);
+            for ent in self.secs[e].chunks_exact(ENTRY_LEN) {
                 check_str(ent, ENTRY_KEY)?;
-                if e != SEC_VOPT_E && rd_u32(ent, ENTRY_VALUE) as usize >= nrules {
-                    return Err(M("hash entry value out of range"));
-                }
+                check_range(ent, ENTRY_VALUES, nlists, "hash entry values out of range")?;
             }
         }
         for i in 0..self.count(SEC_SECRETS) {
@@ -637,7 +638,7 @@ impl<'a> Ruleset<'a> {
         let meta = self.meta();
         let any = |off: usize| {
             let (s, n) = Self::range(meta, off);
-            (s..s + n).any(|i| glob::glob_match(self.pat_text(i), name, false, false))
+            (s..s + n).any(|i| self.pat_match(i, name, false, false))
         };
         any(META_ENV_STRIP) && !any(META_ENV_KEEP)
     }

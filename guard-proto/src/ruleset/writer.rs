@@ -127,7 +127,14 @@ impl Out {
         self.pats.extend_from_slice(&o.to_le_bytes());
         self.pats.extend_from_slice(&l.to_le_bytes());
         self.pats.extend_from_slice(&aux.to_le_bytes());
-        self.pats.extend_from_slice(&[kind, 0, 0, 0]);
+        let lit = match kind {
+            PAT_GLOB_PATH | PAT_GLOB_ARG | PAT_GLOB_HOST => {
+                u16::try_from(super::glob::literal_head(text.as_bytes())).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        self.pats.extend_from_slice(&[kind, 0]);
+        self.pats.extend_from_slice(&lit.to_le_bytes());
         self.npats += 1;
         self.npats - 1
     }
@@ -158,7 +165,8 @@ fn put_pair(rec: &mut [u8], off: usize, (a, b): (u32, u32)) {
 
 /// Hash table entries before layout: (key, value).
 struct Table {
-    entries: Vec<(u64, String, u32)>,
+    /// (hash, key, value); None: the key alone (membership tables).
+    entries: Vec<(u64, String, Option<u32>)>,
 }
 
 impl Table {
@@ -167,33 +175,57 @@ impl Table {
             entries: Vec::new(),
         }
     }
+    /// A key with no values (membership only: value options).
+    fn add_key(&mut self, key: &str) {
+        self.entries
+            .push((key_hash(key.as_bytes()), key.to_string(), None));
+    }
     fn add(&mut self, key: &str, value: u32) {
         self.entries
-            .push((key_hash(key.as_bytes()), key.to_string(), value));
+            .push((key_hash(key.as_bytes()), key.to_string(), Some(value)));
     }
     /// (buckets, entries) section bytes.
-    fn layout(mut self, out: &mut Out) -> (Vec<u8>, Vec<u8>) {
-        self.entries.dedup();
-        let nb = self.entries.len().next_power_of_two().max(1);
+    fn layout(self, out: &mut Out) -> (Vec<u8>, Vec<u8>) {
+        // One entry per distinct key, its values (rule indices, in rule order) in LISTS: a
+        // lookup that lands in a bucket compares a few keys, never every rule of a busy key.
+        let mut keys: Vec<(u64, String, Vec<u32>)> = Vec::new();
+        let mut pos: HashMap<String, usize> = HashMap::new();
+        for (h, key, value) in self.entries {
+            let i = match pos.get(&key) {
+                Some(&i) => i,
+                None => {
+                    pos.insert(key.clone(), keys.len());
+                    keys.push((h, key, Vec::new()));
+                    keys.len() - 1
+                }
+            };
+            if let Some(v) = value
+                && keys[i].2.last() != Some(&v)
+            {
+                keys[i].2.push(v);
+            }
+        }
+        // About two buckets per key keeps collisions rare.
+        let nb = (keys.len() * 2).next_power_of_two().max(1);
         let mask = (nb - 1) as u64;
-        // Stable sort keeps rule order within a bucket, so candidates come in rule order.
-        self.entries.sort_by_key(|e| e.0 & mask);
+        keys.sort_by_key(|e| e.0 & mask);
         let mut starts = vec![0u32; nb + 1];
-        for e in &self.entries {
+        for e in &keys {
             starts[(e.0 & mask) as usize + 1] += 1;
         }
         for i in 1..=nb {
             starts[i] += starts[i - 1];
         }
         let buckets: Vec<u8> = starts.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mut ents = Vec::with_capacity(self.entries.len() * ENTRY_LEN);
-        for (h, key, value) in &self.entries {
+        let mut ents = Vec::with_capacity(keys.len() * ENTRY_LEN);
+        for (h, key, values) in &keys {
             let (o, l) = out.string(key);
+            let (vs, vn) = out.list(values);
             ents.extend_from_slice(&h.to_le_bytes());
             ents.extend_from_slice(&o.to_le_bytes());
             ents.extend_from_slice(&l.to_le_bytes());
-            ents.extend_from_slice(&value.to_le_bytes());
-            ents.extend_from_slice(&0u32.to_le_bytes());
+            ents.extend_from_slice(&vs.to_le_bytes());
+            ents.extend_from_slice(&vn.to_le_bytes());
         }
         (buckets, ents)
     }
@@ -398,6 +430,12 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
     put_pair(&mut meta, META_HTTP_RULES, out.list(&http_rules));
     put_pair(&mut meta, META_FILE_ALL, out.list(&file_all));
     put_pair(&mut meta, META_EXEC_ALL, out.list(&exec_all));
+    let max_anchor = anchor.entries.iter().map(|e| e.1.len()).max().unwrap_or(0);
+    put_u32(
+        &mut meta,
+        META_MAX_ANCHOR,
+        u32::try_from(max_anchor).unwrap_or(u32::MAX),
+    );
 
     let mut secrets = vec![0u8; spec.secrets.len() * SECRET_LEN];
     for (i, s) in spec.secrets.iter().enumerate() {
@@ -421,7 +459,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         .iter()
         .flat_map(|(p, opts)| opts.iter().map(move |o| (*p, *o)));
     for (p, o) in builtin.chain(user) {
-        vopt.add(&format!("{p}\0{o}"), 0);
+        vopt.add_key(&format!("{p}\0{o}"));
     }
 
     let (anchor_b, anchor_e) = anchor.layout(&mut out);
@@ -521,21 +559,31 @@ mod tests {
     }
 
     #[test]
-    fn tables_lay_out_in_bucket_order() {
+    fn tables_have_one_entry_per_key_with_values_in_rule_order() {
         let mut out = Out::default();
         let mut t = Table::new();
         for i in 0..100u32 {
             t.add(&format!("k{}", i % 10), i);
         }
+        t.add_key("lonely");
         let (b, e) = t.layout(&mut out);
         let nb = b.len() / 4 - 1;
-        assert!(nb.is_power_of_two());
-        assert_eq!(rd_u32(&b, nb * 4) as usize, e.len() / ENTRY_LEN);
-        // Entries of one key keep insertion (rule) order.
-        let vals: Vec<u32> = (0..e.len() / ENTRY_LEN)
-            .map(|i| rd_u32(&e, i * ENTRY_LEN + ENTRY_VALUE))
-            .filter(|v| v % 10 == 3)
-            .collect();
-        assert_eq!(vals, (0..10).map(|j| j * 10 + 3).collect::<Vec<u32>>());
+        assert!(nb.is_power_of_two() && nb >= 22);
+        assert_eq!(e.len() / ENTRY_LEN, 11);
+        assert_eq!(rd_u32(&b, nb * 4) as usize, 11);
+        let k3 = (0..11)
+            .map(|i| &e[i * ENTRY_LEN..(i + 1) * ENTRY_LEN])
+            .find(|ent| rd_u64(ent, ENTRY_HASH) == key_hash(b"k3"))
+            .map(|ent| {
+                (
+                    rd_u32(ent, ENTRY_VALUES) as usize,
+                    rd_u32(ent, ENTRY_VALUES + 4) as usize,
+                )
+            });
+        let (vs, vn) = k3.unwrap_or((0, 0));
+        assert_eq!(
+            out.lists[vs..vs + vn],
+            (0..10).map(|j| j * 10 + 3).collect::<Vec<u32>>()[..]
+        );
     }
 }
