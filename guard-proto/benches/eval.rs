@@ -138,6 +138,8 @@ fn spec(rules: Vec<RuleSpec>) -> RulesetSpec {
         env_strip: vec![],
         env_keep: vec![],
         value_options: vec![],
+        secret_scope: vec![],
+        secret_exclude: vec![],
     }
 }
 

@@ -247,3 +247,55 @@ fn value_options_builtin_and_user() {
     );
     assert_eq!(id(&["kubectl", "-n", "delete", "get"]), None);
 }
+
+#[test]
+fn all_args_groups_need_one_member_each() {
+    let mut spec = common::sample_spec();
+    spec.rules = vec![rule(
+        "rm-root",
+        Decision::Deny,
+        RuleBody::Exec {
+            program: "rm".into(),
+            words: vec![],
+            any_arg: vec![],
+            all_args: vec![vec!["-rf".into(), "-fr".into()], vec!["/".into()]],
+        },
+    )];
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let d = |words: &[&str]| {
+        rs.evaluate(
+            &Action::Exec {
+                argv: &words,
+                program: None,
+            },
+            &ctx(),
+        )
+        .decision
+    };
+    assert_eq!(d(&["rm", "-rf", "/"]), Decision::Deny);
+    assert_eq!(d(&["rm", "-fr", "/"]), Decision::Deny);
+    assert_eq!(d(&["rm", "/", "-fr"]), Decision::Deny);
+    // One group satisfied is not enough.
+    assert_eq!(d(&["rm", "-rf", "/tmp/x"]), Decision::Allow);
+    assert_eq!(d(&["rm", "/"]), Decision::Allow);
+}
+
+#[test]
+fn secret_entropy_and_scan_scope_survive_the_file() {
+    let bytes = common::sample_bytes();
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let s = rs.secret(0).unwrap_or_else(|| panic!("no secret"));
+    assert_eq!(s.min_entropy, Some(3.0));
+    assert!(rs.in_secret_scope(b"/home/u/project/.env"));
+    assert!(!rs.in_secret_scope(b"/home/u/project/node_modules/x/.env"));
+    assert!(!rs.in_secret_scope(b"/etc/passwd"));
+    let mut spec = common::sample_spec();
+    spec.secrets[0].min_entropy = None;
+    spec.secret_scope.clear();
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rs.secret(0).and_then(|s| s.min_entropy), None);
+    // No scope: nothing is inspected.
+    assert!(!rs.in_secret_scope(b"/home/u/project/.env"));
+}

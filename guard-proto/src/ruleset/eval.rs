@@ -534,11 +534,22 @@ impl<'a> Ruleset<'a> {
         {
             return false;
         }
+        // all_args: every group (one entry's brace alternatives) needs some argument that
+        // matches one of its members.
         let (ds, dn) = Self::slot(rec, SLOT_D);
-        if !(ds..ds + dn)
-            .all(|p| (after..len).any(|i| self.pat_match(p, argv.arg(i), false, false)))
-        {
-            return false;
+        let mut g = ds;
+        while g < ds + dn {
+            let mut end = g + 1;
+            while end < ds + dn && rd_u8(self.rec(SEC_PATS, end), PAT_FLAGS) & PAT_FLAG_ALT != 0 {
+                end += 1;
+            }
+            if !(after..len).any(|i| {
+                let a = argv.arg(i);
+                (g..end).any(|p| self.pat_match(p, a, false, false))
+            }) {
+                return false;
+            }
+            g = end;
         }
         self.when_holds(rec, env, ctx, mode, true)
     }

@@ -26,7 +26,9 @@
 //! logic slip cannot turn into an out-of-bounds read.
 
 pub const MAGIC: [u8; 8] = *b"GRDRULE\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: secret records carry the entropy floor; META carries the secret scan scope; all_args
+/// patterns carry their brace group.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 16;
 
@@ -60,7 +62,7 @@ pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
 ];
 
 // META (one record)
-pub const META_LEN: usize = 88;
+pub const META_LEN: usize = 104;
 pub const META_NAME: usize = 0;
 pub const META_DEFAULT: usize = 8;
 pub const META_MODE: usize = 9;
@@ -76,6 +78,10 @@ pub const META_FILE_ALL: usize = 64; // range into LISTS
 pub const META_EXEC_ALL: usize = 72; // range into LISTS
 /// Longest key in the anchor table: longer prefixes of a path cannot hit it.
 pub const META_MAX_ANCHOR: usize = 80;
+/// `[secrets] scope`: path globs (range into PATS) whose files content detection inspects.
+pub const META_SECRET_SCOPE: usize = 88;
+/// `[secrets] exclude`: path globs (range into PATS) taken out of the scope.
+pub const META_SECRET_EXCLUDE: usize = 96;
 
 // RULES
 pub const RULE_LEN: usize = 128;
@@ -129,6 +135,11 @@ pub const PAT_KIND: usize = 12;
 /// u16: length of the pattern's literal head that ends before its last `/` ahead of the first
 /// wildcard (whole length for literals); compared with memcmp before the glob matcher runs.
 pub const PAT_LIT: usize = 14;
+/// u8 flags (`PAT_FLAG_*`).
+pub const PAT_FLAGS: usize = 13;
+/// This pattern is another alternative of the previous one (the brace expansions of one
+/// `all_args` entry form one group: some argument must match some member of every group).
+pub const PAT_FLAG_ALT: u8 = 1;
 
 pub const PAT_GLOB_PATH: u8 = 1;
 pub const PAT_GLOB_ARG: u8 = 2;
@@ -150,13 +161,18 @@ pub const ENTRY_KEY: usize = 8;
 pub const ENTRY_VALUES: usize = 16;
 
 // SECRETS
-pub const SECRET_LEN: usize = 40;
+pub const SECRET_LEN: usize = 48;
 pub const SECRET_ID: usize = 0;
 pub const SECRET_REGEX_PAT: usize = 8;
 pub const SECRET_DECISION: usize = 12;
 pub const SECRET_KEYWORDS: usize = 16; // range into PATS
 pub const SECRET_SOURCE: usize = 24;
 pub const SECRET_LINE: usize = 32;
+/// u8 flags (`SECRET_FLAG_*`).
+pub const SECRET_FLAGS: usize = 36;
+/// f64 bits: minimum Shannon entropy (bits per byte) of the secret span, when flagged.
+pub const SECRET_ENTROPY: usize = 40;
+pub const SECRET_FLAG_ENTROPY: u8 = 1;
 
 pub const NONE: u32 = u32::MAX;
 

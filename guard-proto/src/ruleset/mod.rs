@@ -88,6 +88,8 @@ pub struct SecretInfo<'a> {
     pub decision: Decision,
     pub source: &'a str,
     pub line: u32,
+    /// Minimum Shannon entropy (bits per byte) of the secret span, as `[[secret]] entropy`.
+    pub min_entropy: Option<f64>,
 }
 
 /// Number of rules of each kind (for `policy check`).
@@ -296,6 +298,8 @@ impl<'a> Ruleset<'a> {
         }
         check_range(meta, META_ENV_STRIP, npats, "env strip range")?;
         check_range(meta, META_ENV_KEEP, npats, "env keep range")?;
+        check_range(meta, META_SECRET_SCOPE, npats, "secret scope range")?;
+        check_range(meta, META_SECRET_EXCLUDE, npats, "secret exclude range")?;
         for off in [
             META_FILE_ALWAYS,
             META_CONNECT_RULES,
@@ -391,6 +395,11 @@ impl<'a> Ruleset<'a> {
                 return Err(M("unknown decision in secret"));
             }
             check_range(s, SECRET_KEYWORDS, npats, "secret keywords range")?;
+            match rd_u8(s, SECRET_FLAGS) {
+                0 => {}
+                SECRET_FLAG_ENTROPY if f64::from_bits(rd_u64(s, SECRET_ENTROPY)).is_finite() => {}
+                _ => return Err(M("bad secret flags or entropy")),
+            }
         }
         Ok(())
     }
@@ -568,6 +577,8 @@ impl<'a> Ruleset<'a> {
             decision: Decision::from_u8(rd_u8(s, SECRET_DECISION))?,
             source: self.str_at(s, SECRET_SOURCE),
             line: rd_u32(s, SECRET_LINE),
+            min_entropy: (rd_u8(s, SECRET_FLAGS) & SECRET_FLAG_ENTROPY != 0)
+                .then(|| f64::from_bits(rd_u64(s, SECRET_ENTROPY))),
         })
     }
 
@@ -602,6 +613,18 @@ impl<'a> Ruleset<'a> {
                 }
             }
         }
+    }
+
+    /// Whether content detection should inspect the file at `path` (absolute, normalised):
+    /// some `[secrets] scope` glob matches it and no `[secrets] exclude` glob does. Allocation
+    /// free, so libguard may call it from `open`.
+    pub fn in_secret_scope(&self, path: &[u8]) -> bool {
+        let meta = self.meta();
+        let any = |off: usize| {
+            let (s, n) = Self::range(meta, off);
+            (s..s + n).any(|i| self.pat_match(i, path, true, false))
+        };
+        any(META_SECRET_SCOPE) && !any(META_SECRET_EXCLUDE)
     }
 
     /// How many regexes (http `body_regex` and secrets) the ruleset holds: the size of a

@@ -25,6 +25,10 @@ pub struct RulesetSpec {
     pub env_keep: Vec<String>,
     /// `[programs.NAME] value_options`, added to the built-in tables.
     pub value_options: Vec<(String, Vec<String>)>,
+    /// `[secrets] scope` / `exclude`: path globs (brace-expanded, placeholders substituted)
+    /// deciding which files content detection inspects.
+    pub secret_scope: Vec<String>,
+    pub secret_exclude: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -62,7 +66,9 @@ pub enum RuleBody {
         program: String,
         words: Vec<String>,
         any_arg: Vec<String>,
-        all_args: Vec<String>,
+        /// One group per `all_args` entry (its brace expansions): some argument must match
+        /// some member of every group.
+        all_args: Vec<Vec<String>>,
     },
     Connect {
         hosts: Vec<String>,
@@ -89,6 +95,8 @@ pub struct SecretSpec {
     pub decision: Decision,
     pub source: String,
     pub line: u32,
+    /// Minimum Shannon entropy (bits per byte) of the secret span (guard-secrets semantics).
+    pub min_entropy: Option<f64>,
 }
 
 #[derive(Default)]
@@ -117,6 +125,10 @@ impl Out {
     }
 
     fn pat(&mut self, text: &str, kind: u8) -> u32 {
+        self.pat_flagged(text, kind, 0)
+    }
+
+    fn pat_flagged(&mut self, text: &str, kind: u8, flags: u8) -> u32 {
         let (o, l) = self.string(text);
         let aux = if kind == PAT_REGEX {
             self.nregex += 1;
@@ -133,7 +145,7 @@ impl Out {
             }
             _ => 0,
         };
-        self.pats.extend_from_slice(&[kind, 0]);
+        self.pats.extend_from_slice(&[kind, flags]);
         self.pats.extend_from_slice(&lit.to_le_bytes());
         self.npats += 1;
         self.npats - 1
@@ -145,6 +157,19 @@ impl Out {
             self.pat(i.as_ref(), kind);
         }
         (start, items.len() as u32)
+    }
+
+    /// Groups of alternatives, laid out consecutively; every member after a group's first is
+    /// flagged `PAT_FLAG_ALT`. Empty groups are dropped (they could never be satisfied, and
+    /// the compiler never produces them).
+    fn pat_groups(&mut self, groups: &[Vec<String>], kind: u8) -> (u32, u32) {
+        let start = self.npats;
+        for g in groups {
+            for (i, p) in g.iter().enumerate() {
+                self.pat_flagged(p, kind, if i == 0 { 0 } else { PAT_FLAG_ALT });
+            }
+        }
+        (start, self.npats - start)
     }
 
     fn list(&mut self, items: &[u32]) -> (u32, u32) {
@@ -340,7 +365,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
                 );
                 put_pair(rec, slot(SLOT_B), out.pats(words, PAT_LITERAL));
                 put_pair(rec, slot(SLOT_C), out.pats(any_arg, PAT_GLOB_ARG));
-                put_pair(rec, slot(SLOT_D), out.pats(all_args, PAT_GLOB_ARG));
+                put_pair(rec, slot(SLOT_D), out.pat_groups(all_args, PAT_GLOB_ARG));
                 prog.add(program, ri);
                 exec_all.push(ri);
             }
@@ -447,8 +472,22 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         put_pair(rec, SECRET_KEYWORDS, out.pats(&s.keywords, PAT_LITERAL));
         put_pair(rec, SECRET_SOURCE, out.string(&s.source));
         put_u32(rec, SECRET_LINE, s.line);
+        if let Some(e) = s.min_entropy {
+            rec[SECRET_FLAGS] = SECRET_FLAG_ENTROPY;
+            rec[SECRET_ENTROPY..SECRET_ENTROPY + 8].copy_from_slice(&e.to_bits().to_le_bytes());
+        }
     }
     put_u32(&mut meta, META_REGEX_COUNT, out.nregex);
+    put_pair(
+        &mut meta,
+        META_SECRET_SCOPE,
+        out.pats(&spec.secret_scope, PAT_GLOB_PATH),
+    );
+    put_pair(
+        &mut meta,
+        META_SECRET_EXCLUDE,
+        out.pats(&spec.secret_exclude, PAT_GLOB_PATH),
+    );
 
     let mut vopt = Table::new();
     let user = spec

@@ -37,7 +37,7 @@ pub fn exec(program: &str, words: &[&str], any_arg: &[&str], all_args: &[&str]) 
         program: program.into(),
         words: s(words),
         any_arg: s(any_arg),
-        all_args: s(all_args),
+        all_args: all_args.iter().map(|a| vec![a.to_string()]).collect(),
     }
 }
 
@@ -132,10 +132,13 @@ pub fn sample_spec() -> RulesetSpec {
             decision: Decision::Redact,
             source: "test.toml".into(),
             line: 9,
+            min_entropy: Some(3.0),
         }],
         env_strip: s(&["*_TOKEN", "AWS_SECRET_ACCESS_KEY"]),
         env_keep: s(&["GUARD_*"]),
         value_options: vec![("mytool".into(), s(&["-p"]))],
+        secret_scope: s(&["/home/u/**"]),
+        secret_exclude: s(&["**/node_modules/**"]),
     }
 }
 
