@@ -1,6 +1,7 @@
 //! Embeds every policy file under `policies/` (except `policies/tests/`) into the crate, so
 //! `Policy::default_policy()` resolves `default.toml` and the packs it includes from memory
-//! whatever packs exist, without a hand-kept list.
+//! whatever packs exist, without a hand-kept list; and the test files under `policies/tests/`
+//! (as `TESTS`), which `guardctl policy test` runs for the default policy.
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,20 @@ fn main() {
     collect(&root, &root, &mut files);
     let mut src = String::from("pub static FILES: &[(&str, &str)] = &[\n");
     for (rel, abs) in &files {
+        println!("cargo:rerun-if-changed={}", abs.display());
+        let abs = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
+        src.push_str(&format!(
+            "    ({rel:?}, include_str!({:?})),\n",
+            abs.display().to_string()
+        ));
+    }
+    src.push_str("];\n");
+    // The default policy's test files, for `guardctl policy test` without `--policy`.
+    let tests_dir = root.join("tests");
+    let mut tests = Vec::new();
+    collect(&tests_dir, &tests_dir, &mut tests);
+    src.push_str("pub static TESTS: &[(&str, &str)] = &[\n");
+    for (rel, abs) in &tests {
         println!("cargo:rerun-if-changed={}", abs.display());
         let abs = std::fs::canonicalize(abs).unwrap_or_else(|_| abs.clone());
         src.push_str(&format!(

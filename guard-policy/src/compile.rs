@@ -3,11 +3,14 @@
 
 use guard_proto::action::NoEnv;
 use guard_proto::ruleset::writer::{RuleBody, RuleSpec, RulesetSpec, SecretSpec, WhenSpec, write};
-use guard_proto::ruleset::{RegexCache, Ruleset, build_regex, glob};
+use guard_proto::ruleset::{RegexCache, Ruleset, glob};
 use guard_proto::{Context, FileAccess};
 
 use crate::action::{OwnedAction, parse_connect_target, parse_http_example, shell_split};
-use crate::{CompileContext, ExampleResult, Kind, Policy, PolicyError, RuleDef};
+use crate::{
+    CompileContext, DEFAULT_SECRET_EXCLUDE, DEFAULT_SECRET_SCOPE, ExampleResult, Kind, Policy,
+    PolicyError, RuleDef, SecretDef,
+};
 
 /// Most globs one pattern may expand to through braces.
 pub(crate) const BRACE_LIMIT: usize = 1024;
@@ -36,7 +39,12 @@ impl Placeholders {
     }
 
     pub fn from_ctx(ctx: &CompileContext, policy: &Policy) -> Placeholders {
-        let policy_dir = if ctx.policy_dir.is_empty() {
+        // The embedded policy has no directory of its own: its source path (`policies/`) is
+        // relative to nothing, and resolving it against the cwd would protect (and deny writes
+        // to) whatever `policies/` folder the project has. Unset, it matches nothing.
+        let policy_dir = if ctx.policy_dir.is_empty() && policy.embedded {
+            String::new()
+        } else if ctx.policy_dir.is_empty() {
             policy
                 .top_dir
                 .as_ref()
@@ -62,15 +70,32 @@ impl Placeholders {
 }
 
 /// An unset placeholder becomes a path no real file has, so rules that use it match nothing
-/// (and their examples, expanded the same way, stay consistent).
+/// (and their examples, expanded the same way, stay consistent). Set values are normalised:
+/// repeated slashes collapse and a trailing slash goes, so `/root/` is `/root` and `/` stays `/`.
 fn value_or_sentinel(v: &str, name: &str) -> String {
     if v.is_empty() {
-        format!("/nonexistent/.guard-unset-{name}")
-    } else if v.len() > 1 {
-        v.trim_end_matches('/').to_string()
-    } else {
-        v.to_string()
+        return format!("/nonexistent/.guard-unset-{name}");
     }
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.len() > 1 && out.ends_with('/') {
+        out.pop();
+    }
+    out
+}
+
+/// Appends a substituted value; when it is the root `/` and the text goes on with `/`, the
+/// slash is written once (`~/.ssh` with HOME `/` is `/.ssh`, not `//.ssh`).
+fn push_value(out: &mut String, value: &str, rest: &str) {
+    if value == "/" && rest.starts_with('/') {
+        return;
+    }
+    out.push_str(value);
 }
 
 /// Replaces a leading `~` and every `{placeholder}`. With `glob`, substituted values are
@@ -80,8 +105,8 @@ pub(crate) fn substitute_placeholders(s: &str, p: &Placeholders, as_glob: bool) 
     let mut out = String::with_capacity(s.len() + 32);
     let mut rest = s;
     if rest == "~" || rest.starts_with("~/") {
-        out.push_str(&esc(value_or_sentinel(&p.home, "home")));
         rest = &rest[1..];
+        push_value(&mut out, &esc(value_or_sentinel(&p.home, "home")), rest);
     }
     let names: [(&str, &str); 5] = [
         ("{workspace}", &p.workspace),
@@ -92,8 +117,11 @@ pub(crate) fn substitute_placeholders(s: &str, p: &Placeholders, as_glob: bool) 
     ];
     while !rest.is_empty() {
         if let Some((tok, val)) = names.iter().find(|(t, _)| rest.starts_with(t)) {
-            out.push_str(&esc(value_or_sentinel(val, &tok[1..tok.len() - 1])));
             rest = &rest[tok.len()..];
+            let v = esc(value_or_sentinel(val, &tok[1..tok.len() - 1]));
+            // A value in the middle of a path (`/x{workspace}`) keeps its slash; only a value
+            // that is all of `/` followed by `/` drops one.
+            push_value(&mut out, &v, rest);
             continue;
         }
         let mut chars = rest.chars();
@@ -143,7 +171,11 @@ fn rule_spec(r: &RuleDef, p: &Placeholders) -> RuleSpec {
             program: substitute_placeholders(&command[0], p, false),
             words: command[1..].to_vec(),
             any_arg: expand(any_arg, p),
-            all_args: expand(all_args, p),
+            // Each entry is one requirement; its brace alternatives stay together.
+            all_args: all_args
+                .iter()
+                .map(|a| expand(std::slice::from_ref(a), p))
+                .collect(),
         },
         Kind::Connect { hosts, nets, ports } => RuleBody::Connect {
             hosts: expand(hosts, p),
@@ -191,6 +223,25 @@ fn rule_spec(r: &RuleDef, p: &Placeholders) -> RuleSpec {
     }
 }
 
+fn scope_list(set: &Option<Vec<String>>, default: &[&str]) -> Vec<String> {
+    match set {
+        Some(v) => v.clone(),
+        None => default.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+/// The guard-secrets detector a `[[secret]]` stands for (what libguard builds from the
+/// ruleset's `secret(i)` and `secret_keywords(i)`).
+pub(crate) fn secret_spec(s: &SecretDef) -> guard_secrets::SecretSpec {
+    guard_secrets::SecretSpec {
+        id: s.id.clone(),
+        regex: s.regex.clone(),
+        keywords: s.keywords.clone(),
+        decision: s.decision,
+        min_entropy: s.entropy,
+    }
+}
+
 pub(crate) fn build_spec(policy: &Policy, ctx: &CompileContext) -> RulesetSpec {
     let p = Placeholders::from_ctx(ctx, policy);
     RulesetSpec {
@@ -210,11 +261,17 @@ pub(crate) fn build_spec(policy: &Policy, ctx: &CompileContext) -> RulesetSpec {
                 decision: s.decision,
                 source: s.file.display().to_string(),
                 line: s.line as u32,
+                min_entropy: s.entropy,
             })
             .collect(),
         env_strip: policy.env_strip.clone(),
         env_keep: policy.env_keep.clone(),
         value_options: policy.value_options.clone(),
+        secret_scope: expand(&scope_list(&policy.secret_scope, DEFAULT_SECRET_SCOPE), &p),
+        secret_exclude: expand(
+            &scope_list(&policy.secret_exclude, DEFAULT_SECRET_EXCLUDE),
+            &p,
+        ),
     }
 }
 
@@ -322,26 +379,25 @@ pub fn run_examples(
         }
     }
     for s in &policy.secrets {
-        let re = build_regex(&s.regex).ok();
+        // Exactly libguard's matching (keyword prefilter, `secret` group, entropy floor), with
+        // the placeholder allowlist off: examples are placeholders by design.
+        let detectors = guard_secrets::Detectors::from_specs(&[secret_spec(s)]).map(|mut d| {
+            d.set_allowlist(guard_secrets::Allowlist::none());
+            d
+        });
         for ex in &s.examples {
-            let kw = s.keywords.is_empty()
-                || s.keywords.iter().any(|k| {
-                    ex.text
-                        .to_ascii_lowercase()
-                        .contains(&k.to_ascii_lowercase())
-                });
-            let got = kw
-                && re
-                    .as_ref()
-                    .is_some_and(|re| re.is_match(ex.text.as_bytes()));
+            let (got, error) = match &detectors {
+                Ok(d) => (!d.scan(ex.text.as_bytes()).is_empty(), None),
+                Err(e) => (false, Some(e.to_string())),
+            };
             out.push(ExampleResult {
                 rule: s.id.clone(),
                 kind: "secret",
                 example: ex.text.clone(),
                 expect_match: ex.expect_match,
                 matched: got,
-                pass: got == ex.expect_match,
-                error: None,
+                pass: error.is_none() && got == ex.expect_match,
+                error,
                 file: s.file.clone(),
                 line: ex.line,
                 col: ex.col,
@@ -352,15 +408,32 @@ pub fn run_examples(
     out
 }
 
-pub(crate) fn compile(policy: &Policy, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
+/// Writes the ruleset for `ctx` and makes sure it loads.
+pub(crate) fn compile_for(policy: &Policy, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
     let bytes = write(&build_spec(policy, ctx));
+    load_check(policy, &bytes)?;
+    Ok(bytes)
+}
+
+fn load_check(policy: &Policy, bytes: &[u8]) -> Result<(), PolicyError> {
+    Ruleset::load(bytes).map(|_| ()).map_err(|e| PolicyError {
+        file: policy.files.first().cloned().unwrap_or_default(),
+        line: 1,
+        col: 1,
+        message: format!("internal error: the compiled ruleset does not load: {e}"),
+    })
+}
+/// Checks every example in the canonical context.
+pub(crate) fn check_examples(policy: &Policy) -> Result<(), PolicyError> {
+    let ctx = CompileContext::canonical();
+    let bytes = write(&build_spec(policy, &ctx));
     let rs = Ruleset::load(&bytes).map_err(|e| PolicyError {
         file: policy.files.first().cloned().unwrap_or_default(),
         line: 1,
         col: 1,
         message: format!("internal error: the compiled ruleset does not load: {e}"),
     })?;
-    if let Some(f) = run_examples(policy, &rs, ctx).into_iter().find(|r| !r.pass) {
+    if let Some(f) = run_examples(policy, &rs, &ctx).into_iter().find(|r| !r.pass) {
         let what = if f.kind == "secret" { "secret" } else { "rule" };
         let message = match &f.error {
             Some(e) => format!(
@@ -387,5 +460,5 @@ pub(crate) fn compile(policy: &Policy, ctx: &CompileContext) -> Result<Vec<u8>, 
             message,
         });
     }
-    Ok(bytes)
+    Ok(())
 }

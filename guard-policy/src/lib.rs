@@ -20,7 +20,24 @@ use guard_proto::ruleset::Ruleset;
 use guard_proto::ruleset::net::IpNet;
 
 pub use action::{OwnedAction, absolute_path, parse_action, parse_action_in, shell_split};
-pub use tests_file::{CaseResult, TestCase, TestFile, load_test_file, load_tests, run_tests};
+pub use tests_file::{
+    CaseResult, TestCase, TestFile, embedded_tests, load_test_file, load_tests,
+    load_tests_from_str, run_tests,
+};
+
+/// `[secrets] scope` when no policy file sets it: the workspace and the home directory.
+pub const DEFAULT_SECRET_SCOPE: &[&str] = &["{workspace}/**", "~/**"];
+
+/// `[secrets] exclude` when no policy file sets it: trees of vendored or generated files that
+/// are large, read often and hold no credentials of the user's, and binary formats.
+pub const DEFAULT_SECRET_EXCLUDE: &[&str] = &[
+    "**/node_modules/**",
+    "**/target/**",
+    "**/site-packages/**",
+    "**/.git/objects/**",
+    "**/__pycache__/**",
+    "**/*.{png,jpg,jpeg,gif,webp,ico,pdf,zip,gz,xz,zst,tar,jar,class,so,o,a,rlib,rmeta,pyc,wasm}",
+];
 
 /// Paths substituted for the placeholders of `policies/LANGUAGE.md`.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +48,47 @@ pub struct CompileContext {
     pub policy_dir: String,
     pub guard_lib: String,
     pub guard_exe: String,
+}
+
+impl CompileContext {
+    /// The fixed context rule examples are checked in (`policy check`, `policy test`,
+    /// `policy compile`), so whether a policy's examples hold never depends on the machine,
+    /// HOME or launch directory. Examples should therefore use `~` and `{workspace}` rather
+    /// than absolute paths under a particular home.
+    pub fn canonical() -> CompileContext {
+        CompileContext {
+            home: "/home/agent".into(),
+            workspace: "/home/agent/project".into(),
+            state_dir: "/home/agent/.local/state/guard".into(),
+            policy_dir: "/home/agent/.config/guard".into(),
+            guard_lib: "/opt/guard/lib/libguard.so".into(),
+            guard_exe: "/opt/guard/bin/guardctl".into(),
+        }
+    }
+}
+
+/// The value of `{policy_dir}`: for the embedded default policy (`policy_files` empty) the
+/// user's policy config directory, `$XDG_CONFIG_HOME/guard` or `HOME/.config/guard`; otherwise
+/// the directory of the first policy file, absolute (symlinks resolved when it exists). The
+/// launcher and the policy tools both fill `CompileContext::policy_dir` with this.
+pub fn policy_dir_for(policy_files: &[PathBuf], home: &str) -> String {
+    let dir = match policy_files.first() {
+        None => match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d).join("guard"),
+            None => Path::new(if home.is_empty() { "/" } else { home }).join(".config/guard"),
+        },
+        Some(f) => {
+            let parent = match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            parent
+                .canonicalize()
+                .or_else(|_| std::path::absolute(&parent))
+                .unwrap_or(parent)
+        }
+    };
+    dir.to_string_lossy().into_owned()
 }
 
 /// A policy error that names where it is: `file:line:col: message`.
@@ -191,6 +249,11 @@ pub struct Policy {
     pub(crate) value_options: Vec<(String, Vec<String>)>,
     pub(crate) files: Vec<PathBuf>,
     pub(crate) top_dir: Option<PathBuf>,
+    /// `[secrets] scope` / `exclude` (None: the defaults).
+    pub(crate) secret_scope: Option<Vec<String>>,
+    pub(crate) secret_exclude: Option<Vec<String>>,
+    /// The embedded default policy: `{policy_dir}` never falls back to its source directory.
+    pub(crate) embedded: bool,
 }
 
 /// The policy files embedded at build time: (path relative to `policies/`, content).
@@ -213,6 +276,9 @@ impl Policy {
             value_options: Vec::new(),
             files: Vec::new(),
             top_dir: None,
+            secret_scope: None,
+            secret_exclude: None,
+            embedded: false,
         }
     }
 
@@ -254,10 +320,12 @@ impl Policy {
             .iter()
             .map(|(p, c)| (parse::normalize(&Path::new("policies").join(p)), *c))
             .collect();
-        Self::load_from(
+        let mut p = Self::load_from(
             &parse::MapSource(map),
             &[PathBuf::from("policies/default.toml")],
-        )
+        )?;
+        p.embedded = true;
+        Ok(p)
     }
 
     /// The embedded policy files as (path relative to `policies/`, content), for tools that
@@ -266,10 +334,25 @@ impl Policy {
         embedded::FILES
     }
 
-    /// Compiles to ruleset bytes (loadable by `guard_proto::Ruleset::load`). Fails, naming the
-    /// rule and the example, when a rule's own examples do not hold.
+    /// Compiles to ruleset bytes for `ctx` (loadable by `guard_proto::Ruleset::load`) after
+    /// checking every rule's and secret's examples in [`CompileContext::canonical`]; fails,
+    /// naming the rule and the example, when one does not hold.
     pub fn compile(&self, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
-        compile::compile(self, ctx)
+        self.check_examples()?;
+        compile::compile_for(self, ctx)
+    }
+
+    /// Checks every example in the canonical context; the first failure is the error.
+    pub fn check_examples(&self) -> Result<(), PolicyError> {
+        compile::check_examples(self)
+    }
+
+    /// Compiles for `ctx` without checking examples: what `guardctl run` uses for the real
+    /// launch context (examples were checked canonically by the policy tools, and the
+    /// embedded policy's by this crate's tests), so an unusual HOME or workspace can never stop
+    /// a launch. Errors are internal only (a ruleset its own reader refuses).
+    pub fn compile_for_launch(&self, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
+        compile::compile_for(self, ctx)
     }
 
     /// Compiles without checking examples (for `policy test`, which reports them instead).

@@ -23,8 +23,17 @@ struct RawFile {
     #[serde(default)]
     secret: Vec<Spanned<RawSecret>>,
     env: Option<RawEnv>,
+    secrets: Option<RawSecretsScope>,
     #[serde(default)]
     programs: BTreeMap<String, RawProgram>,
+}
+
+/// `[secrets]`: which files content detection inspects.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecretsScope {
+    scope: SList,
+    exclude: SList,
 }
 
 #[derive(Deserialize)]
@@ -91,7 +100,7 @@ struct RawSecret {
     keywords: Option<Vec<String>>,
     decision: Option<Spanned<String>>,
     /// Minimum Shannon entropy (bits per byte) of the secret; see guard-secrets.
-    entropy: Option<f64>,
+    entropy: Option<Spanned<f64>>,
     examples: Option<Spanned<RawExamples>>,
 }
 
@@ -364,6 +373,23 @@ impl<'s> Loader<'s> {
                 for g in list.map(Spanned::into_inner).unwrap_or_default() {
                     check_glob(st, &g, "an env glob")?;
                     out.push(g.into_inner());
+                }
+            }
+        }
+        if let Some(sc) = raw.secrets {
+            // The first file (top-level before its includes) that sets a list decides it.
+            for (list, out) in [
+                (sc.scope, &mut self.policy.secret_scope),
+                (sc.exclude, &mut self.policy.secret_exclude),
+            ] {
+                let Some(list) = list else { continue };
+                let mut globs = Vec::new();
+                for g in list.into_inner() {
+                    check_glob(st, &g, "a [secrets] path glob")?;
+                    globs.push(g.into_inner());
+                }
+                if out.is_none() {
+                    *out = Some(globs);
                 }
             }
         }
@@ -681,8 +707,6 @@ impl<'s> Loader<'s> {
                 ),
             ));
         }
-        guard_proto::ruleset::build_regex(s.regex.get_ref())
-            .map_err(|e| st.err(s.regex.span(), format!("invalid regex: {}", first_line(&e))))?;
         let decision = match &s.decision {
             None => Decision::Redact,
             Some(d) => match Decision::parse(d.get_ref()) {
@@ -698,15 +722,42 @@ impl<'s> Loader<'s> {
                 }
             },
         };
+        let keywords = s.keywords.unwrap_or_default();
+        // Validated by guard-secrets itself (what libguard builds its detectors with), so a
+        // policy that loads never holds a detector libguard would refuse.
+        let spec = guard_secrets::SecretSpec {
+            id: id.clone(),
+            regex: s.regex.get_ref().clone(),
+            keywords: keywords.clone(),
+            decision,
+            min_entropy: s.entropy.as_ref().map(|e| *e.get_ref()),
+        };
+        if let Err(e) = guard_secrets::Detectors::from_specs(std::slice::from_ref(&spec)) {
+            let span = if e.message.starts_with("regex") {
+                s.regex.span()
+            } else if e.message.starts_with("entropy") {
+                s.entropy.as_ref().map(Spanned::span).unwrap_or(span.clone())
+            } else {
+                span.clone()
+            };
+            let msg = match e.message.strip_prefix("regex: ") {
+                Some(r) => format!("invalid regex: {}", first_line(r)),
+                None => e.message.clone(),
+            };
+            return Err(st.err(span, format!("secret `{id}`: {msg}")));
+        }
+        // Also within the evaluator's own regex limits (Ruleset::scan_secrets).
+        guard_proto::ruleset::build_regex(s.regex.get_ref())
+            .map_err(|e| st.err(s.regex.span(), format!("invalid regex: {}", first_line(&e))))?;
         let (line, col) = st.line_col(span.start);
         self.secret_ids
             .insert(id.clone(), (st.path.to_path_buf(), line));
         self.policy.secrets.push(SecretDef {
             id,
             regex: s.regex.into_inner(),
-            keywords: s.keywords.unwrap_or_default(),
+            keywords,
             decision,
-            entropy: s.entropy,
+            entropy: s.entropy.map(Spanned::into_inner),
             file: st.path.to_path_buf(),
             line,
             col,

@@ -92,8 +92,15 @@ pub fn load_test_file(path: &Path) -> Result<TestFile, PolicyError> {
         col: 1,
         message: format!("cannot read test file: {e}"),
     })?;
-    let st = SourceText::new(path, &text);
-    let raw: RawTests = toml::from_str(&text)
+    load_tests_from_str(path, &text)
+}
+
+/// Parses test cases from `text`; `name` is the path errors and results report (for embedded
+/// tests, their path in the source tree).
+pub fn load_tests_from_str(name: impl AsRef<Path>, text: &str) -> Result<TestFile, PolicyError> {
+    let path = name.as_ref();
+    let st = SourceText::new(path, text);
+    let raw: RawTests = toml::from_str(text)
         .map_err(|e| st.err(e.span().unwrap_or(0..0), e.message().trim().to_string()))?;
     let mut cases = Vec::new();
     for c in raw.case {
@@ -145,6 +152,15 @@ pub fn load_tests(dir: &Path) -> Result<Vec<TestFile>, PolicyError> {
         .collect();
     paths.sort();
     paths.iter().map(|p| load_test_file(p)).collect()
+}
+
+/// The test files embedded with the default policy (`policies/tests/*.toml`), parsed, named
+/// by their path in the source tree (`policies/tests/NAME.toml`).
+pub fn embedded_tests() -> Result<Vec<TestFile>, PolicyError> {
+    crate::embedded::TESTS
+        .iter()
+        .map(|(name, text)| load_tests_from_str(Path::new("policies/tests").join(name), text))
+        .collect()
 }
 
 /// Compiles `policy` for the file's context (its `home`/`workspace` override `base`) and runs
