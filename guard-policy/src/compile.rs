@@ -433,7 +433,10 @@ pub(crate) fn check_examples(policy: &Policy) -> Result<(), PolicyError> {
         col: 1,
         message: format!("internal error: the compiled ruleset does not load: {e}"),
     })?;
-    if let Some(f) = run_examples(policy, &rs, &ctx).into_iter().find(|r| !r.pass) {
+    if let Some(f) = run_examples(policy, &rs, &ctx)
+        .into_iter()
+        .find(|r| !r.pass)
+    {
         let what = if f.kind == "secret" { "secret" } else { "rule" };
         let message = match &f.error {
             Some(e) => format!(

@@ -202,7 +202,6 @@ pub(crate) struct SecretDef {
     pub regex: String,
     pub keywords: Vec<String>,
     pub decision: Decision,
-    #[allow(dead_code)]
     pub entropy: Option<f64>,
     pub file: PathBuf,
     pub line: usize,

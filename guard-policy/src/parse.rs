@@ -736,7 +736,10 @@ impl<'s> Loader<'s> {
             let span = if e.message.starts_with("regex") {
                 s.regex.span()
             } else if e.message.starts_with("entropy") {
-                s.entropy.as_ref().map(Spanned::span).unwrap_or(span.clone())
+                s.entropy
+                    .as_ref()
+                    .map(Spanned::span)
+                    .unwrap_or(span.clone())
             } else {
                 span.clone()
             };
