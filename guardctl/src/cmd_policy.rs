@@ -11,7 +11,7 @@
 use clap::{Args, Subcommand};
 use guard_policy::{
     CaseResult, CompileContext, ExampleResult, OwnedAction, Policy, PolicyError, TestFile,
-    absolute_path, load_tests, parse_action_in, run_tests,
+    absolute_path, embedded_tests, load_tests, parse_action_in, policy_dir_for, run_tests,
 };
 use guard_proto::action::Context;
 use guard_proto::decision::Decision;
@@ -20,12 +20,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The decision table of the embedded default policy, run by `policy test` without `--policy`.
-const DEFAULT_TESTS: &[(&str, &str)] = &[(
-    "policies/tests/default.toml",
-    include_str!("../../policies/tests/default.toml"),
-)];
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
@@ -209,14 +203,6 @@ fn state_dir(home: &Path) -> PathBuf {
     home.join(".local/state/guard")
 }
 
-/// Where an installed policy lives when none is named: `$XDG_CONFIG_HOME/guard`.
-fn default_policy_dir(home: &Path) -> PathBuf {
-    match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d).join("guard"),
-        None => home.join(".config/guard"),
-    }
-}
-
 fn self_exe() -> PathBuf {
     std::env::current_exe()
         .and_then(|p| p.canonicalize())
@@ -244,19 +230,13 @@ fn compile_context(files: &[PathBuf], ctx: &ContextArgs) -> CompileContext {
         .as_deref()
         .map(|w| absolute(w, &cwd))
         .unwrap_or_else(|| cwd.clone());
-    let policy_dir = match files.first() {
-        Some(f) => {
-            let abs = f.canonicalize().unwrap_or_else(|_| absolute(f, &cwd));
-            abs.parent().map(Path::to_path_buf).unwrap_or(abs)
-        }
-        None => default_policy_dir(&home),
-    };
+    let policy_dir = policy_dir_for(files, &path_string(&home));
     let exe = self_exe();
     CompileContext {
         home: path_string(&home),
         workspace: path_string(&workspace),
         state_dir: path_string(&state_dir(&home)),
-        policy_dir: path_string(&policy_dir),
+        policy_dir,
         guard_lib: path_string(&guard_lib(&exe)),
         guard_exe: path_string(&exe),
     }
@@ -374,7 +354,8 @@ fn kind_name(kind: RuleKind) -> &'static str {
 fn check(args: CheckArgs) -> Result<(), Failure> {
     let policy = load_policy(&args.files.policy)?;
     let ctx = compile_context(&args.files.policy, &args.ctx);
-    let failures = example_failures(&policy, &ctx)?;
+    // Examples hold or not in the canonical context, whatever this machine's HOME/workspace.
+    let failures = example_failures(&policy, &CompileContext::canonical())?;
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("{f}");
@@ -448,38 +429,10 @@ fn example_failures(policy: &Policy, ctx: &CompileContext) -> Result<Vec<String>
 // ---- test --------------------------------------------------------------------------------------
 
 /// Fixed stand-ins for the placeholders a test file does not set, so results never depend on
-/// the machine running the tests. A file's `[context] home`/`workspace` override these.
+/// the machine running the tests (the canonical context rule examples are checked in). A
+/// file's `[context] home`/`workspace` override these.
 fn test_base_context() -> CompileContext {
-    CompileContext {
-        home: "/home/agent".into(),
-        workspace: "/home/agent/project".into(),
-        state_dir: "/home/agent/.local/state/guard".into(),
-        policy_dir: "/home/agent/.config/guard".into(),
-        guard_lib: "/usr/local/lib/libguard.so".into(),
-        guard_exe: "/usr/local/bin/guardctl".into(),
-    }
-}
-
-/// A private directory removed on drop (for handing embedded test files to `load_tests`).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> std::io::Result<TempDir> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("guardctl-tests-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&dir)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    CompileContext::canonical()
 }
 
 /// The test files to run: from `--tests`, from `tests/` next to the first policy file, or the
@@ -511,51 +464,18 @@ fn load_test_files(args: &TestArgs) -> Result<Vec<TestFile>, Failure> {
     Ok(load_tests(&dir)?)
 }
 
-/// The embedded tests go through the same loader as files on disk (one parser, one set of
-/// error messages); errors and results name them by their path in the source tree.
+/// The embedded tests of the default policy, parsed from memory; errors and results name
+/// them by their path in the source tree.
 fn load_embedded_tests() -> Result<Vec<TestFile>, Failure> {
-    let tmp = TempDir::new()
-        .map_err(|e| Failure::Bad(format!("cannot create a temporary directory: {e}")))?;
-    for (name, text) in DEFAULT_TESTS {
-        let base = Path::new(name).file_name().unwrap_or_default();
-        std::fs::write(tmp.0.join(base), text)
-            .map_err(|e| Failure::Bad(format!("cannot write {}: {e}", tmp.0.display())))?;
-    }
-    let rename = |path: &Path| -> PathBuf {
-        DEFAULT_TESTS
-            .iter()
-            .find(|(n, _)| Path::new(n).file_name() == path.file_name())
-            .map(|(n, _)| PathBuf::from(n))
-            .unwrap_or_else(|| path.to_path_buf())
-    };
-    match load_tests(&tmp.0) {
-        Ok(mut files) => {
-            for f in &mut files {
-                f.path = rename(&f.path);
-            }
-            Ok(files)
-        }
-        Err(mut e) => {
-            e.file = rename(&e.file);
-            Err(e.into())
-        }
-    }
+    Ok(embedded_tests()?)
 }
 
 fn test(args: TestArgs) -> Result<(), Failure> {
     let policy = load_policy(&args.files.policy)?;
     let files = load_test_files(&args)?;
     let base = test_base_context();
-    // Examples run under the first test file's context (or the stand-ins), like its cases.
-    let mut example_ctx = base.clone();
-    if let Some(f) = files.first() {
-        if let Some(h) = &f.home {
-            example_ctx.home = h.clone();
-        }
-        if let Some(w) = &f.workspace {
-            example_ctx.workspace = w.clone();
-        }
-    }
+    // Examples always run in the canonical context (as `check` and `compile` check them).
+    let example_ctx = CompileContext::canonical();
     let mut passed = 0usize;
     let mut failed = 0usize;
     for r in run_examples(&policy, &example_ctx)? {
@@ -766,6 +686,28 @@ fn explain_text(rs: &Ruleset<'_>, action: &OwnedAction, o: &Outcome<'_>) -> Stri
 mod tests {
     use super::*;
 
+    /// A private directory removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> std::io::Result<TempDir> {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let dir =
+                std::env::temp_dir().join(format!("guardctl-tests-{}-{nanos}", std::process::id()));
+            std::fs::create_dir(&dir)?;
+            Ok(TempDir(dir))
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     #[test]
     fn aligned_bytes_round_trip() {
         let data: Vec<u8> = (0..29u8).collect();
@@ -778,7 +720,7 @@ mod tests {
     #[test]
     fn embedded_tests_load_under_their_source_name() {
         let files = load_embedded_tests().unwrap_or_else(|_| panic!("embedded tests load"));
-        assert_eq!(files.len(), DEFAULT_TESTS.len());
+        assert!(!files.is_empty());
         assert_eq!(files[0].path, PathBuf::from("policies/tests/default.toml"));
         assert!(files[0].cases.len() > 50, "the decision table is embedded");
     }

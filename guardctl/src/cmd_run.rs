@@ -107,24 +107,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => return fail(format_args!("cannot resolve the current directory: {e}")),
     };
+    let home = std::env::var("HOME").unwrap_or_default();
     let ctx = CompileContext {
-        home: std::env::var("HOME").unwrap_or_default(),
+        policy_dir: guard_policy::policy_dir_for(&args.policy, &home),
+        home,
         workspace: workspace.to_string_lossy().into_owned(),
         state_dir: dirs.state.to_string_lossy().into_owned(),
-        policy_dir: args
-            .policy
-            .first()
-            .and_then(|p| p.parent())
-            .map(|d| {
-                let d = if d.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    d
-                };
-                d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
-            })
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default(),
         guard_lib: lib.to_string_lossy().into_owned(),
         guard_exe: exe.to_string_lossy().into_owned(),
     };
@@ -319,8 +307,12 @@ fn prepare_ruleset(
     {
         return Ok(path);
     }
+    // Examples are not checked here: they hold or not in the canonical context (`policy
+    // check`/`test`/`compile` check them there; the embedded policy's are checked by
+    // guard-policy's tests), so an unusual HOME or workspace never stops a launch. A malformed
+    // policy was already refused by the load above.
     let bytes = policy
-        .compile(ctx)
+        .compile_for_launch(ctx)
         .map_err(|e| Prepare::Policy(e.to_string()))?;
     store_ruleset(&path, &bytes).map_err(Prepare::Store)?;
     Ok(path)
