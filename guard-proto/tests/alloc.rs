@@ -133,6 +133,7 @@ fn file_exec_connect_evaluation_allocates_nothing() {
         }
     }
     let n = rs.env_strip_matches(b"GITHUB_TOKEN");
+    let scoped = paths.iter().filter(|p| rs.in_secret_scope(p)).count();
     let after = allocs();
     assert_eq!(
         after - before,
@@ -143,6 +144,7 @@ fn file_exec_connect_evaluation_allocates_nothing() {
 
     // The evaluations really did work (so the zero above is not vacuous).
     assert!(n);
+    assert!(scoped > 0 && scoped < paths.len(), "{scoped}");
     assert!(matched > 10);
     assert_eq!(decisions[0], Decision::Deny); // id_ed25519 read
     assert!(decisions.contains(&Decision::Ask));

@@ -261,6 +261,29 @@ fn offsets_out_of_bounds_with_valid_checksum() {
         }),
         m("secret regex")
     );
+    // Unknown secret flags, and an entropy floor that is not a number.
+    assert_eq!(
+        resealed(|b| {
+            let (o, _) = section(b, SEC_SECRETS);
+            b[o + SECRET_FLAGS] = 2;
+        }),
+        m("bad secret flags or entropy")
+    );
+    assert_eq!(
+        resealed(|b| {
+            let (o, _) = section(b, SEC_SECRETS);
+            put_u64(b, o + SECRET_ENTROPY, f64::NAN.to_bits())
+        }),
+        m("bad secret flags or entropy")
+    );
+    // The secret scan scope pointing past the patterns.
+    assert_eq!(
+        resealed(|b| {
+            let (o, _) = section(b, SEC_META);
+            put_u32(b, o + META_SECRET_SCOPE + 4, 1 << 20)
+        }),
+        m("secret scope range")
+    );
 }
 
 #[test]
