@@ -724,7 +724,9 @@ impl<'s> Loader<'s> {
         };
         let keywords = s.keywords.unwrap_or_default();
         // Validated by guard-secrets itself (what libguard builds its detectors with), so a
-        // policy that loads never holds a detector libguard would refuse.
+        // policy that loads never holds a detector libguard would refuse. Its limits (ASCII
+        // mode, 4 MiB program) are within the evaluator's own (`build_regex`: 8 MiB), so the
+        // regex is compiled once here rather than twice.
         let spec = guard_secrets::SecretSpec {
             id: id.clone(),
             regex: s.regex.get_ref().clone(),
@@ -749,9 +751,6 @@ impl<'s> Loader<'s> {
             };
             return Err(st.err(span, format!("secret `{id}`: {msg}")));
         }
-        // Also within the evaluator's own regex limits (Ruleset::scan_secrets).
-        guard_proto::ruleset::build_regex(s.regex.get_ref())
-            .map_err(|e| st.err(s.regex.span(), format!("invalid regex: {}", first_line(&e))))?;
         let (line, col) = st.line_col(span.start);
         self.secret_ids
             .insert(id.clone(), (st.path.to_path_buf(), line));

@@ -590,8 +590,11 @@ impl<'a> Ruleset<'a> {
         (start..start + n).map(move |i| std::str::from_utf8(this.pat_text(i)).unwrap_or(""))
     }
 
-    /// Finds secrets in `data`: calls `f(secret index, start, end)` for every match of every
-    /// detector whose keywords occur (ASCII case-insensitively) in `data`.
+    /// Finds secrets in `data`: calls `f(secret index, start, end)` for every whole-regex match
+    /// of every detector whose keywords occur (ASCII case-insensitively) in `data`. A raw view:
+    /// it applies neither the `secret` capture group nor the entropy floor nor an allowlist;
+    /// redaction should build `guard_secrets::Detectors` from [`Ruleset::secret`] and
+    /// [`Ruleset::secret_keywords`], which is what policy examples are checked with.
     pub fn scan_secrets(
         &self,
         cache: &RegexCache,
