@@ -50,7 +50,10 @@ fn symlink_in_the_middle_of_a_path_is_denied() {
     }
     // The same opens through the plain name of an allowed file succeed.
     assert_eq!(open(&env, &env.h("public/file"), &["rdonly"]), "OK");
-    assert_eq!(open_in(&env, Some("public"), "file", &["rdonly", "fortify"]), "OK");
+    assert_eq!(
+        open_in(&env, Some("public"), "file", &["rdonly", "fortify"]),
+        "OK"
+    );
     // The event names the real file, not the name that was used.
     let e = env.broker.wait_for("deny through a symlinked dir", |e| {
         e.rule == "secret-files" && e.action == "read"
@@ -72,7 +75,10 @@ fn errors_are_the_ones_open_gives() {
     let env = Env::new("p-errno");
     let file = env.h("public/file");
     // O_CREAT|O_EXCL on an existing allowed file: EEXIST, not EACCES, file untouched.
-    assert_eq!(open(&env, &file, &["wronly", "creat", "excl"]), "ERR EEXIST");
+    assert_eq!(
+        open(&env, &file, &["wronly", "creat", "excl"]),
+        "ERR EEXIST"
+    );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello\n");
     // ... and on a new one it creates it.
     let new = env.h("public/new");
@@ -106,7 +112,11 @@ fn errors_are_the_ones_open_gives() {
     );
     assert!(!env.home().join("protected/created").exists());
     // O_NOFOLLOW on a symlink: ELOOP from the kernel; with O_PATH the link itself opens.
-    symlink(env.home().join("public/file"), env.home().join("public/link")).unwrap();
+    symlink(
+        env.home().join("public/file"),
+        env.home().join("public/link"),
+    )
+    .unwrap();
     assert_eq!(
         open(&env, &env.h("public/link"), &["rdonly", "nofollow"]),
         "ERR ELOOP"
