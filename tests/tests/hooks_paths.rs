@@ -247,3 +247,87 @@ fn allowed_absolute_open_adds_no_syscall() {
         "no readback after the open: {trace}"
     );
 }
+
+/// A denied program found by a PATH search is decided once, on the resolved program: one event
+/// and one stderr line, whoever searches PATH (libc's execvp, CPython's subprocess, bash), even
+/// when several PATH entries come before the one that has it.
+#[test]
+fn path_search_decides_once() {
+    let Some(git) = which("git") else {
+        eprintln!("git not installed: skipped");
+        return;
+    };
+    let Some(py) = python() else {
+        eprintln!("python3 not found: skipped");
+        return;
+    };
+    let env = Env::new("p-execvp");
+    let gitdir = git.parent().unwrap().to_string_lossy().into_owned();
+    // Misses first: a missing dir, a dir without git, the sandbox's own dirs.
+    let path = format!(
+        "/nonexistent-guard-dir:{}:{}:/usr/local/sbin:{gitdir}:/usr/bin:/bin",
+        env.h("public"),
+        env.h("notes")
+    );
+    let probe = cc("c/probe.c", "probe-O0", &["-O0"]);
+    let py_sub = "import subprocess,sys\ntry:\n    subprocess.run(['git','push','--force','origin','main'])\nexcept PermissionError:\n    print('ERR EACCES')";
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "c-execvp",
+            [probe.to_string_lossy().as_ref(), "execvp", "git", "push", "--force", "origin", "main"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "python-subprocess",
+            vec![py.to_string_lossy().into_owned(), "-c".into(), py_sub.into()],
+        ),
+        (
+            "python-execvp",
+            vec![
+                py.to_string_lossy().into_owned(),
+                "-c".into(),
+                "import os\ntry:\n    os.execvp('git',['git','push','--force','origin','main'])\nexcept PermissionError:\n    print('ERR EACCES')".into(),
+            ],
+        ),
+        (
+            "bash",
+            ["/bin/bash", "-c", "git push --force origin main; echo status=$?"]
+                .map(String::from)
+                .to_vec(),
+        ),
+    ];
+    for (name, argv) in cases {
+        let before = env
+            .broker
+            .events()
+            .iter()
+            .filter(|e| e.rule == "git-force-push")
+            .count();
+        let mut c = env.cmd(&argv[0]);
+        c.args(&argv[1..]).env("PATH", &path);
+        let (o, e, _) = out(c);
+        if name == "bash" {
+            assert!(o.contains("status=126"), "{name}: {o} {e}");
+        } else {
+            assert!(o.contains("ERR EACCES"), "{name}: {o} {e}");
+        }
+        let lines = e
+            .lines()
+            .filter(|l| l.contains("guard: exec of git denied by rule git-force-push"))
+            .count();
+        assert_eq!(lines, 1, "{name}: one stderr line: {e}");
+        env.broker.wait_for("the deny", |ev| {
+            ev.rule == "git-force-push" && ev.action == "exec"
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let evs: Vec<_> = env
+            .broker
+            .events()
+            .into_iter()
+            .filter(|e| e.rule == "git-force-push")
+            .collect();
+        assert_eq!(evs.len() - before, 1, "{name}: one event: {evs:#?}");
+        assert_eq!(evs.last().unwrap().decision, "deny");
+    }
+}
