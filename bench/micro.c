@@ -1,7 +1,8 @@
 /* Hot-path micro-benchmarks, run bare and under the guard by bench/run.sh.
- * Usage: micro open|read|stat ITERATIONS PATH
+ * Usage: micro open|fopen|read|readseq ITERATIONS PATH
  * Prints nanoseconds per operation (best of 5 rounds, to damp scheduler noise). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +18,21 @@ static double now_ns(void) {
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: micro open|read ITERATIONS PATH\n");
+        fprintf(stderr, "usage: micro open|fopen|read|readseq ITERATIONS PATH\n");
         return 2;
     }
     long n = atol(argv[2]);
     const char *path = argv[3];
+    /* bench/run.sh sets BENCH_EXPECT_DENIED in the guarded runs only: that file must be refused
+     * here, or the "guarded" numbers would be bare ones. */
+    const char *denied = getenv("BENCH_EXPECT_DENIED");
+    if (denied && *denied) {
+        int fd = open(denied, O_RDONLY);
+        if (fd >= 0 || errno != EACCES) {
+            fprintf(stderr, "micro: %s was not refused: the guard is not live\n", denied);
+            return 3;
+        }
+    }
     char buf[4096];
     double best = 1e300;
     for (int round = 0; round < 5; round++) {
@@ -31,6 +42,12 @@ int main(int argc, char **argv) {
                 int fd = open(path, O_RDONLY);
                 if (fd < 0) { perror("open"); return 1; }
                 close(fd);
+            }
+        } else if (strcmp(argv[1], "fopen") == 0) {
+            for (long i = 0; i < n; i++) {
+                FILE *f = fopen(path, "r");
+                if (!f) { perror("fopen"); return 1; }
+                fclose(f);
             }
         } else if (strcmp(argv[1], "read") == 0) {
             int fd = open(path, O_RDONLY);

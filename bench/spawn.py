@@ -3,15 +3,32 @@
 Usage: spawn.py N CMD [ARGS...]   (run bare, or itself under `guardctl run`, by bench/run.sh)
 The driver process is guarded too when run under the guard, as an agent would be.
 """
+import os
 import statistics
 import subprocess
 import sys
 import time
 
 
+def assert_guarded(path: str) -> None:
+    """In the guarded runs, `path` must be refused to this driver and to a child (bench/run.sh)."""
+    try:
+        open(path).close()
+    except PermissionError:
+        pass
+    else:
+        sys.exit(f"spawn.py: {path} was not refused: the guard is not live")
+    child = subprocess.run(["cat", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if child.returncode == 0:
+        sys.exit(f"spawn.py: a child could read {path}: the guard is not live in children")
+
+
 def main() -> int:
     n = int(sys.argv[1])
     cmd = sys.argv[2:]
+    denied = os.environ.get("BENCH_EXPECT_DENIED")
+    if denied:
+        assert_guarded(denied)
     samples = []
     for _ in range(n):
         t0 = time.perf_counter()

@@ -253,13 +253,19 @@ static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 /// final: path resolution without symlinks is the same walk `open` does, so it is the error
 /// `open` would return. The result is in libc's convention (fd, or -1 with `errno` set).
 ///
-/// `mode` must be 0 unless `flags` has `O_CREAT` or `O_TMPFILE` (`openat2` refuses it).
+/// `mode` is passed only with `O_CREAT` or `O_TMPFILE` (`openat2` refuses it otherwise).
+///
+/// `after_open(fd, name)` runs after a successful open, outside the library's bypass flag, with
+/// the file's (real = lexical) name; returning false refuses the open (`EACCES`, the fd is
+/// closed). It is where content checks of opened files hook in (a call-out, so the fast path
+/// never skips them).
 pub fn fast_open(
     dirfd: i32,
     path: *const c_char,
     flags: i32,
     mode: u32,
     access: guard_proto::FileAccess,
+    after_open: impl FnOnce(i32, &[u8]) -> bool,
 ) -> Option<i32> {
     use core::sync::atomic::Ordering;
     use guard_proto::{Action, Context, Decision};
@@ -314,7 +320,13 @@ pub fn fast_open(
         )
     };
     if r >= 0 {
-        return Some(r as i32);
+        let fd = r as i32;
+        if !after_open(fd, lex.as_bytes()) {
+            raw::close(fd);
+            raw::set_errno(libc::EACCES);
+            return Some(-1);
+        }
+        return Some(fd);
     }
     let e = (-r) as i32;
     match e {
