@@ -27,6 +27,8 @@ mkdir -p "$HOME/project" "$HOME/.ssh" "$GUARD_STATE_DIR"
 DENIED=$HOME/.ssh/id_ed25519
 echo "not a real key" > "$DENIED"
 cc -O2 -o "$WORK/micro" bench/micro.c
+# The real interpreter: a version-manager shim (pyenv) is a shell script that would be timed too.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 head -c 65536 /dev/urandom > "$HOME/project/data.bin"
 
 # A repository of 10,000 files for `git status`.
@@ -42,36 +44,39 @@ import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subproc
 import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
 PY
 
-median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+median() { "$PY" -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 guarded() {
   (cd "$HOME/project" && BENCH_EXPECT_DENIED=$DENIED "$GUARDCTL" run --agent bench -- "$@" 2>"$WORK/guarded.err") || {
     echo "guarded run failed: $*" >&2; cat "$WORK/guarded.err" >&2; exit 1; }
 }
 bare() { (cd "$HOME/project" && "$@"); }
 
-row() { # name unit cmd...
+row() { # name unit cmd...   (each command prints "WALL CPU")
   local name=$1 unit=$2; shift 2
-  local b=() g=()
+  local bw=() bc=() gw=() gc=() o
   for _ in $(seq "$ROUNDS"); do
-    b+=("$(bare "$@")"); g+=("$(guarded "$@")")
+    o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
+    o=$(guarded "$@"); gw+=("${o% *}"); gc+=("${o#* }")
   done
-  local mb mg
-  mb=$(median "${b[@]}"); mg=$(median "${g[@]}")
-  python3 -c 'import sys; n,u,b,g=sys.argv[1:]; b=float(b); g=float(g); print(f"| {n} | {b:.3f} {u} | {g:.3f} {u} | {g/b:.3f}x ({(g-b):+.3f} {u}) |")' "$name" "$unit" "$mb" "$mg"
+  "$PY" -c 'import sys
+n, u, bw, gw, bc, gc = sys.argv[1:]
+bw, gw, bc, gc = map(float, (bw, gw, bc, gc))
+print(f"| {n} | {bw:.3f} | {gw:.3f} | {gw/bw:.3f}x ({gw-bw:+.3f}) | {bc:.3f} | {gc:.3f} | {gc/bc:.3f}x ({gc-bc:+.3f}) | {u} |")' \
+    "$name" "$unit" "$(median "${bw[@]}")" "$(median "${gw[@]}")" "$(median "${bc[@]}")" "$(median "${gc[@]}")"
 }
 
-echo "| workload | bare | guarded | guarded/bare |"
-echo "|---|---|---|---|"
+echo "| workload | bare wall | guarded wall | wall ratio | bare CPU | guarded CPU | CPU ratio | unit |"
+echo "|---|---|---|---|---|---|---|---|"
 row "open+close, allowed absolute path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
 row "open+close, allowed relative path" ns "$WORK/micro" open $OPS_OPEN data.bin
 row "fopen+fclose, allowed absolute path" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
 row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
 row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
-row "exec /bin/true" ms python3 "$ROOT/bench/spawn.py" $SPAWNS /bin/true
-row "python3 -c pass" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 -c pass
-row "node -e 0" ms python3 "$ROOT/bench/spawn.py" $SPAWNS node -e 0
-row "python3 import-heavy script" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 "$WORK/imports.py"
-row "git status, 10,000 files" ms python3 "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
+row "exec /bin/true" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS /bin/true
+row "python3 -c pass" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" -c pass
+row "node -e 0" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS node -e 0
+row "python3 import-heavy script" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" "$WORK/imports.py"
+row "git status, 10,000 files" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
 
 # The guarded runs recorded their refusals (the broker really ran).
 if ! "$GUARDCTL" log --last --json | grep -q '"ssh-private-keys"'; then
@@ -79,5 +84,6 @@ if ! "$GUARDCTL" log --last --json | grep -q '"ssh-private-keys"'; then
   exit 1
 fi
 echo
+echo "python: $PY; node: $(command -v node) $(node --version); git: $(git --version)"
 echo "machine: $(nproc) cores, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "guarded runs verified: $DENIED refused in every guarded run and recorded in the audit log"

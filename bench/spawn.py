@@ -1,9 +1,12 @@
-"""Times whole-process workloads: median wall time of N runs of a command, in milliseconds.
+"""Times whole-process workloads: median wall time of N runs of a command and the mean CPU time
+(user + system) of the command's process tree, in milliseconds, printed as "WALL CPU". On a
+shared machine the CPU time is the steadier measure.
 
 Usage: spawn.py N CMD [ARGS...]   (run bare, or itself under `guardctl run`, by bench/run.sh)
 The driver process is guarded too when run under the guard, as an agent would be.
 """
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,11 +33,14 @@ def main() -> int:
     if denied:
         assert_guarded(denied)
     samples = []
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     for _ in range(n):
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         samples.append((time.perf_counter() - t0) * 1000.0)
-    print(f"{statistics.median(samples):.3f}")
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * 1000.0 / n
+    print(f"{statistics.median(samples):.3f} {cpu:.3f}")
     return 0
 
 
