@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Bare-vs-guarded benchmarks for libguard (hot paths and whole-process workloads), run in the
-# same invocation so both sides see the same machine state. Results go to stdout as a Markdown
-# table; BENCHMARKS.md records a run. Guarded = under `guardctl run` with the default policy.
+# same invocation, interleaved round by round, so both sides see the same machine state.
+# Results go to stdout as a Markdown table; BENCHMARKS.md records a run.
+#
+# Guarded = under `guardctl run` with the default (embedded) policy, exactly as a user runs an
+# agent. Each guarded run proves it is guarded: BENCH_EXPECT_DENIED names a file the default
+# policy denies (~/.ssh/id_ed25519 of the bench HOME), and bench/micro.c and bench/spawn.py
+# exit with an error when they (or, for spawn.py, a child) can read it. At the end the
+# session's audit log must hold the matching deny event.
 #
 #   ./bench/run.sh [--quick]
 set -euo pipefail
@@ -11,13 +17,18 @@ QUICK=${1:-}
 ROUNDS=3; SPAWNS=40; OPS_OPEN=200000; OPS_READ=1000000
 if [ "$QUICK" = "--quick" ]; then ROUNDS=1; SPAWNS=10; OPS_OPEN=20000; OPS_READ=100000; fi
 
-cargo build --release --workspace --quiet
+cargo build --release -p libguard -p guardctl --quiet
 GUARDCTL=$ROOT/target/release/guardctl
 WORK=$(mktemp -d /tmp/guard-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export HOME=$WORK/home GUARD_STATE_DIR=$WORK/state
-mkdir -p "$HOME/project" "$GUARD_STATE_DIR"
+unset LD_PRELOAD GUARD_SESSION GUARD_RULESET GUARD_SOCKET BENCH_EXPECT_DENIED
+mkdir -p "$HOME/project" "$HOME/.ssh" "$GUARD_STATE_DIR"
+DENIED=$HOME/.ssh/id_ed25519
+echo "not a real key" > "$DENIED"
 cc -O2 -o "$WORK/micro" bench/micro.c
+# The real interpreter: a version-manager shim (pyenv) is a shell script that would be timed too.
+PY=$(python3 -c 'import sys; print(sys.executable)')
 head -c 65536 /dev/urandom > "$HOME/project/data.bin"
 
 # A repository of 10,000 files for `git status`.
@@ -33,30 +44,46 @@ import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subproc
 import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
 PY
 
-median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
-guarded() { (cd "$HOME/project" && "$GUARDCTL" run --agent bench -- "$@" 2>/dev/null); }
+median() { "$PY" -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+guarded() {
+  (cd "$HOME/project" && BENCH_EXPECT_DENIED=$DENIED "$GUARDCTL" run --agent bench -- "$@" 2>"$WORK/guarded.err") || {
+    echo "guarded run failed: $*" >&2; cat "$WORK/guarded.err" >&2; exit 1; }
+}
 bare() { (cd "$HOME/project" && "$@"); }
 
-row() { # name unit cmd...
+row() { # name unit cmd...   (each command prints "WALL CPU")
   local name=$1 unit=$2; shift 2
-  local b=() g=()
+  local bw=() bc=() gw=() gc=() o
   for _ in $(seq "$ROUNDS"); do
-    b+=("$(bare "$@")"); g+=("$(guarded "$@")")
+    o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
+    o=$(guarded "$@"); gw+=("${o% *}"); gc+=("${o#* }")
   done
-  local mb mg
-  mb=$(median "${b[@]}"); mg=$(median "${g[@]}")
-  python3 -c 'import sys; n,u,b,g=sys.argv[1:]; b=float(b); g=float(g); print(f"| {n} | {b:.3f} {u} | {g:.3f} {u} | {g/b:.3f}x ({(g-b):+.3f} {u}) |")' "$name" "$unit" "$mb" "$mg"
+  "$PY" -c 'import sys
+n, u, bw, gw, bc, gc = sys.argv[1:]
+bw, gw, bc, gc = map(float, (bw, gw, bc, gc))
+print(f"| {n} | {bw:.3f} | {gw:.3f} | {gw/bw:.3f}x ({gw-bw:+.3f}) | {bc:.3f} | {gc:.3f} | {gc/bc:.3f}x ({gc-bc:+.3f}) | {u} |")' \
+    "$name" "$unit" "$(median "${bw[@]}")" "$(median "${gw[@]}")" "$(median "${bc[@]}")" "$(median "${gc[@]}")"
 }
 
-echo "| workload | bare | guarded | guarded/bare |"
-echo "|---|---|---|---|"
-row "open+close, allowed path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
+echo "| workload | bare wall | guarded wall | wall ratio | bare CPU | guarded CPU | CPU ratio | unit |"
+echo "|---|---|---|---|---|---|---|---|"
+row "open+close, allowed absolute path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, allowed relative path" ns "$WORK/micro" open $OPS_OPEN data.bin
+row "fopen+fclose, allowed absolute path" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
 row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
 row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
-row "exec /bin/true" ms python3 "$ROOT/bench/spawn.py" $SPAWNS /bin/true
-row "python3 -c pass" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 -c pass
-row "node -e 0" ms python3 "$ROOT/bench/spawn.py" $SPAWNS node -e 0
-row "python3 import-heavy script" ms python3 "$ROOT/bench/spawn.py" $SPAWNS python3 "$WORK/imports.py"
-row "git status, 10,000 files" ms python3 "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
+row "exec /bin/true" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS /bin/true
+row "python3 -c pass" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" -c pass
+row "node -e 0" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS node -e 0
+row "python3 import-heavy script" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" "$WORK/imports.py"
+row "git status, 10,000 files" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
+
+# The guarded runs recorded their refusals (the broker really ran).
+if ! "$GUARDCTL" log --last --json | grep -q '"ssh-private-keys"'; then
+  echo "no ssh-private-keys deny event in the last session's audit log: was the guard live?" >&2
+  exit 1
+fi
 echo
+echo "python: $PY; node: $(command -v node) $(node --version); git: $(git --version)"
 echo "machine: $(nproc) cores, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo "guarded runs verified: $DENIED refused in every guarded run and recorded in the audit log"

@@ -33,9 +33,12 @@
 //! resolves it to (symlinks, `..`, `/proc/self/fd/N`); the strictest verdict wins (`path.rs`).
 //! Read-only opens are checked lexically before the call and on the opened fd after it (one
 //! `readlink`; a refused fd is closed before the program sees it). Writes, deletes and renames
-//! are checked before the call, resolving through an `O_PATH` open. Measured on the 2-core
-//! test VM (release build, allow-all ruleset): an allowed `open`+`close` costs about 3 µs more
-//! than without the guard (two extra syscalls and the evaluation).
+//! are checked before the call, resolving through an `O_PATH` open. The `open`/`openat` family
+//! first tries an allow fast path (`path::fast_open`): when the lexical name is allowed, the
+//! real open is `openat2(RESOLVE_NO_SYMLINKS)`, and if it succeeds no symlink was followed, so
+//! the lexical name is the real one and no readback is needed (no extra syscall for an
+//! absolute path; a symlink anywhere falls back to the checks above). `read`/`pread` are not
+//! hooked. Numbers: BENCHMARKS.md.
 //!
 //! # Decisions and events
 //! See `eval.rs`: deny → `EACCES`; ask → denied (approvals are a later issue); redact → allowed

@@ -213,6 +213,135 @@ pub fn resolved(dirfd: i32, path: *const c_char, out: &mut PathBuf, extra: &mut 
     ok
 }
 
+/// `struct open_how` of `openat2(2)`.
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+
+/// Set once `openat2` answered `ENOSYS` (old kernel, or a seccomp profile that hides it), so
+/// later opens skip the attempt.
+static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// The allow fast path of an open (`open`, `openat`, the fortified variants).
+///
+/// The slow path evaluates the lexical name, opens, then reads the opened file's name back
+/// from `/proc/self/fd` (or resolves it through an `O_PATH` open before a write) so that a
+/// symlink to a denied file is denied. Here the real open is `openat2` with
+/// `RESOLVE_NO_SYMLINKS`: when it succeeds, the kernel followed no symlink and no magic link, so
+/// the name it opened is exactly the lexical name (`..` included: without symlinks, `a/b/..` is
+/// `a`), and the lexical verdict is the whole verdict. No syscall is added for an absolute path
+/// (one `getcwd` for a path relative to the cwd, as before).
+///
+/// Taken only when the lexical name evaluates to plain `allow` (nothing to record), so events
+/// and decisions are exactly those of the slow path. Returns `None` (the caller runs the slow
+/// path, which re-evaluates from scratch) when:
+/// - the lexical verdict is anything but allow, or the name could not be computed;
+/// - the name is under `/proc/` (the slow path also checks the kernel's `/proc/<pid>/...` name,
+///   which the lexical rewrite to `/proc/self/...` hides);
+/// - `openat2` fails with `ELOOP` (a symlink somewhere, including `/proc/self`, `/dev/fd` and a
+///   trailing symlink with `O_NOFOLLOW`), `ENOSYS` (kernel < 5.6 or seccomp), `EINVAL`
+///   (flags `openat2` is stricter about than `open`, e.g. `O_PATH` with other flags, unknown
+///   bits), `EXDEV`, `EPERM` (some seccomp profiles), `EAGAIN`, `E2BIG`. A retry through the
+///   real `open` returns that call's own result, so nothing is lost but time.
+///
+/// Any other failure (`ENOENT`, `EEXIST` for `O_CREAT|O_EXCL`, `EACCES`, `ENOTDIR`...) is
+/// final: path resolution without symlinks is the same walk `open` does, so it is the error
+/// `open` would return. The result is in libc's convention (fd, or -1 with `errno` set).
+///
+/// `mode` is passed only with `O_CREAT` or `O_TMPFILE` (`openat2` refuses it otherwise).
+///
+/// `after_open(fd, name)` runs after a successful open, outside the library's bypass flag, with
+/// the file's (real = lexical) name; returning false refuses the open (`EACCES`, the fd is
+/// closed). It is where content checks of opened files hook in (a call-out, so the fast path
+/// never skips them).
+pub fn fast_open(
+    dirfd: i32,
+    path: *const c_char,
+    flags: i32,
+    mode: u32,
+    access: guard_proto::FileAccess,
+    after_open: impl FnOnce(i32, &[u8]) -> bool,
+) -> Option<i32> {
+    use core::sync::atomic::Ordering;
+    use guard_proto::{Action, Context, Decision};
+    if path.is_null() || NO_OPENAT2.load(Ordering::Relaxed) {
+        return None;
+    }
+    let p = unsafe { raw::cstr(path) };
+    if p.is_empty() {
+        return None;
+    }
+    let g = crate::state::Inside::enter()?;
+    let mut cwd = PathBuf::new();
+    if p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD && !getcwd(&mut cwd) {
+        return None;
+    }
+    let mut lex = PathBuf::new();
+    if !lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) || lex.as_bytes().starts_with(b"/proc/") {
+        return None;
+    }
+    let envl = crate::eval::CEnv(crate::state::environ_ptr());
+    let ctx = Context {
+        env: &envl,
+        cwd: cwd.as_bytes(),
+        agent: crate::state::cfg().agent.as_bytes(),
+    };
+    let o = crate::eval::evaluate(
+        &Action::File {
+            path: lex.as_bytes(),
+            access,
+        },
+        &ctx,
+    );
+    if o.enforce != Decision::Allow {
+        return None;
+    }
+    // The open itself runs outside the library: a FIFO open may block, and hooks called from a
+    // signal handler meanwhile must still be evaluated.
+    drop(g);
+    let needs_mode = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    let how = OpenHow {
+        flags: flags as u32 as u64,
+        mode: if needs_mode { mode as u64 } else { 0 },
+        resolve: RESOLVE_NO_SYMLINKS,
+    };
+    let r = unsafe {
+        raw::sys(
+            libc::SYS_openat2,
+            dirfd as isize as usize,
+            path as usize,
+            &how as *const OpenHow as usize,
+            core::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r >= 0 {
+        let fd = r as i32;
+        if !after_open(fd, lex.as_bytes()) {
+            raw::close(fd);
+            raw::set_errno(libc::EACCES);
+            return Some(-1);
+        }
+        return Some(fd);
+    }
+    let e = (-r) as i32;
+    match e {
+        libc::ENOSYS => {
+            NO_OPENAT2.store(true, Ordering::Relaxed);
+            None
+        }
+        libc::ELOOP | libc::EINVAL | libc::EXDEV | libc::EPERM | libc::EAGAIN | libc::E2BIG => None,
+        _ => {
+            raw::set_errno(e);
+            Some(-1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

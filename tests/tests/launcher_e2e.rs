@@ -195,7 +195,7 @@ fn doctor_reports_live_hooks_per_runtime() {
     };
     // bash is always there and must be fully guarded (every column, including the audit log).
     assert_eq!(row("bash"), ["ok", "ok", "ok", "ok"], "{stdout}");
-    for rt in ["python3", "node", "c", "go"] {
+    for rt in ["python3", "node", "c", "go-cgo"] {
         let cells = row(rt);
         assert!(
             cells
@@ -203,6 +203,26 @@ fn doctor_reports_live_hooks_per_runtime() {
                 .all(|c| ["ok", "FAIL", "skip"].contains(&c.as_str())),
             "{rt}: {cells:?}"
         );
+    }
+    // Go's own calls are raw syscalls: `bypass` (a documented gap), never a failure; what it
+    // sends through libc (cgo) must be gated like C.
+    let go = row("go");
+    assert!(
+        go.iter()
+            .take(3)
+            .all(|c| ["ok", "bypass", "FAIL", "skip"].contains(&c.as_str())),
+        "go: {go:?}"
+    );
+    if go[0] != "skip" {
+        assert!(
+            !go.iter().take(3).any(|c| c == "FAIL"),
+            "Go's raw syscalls are a bypass, not a failure: {stdout}"
+        );
+        assert!(
+            stdout.contains("bypass (raw syscalls; needs the kernel layer)"),
+            "{stdout}"
+        );
+        assert_eq!(row("go-cgo"), ["ok", "ok", "ok", "ok"], "{stdout}");
     }
     let any_fail = stdout.lines().any(|l| l.contains(" FAIL "));
     assert_eq!(

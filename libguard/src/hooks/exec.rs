@@ -17,7 +17,7 @@ use crate::path::{self, PathBuf};
 use crate::raw::{self, Buf, set_errno};
 use crate::state::{self, Inside};
 use core::ffi::{c_char, c_int};
-use core::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use guard_proto::{Action, Argv, Decision};
 use libc::{FILE, pid_t, posix_spawn_file_actions_t, posix_spawnattr_t};
 
@@ -256,6 +256,10 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
             }
         }
     }
+    if o.blocks() && repeated_denial(argv, &o) {
+        // Still refused, but already recorded and explained (see `repeated_denial`).
+        return true;
+    }
     eval::emit("exec", target.as_bytes(), &o, true, "");
     if o.blocks() {
         let shown = if argv.n > 0 {
@@ -266,6 +270,52 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
         eval::explain_exec_denial(shown, &o);
     }
     o.blocks()
+}
+
+/// The last denied exec of this process: pid, a hash of argv and rule, and when (ms).
+static LAST_DENIAL: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// Whether this denial repeats the previous one of the same process within a second: the same
+/// argv refused by the same rule. Programs that search PATH themselves (CPython's subprocess
+/// and `os.execvp`) call `execve` on every PATH entry that has the program and keep going after
+/// `EACCES`; with several copies of `git` on PATH one command would otherwise print several
+/// denial lines and record several events. The exec is refused every time; only the event and
+/// the stderr line are not repeated. Atomics only (this runs in vfork children); a race between
+/// threads can at worst let a duplicate through.
+fn repeated_denial(argv: &CArgv, o: &Outcome) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |b: &[u8]| {
+        for c in b.iter().chain(&[0u8]) {
+            h = (h ^ *c as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for i in 0..argv.n {
+        mix(argv.arg(i));
+    }
+    mix(&o.rule.unwrap_or(u32::MAX).to_le_bytes());
+    let mut ts: libc::timespec = unsafe { core::mem::zeroed() };
+    let now_ms = if unsafe {
+        raw::sys(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC as usize,
+            &mut ts as *mut libc::timespec as usize,
+            0,
+            0,
+        )
+    } == 0
+    {
+        (ts.tv_sec as u64).wrapping_mul(1000) + ts.tv_nsec as u64 / 1_000_000
+    } else {
+        0
+    };
+    let pid = raw::getpid() as u32 as u64;
+    let same = LAST_DENIAL[0].load(Ordering::Acquire) == pid
+        && LAST_DENIAL[1].load(Ordering::Acquire) == h
+        && now_ms.wrapping_sub(LAST_DENIAL[2].load(Ordering::Acquire)) < 1000;
+    LAST_DENIAL[0].store(pid, Ordering::Release);
+    LAST_DENIAL[1].store(h, Ordering::Release);
+    LAST_DENIAL[2].store(now_ms, Ordering::Release);
+    same
 }
 
 /// Looks `file` up like execvp does (PATH of this process, default "/bin:/usr/bin").

@@ -113,13 +113,25 @@ fn enosys() -> c_int {
     -1
 }
 
-/// An open: reads go through the two-step `checked_read`, anything else is checked before.
+/// An open: first the allow fast path (`path::fast_open`, the real open done as `openat2`
+/// without symlinks); when it does not apply, reads go through the two-step `checked_read` and
+/// anything else is checked before. `fast_mode`: the mode for `openat2`, `None` to skip the
+/// fast path (the fortified variants with `O_CREAT`, whose real function aborts the program).
 fn gate_open(
     dirfd: c_int,
     path: *const c_char,
     flags: c_int,
+    fast_mode: Option<c_uint>,
     call: impl FnOnce() -> c_int,
 ) -> c_int {
+    // Nothing to check on an opened file yet: the content call-out of a read goes here.
+    let after_open = |_fd: c_int, _name: &[u8]| true;
+    if let Some(mode) = fast_mode
+        && let Some(r) =
+            crate::path::fast_open(dirfd, path, flags, mode, access_of_flags(flags), after_open)
+    {
+        return r;
+    }
     if access_of_flags(flags) == FileAccess::Read {
         return crate::eval::checked_read(dirfd, path, call, |fd| *fd, raw::close)
             .unwrap_or_else(eacces);
@@ -139,7 +151,7 @@ pub unsafe extern "C" fn libguard_openat(
     flags: c_int,
     mode: c_uint,
 ) -> c_int {
-    gate_open(dirfd, path, flags, || {
+    gate_open(dirfd, path, flags, Some(mode), || {
         let r = unsafe {
             match which {
                 0 => OPEN.get().map(|f| f(path, flags, mode)),
@@ -155,14 +167,27 @@ pub unsafe extern "C" fn libguard_openat(
     })
 }
 
+/// The fortified opens take no mode: with `O_CREAT`/`O_TMPFILE` the real function aborts the
+/// program (`invalid open call`), which the slow path keeps; otherwise the fast path applies.
+fn fortified_fast(flags: c_int) -> Option<c_uint> {
+    let needs_mode = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    (!needs_mode).then_some(0)
+}
+
 macro_rules! open2 {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
-            gate_open(libc::AT_FDCWD, path, flags, || match $real.get() {
-                Some(f) => unsafe { f(path, flags) },
-                None => enosys(),
-            })
+            gate_open(
+                libc::AT_FDCWD,
+                path,
+                flags,
+                fortified_fast(flags),
+                || match $real.get() {
+                    Some(f) => unsafe { f(path, flags) },
+                    None => enosys(),
+                },
+            )
         }
     };
 }
@@ -173,9 +198,11 @@ macro_rules! openat2 {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
-            gate_open(dirfd, path, flags, || match $real.get() {
-                Some(f) => unsafe { f(dirfd, path, flags) },
-                None => enosys(),
+            gate_open(dirfd, path, flags, fortified_fast(flags), || {
+                match $real.get() {
+                    Some(f) => unsafe { f(dirfd, path, flags) },
+                    None => enosys(),
+                }
             })
         }
     };
