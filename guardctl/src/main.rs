@@ -41,8 +41,21 @@ enum Command {
     Doctor(cmd_doctor::DoctorArgs),
 }
 
+/// Commands that only print (to a pager, `head`, a pipe) should end quietly when the reader
+/// goes away, as other Unix tools do, instead of panicking in `println!`. Not for `run`: its
+/// broker writes to sockets and must see EPIPE as an error, never die of the signal.
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Policy(_) | Command::Log(_)) {
+        die_quietly_on_closed_stdout();
+    }
     match cli.command {
         Command::Run(args) => cmd_run::run(args),
         Command::Policy(cmd) => cmd_policy::run(cmd),
