@@ -65,3 +65,4 @@ pub mod path;
 pub mod raw;
 pub mod runtime;
 pub mod state;
+pub mod trampoline;
