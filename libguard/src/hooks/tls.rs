@@ -42,6 +42,7 @@
 //!   (`fed_ahead`). Held bytes are flushed in a loop that waits with `poll` on
 //!   `WANT_READ`/`WANT_WRITE` (non-blocking sockets, e.g. curl), always retrying with the same
 //!   buffer as OpenSSL requires.
+//!
 //! Bodies larger than the reassembler's capture limit (1 MiB) are judged on their head and
 //! prefix, then streamed.
 //!
@@ -259,7 +260,7 @@ fn spin_lock(s: &'static Slot) -> Locked {
         .is_err()
     {
         n = n.wrapping_add(1);
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             // SAFETY: no preconditions.
             unsafe { libc::sched_yield() };
         } else {
@@ -293,8 +294,7 @@ fn lock(ssl: *mut c_void, create: bool) -> Option<Locked> {
         }
         if k == 0 && create {
             let l = spin_lock(s);
-            if s
-                .key
+            if s.key
                 .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
@@ -412,7 +412,11 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
     }
     let Some((o, i)) = best else { return false };
     if o.enforce != Decision::Allow {
-        let host = names.get(i).copied().filter(|n| !n.is_empty()).unwrap_or(primary);
+        let host = names
+            .get(i)
+            .copied()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(primary);
         let mut t = Buf::<1024>::new();
         describe(req, host, &mut t);
         let why = if host != primary {
@@ -562,7 +566,11 @@ fn gated_write(
     // SAFETY: the caller passed `len` readable bytes.
     let bytes = unsafe { core::slice::from_raw_parts(buf as *const u8, len) };
     let Some(mut l) = lock(ssl, true) else {
-        note(b"", "TLS connection table full; write refused", Decision::Deny);
+        note(
+            b"",
+            "TLS connection table full; write refused",
+            Decision::Deny,
+        );
         return Err(());
     };
     match on_write(api, ssl, bytes, &mut l) {
@@ -761,7 +769,8 @@ fn remember_sni(ssl: *mut c_void, name: *const c_void) {
     if let Some(mut l) = lock(ssl, true) {
         let c = l.conn();
         c.sni.clear();
-        c.sni.extend(n.iter().take(255).map(|b| b.to_ascii_lowercase()));
+        c.sni
+            .extend(n.iter().take(255).map(|b| b.to_ascii_lowercase()));
     }
 }
 
@@ -833,7 +842,11 @@ unsafe extern "C" fn exe_ssl_free(ssl: *mut c_void) {
 
 /// Whether `p` lies in a loaded segment of the main executable.
 fn in_main_exe(p: *const c_void) -> bool {
-    unsafe extern "C" fn cb(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
         // SAFETY: the loader's record of the first object (the executable), then we stop.
         let info = unsafe { &*info };
         let (addr, found) = unsafe { &mut *(data as *mut (usize, bool)) };
@@ -868,18 +881,28 @@ fn exe_symbol(name: &CStr) -> *mut u8 {
 }
 
 /// Patches the executable's own OpenSSL entries. Runs from the constructor, single-threaded.
-fn patch_executable() {
+pub fn patch_executable() {
     let w = exe_symbol(c"SSL_write");
     if w.is_null() {
         return; // no OpenSSL in the executable (or a shared one: interposition covers it)
     }
     // Helpers that are only called, never patched, straight from the executable.
-    for s in [&EXE.get_fd, &EXE.get_error, &EXE.ctrl, &EXE.err_new, &EXE.err_set_error] {
+    for s in [
+        &EXE.get_fd,
+        &EXE.get_error,
+        &EXE.ctrl,
+        &EXE.err_new,
+        &EXE.err_set_error,
+    ] {
         s.p.store(exe_symbol(s.name) as *mut c_void, Ordering::Release);
     }
     let hooks: [(&CStr, &Sym, *const c_void); 4] = [
         (c"SSL_write", &EXE.write, exe_ssl_write as *const c_void),
-        (c"SSL_write_ex", &EXE.write_ex, exe_ssl_write_ex as *const c_void),
+        (
+            c"SSL_write_ex",
+            &EXE.write_ex,
+            exe_ssl_write_ex as *const c_void,
+        ),
         (c"SSL_read", &EXE.read, exe_ssl_read as *const c_void),
         (c"SSL_free", &EXE.free, exe_ssl_free as *const c_void),
     ];
@@ -906,13 +929,16 @@ fn patch_executable() {
             }
         }
     }
-    EXE_HOOKED.store(wrote && EXE_REFUSED.load(Ordering::Acquire).is_null(), Ordering::Release);
+    EXE_HOOKED.store(
+        wrote && EXE_REFUSED.load(Ordering::Acquire).is_null(),
+        Ordering::Release,
+    );
 }
 
 static REFUSED_LEN: AtomicUsize = AtomicUsize::new(0);
 
-#[cfg(not(test))]
-extern "C" fn tls_constructor() {
+/// The `.init_array` entry (see `patch_executable`).
+pub extern "C" fn tls_constructor() {
     // Independent of the main constructor's order (it may not have run yet, and initialising
     // from here would read an `environ` libc has not set): patching needs no configuration.
     let was = state::bypassed();
@@ -957,7 +983,11 @@ pub fn note_connect(port: u16) {
         let mut w = Buf::<512>::new();
         w.push_trunc(b"tls-unhooked: the executable's OpenSSL could not be patched: ");
         w.push_trunc(why.as_bytes());
-        note(state::cfg().exe.as_bytes(), raw::utf8_prefix(w.as_bytes()), Decision::Audit);
+        note(
+            state::cfg().exe.as_bytes(),
+            raw::utf8_prefix(w.as_bytes()),
+            Decision::Audit,
+        );
         return;
     }
     if libssl_loaded() && state::cfg().runtime != "go" {
