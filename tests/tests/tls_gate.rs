@@ -109,10 +109,15 @@ fn check_denied(env: &Env, srv: &Server, out: &str, err: &str, runtime: &str) {
         lines.get(1).is_some_and(|l| l.starts_with("DELETE ERR")),
         "{runtime}: the delete must fail: {out} / {err}"
     );
+    // A refused request kills only its own connection: the agent's next one works.
+    assert!(
+        lines.get(2).is_some_and(|l| l.starts_with("LIST2 OK")),
+        "{runtime}: a later request must work: {out} / {err}"
+    );
     let (vols, ops) = srv.state();
     assert_eq!(
         ops,
-        vec!["volumes"],
+        vec!["volumes", "volumes"],
         "{runtime}: the server never saw the mutation"
     );
     assert!(vols.contains(&"vol-prod-db".to_string()), "data intact");
@@ -191,7 +196,7 @@ fn allowed_mutation_goes_through_without_a_rule() {
     let (o, e, _) = out(c);
     assert!(o.contains("DELETE OK"), "{o} / {e}");
     let (vols, ops) = srv.state();
-    assert_eq!(ops, vec!["volumes", "volumeDelete"]);
+    assert_eq!(ops, vec!["volumes", "volumeDelete", "volumes"]);
     assert!(!vols.contains(&"vol-prod-db".to_string()));
 }
 
@@ -267,6 +272,6 @@ fn node_allowed_requests_pass_through_the_trampoline() {
         .env("NODE_EXTRA_CA_CERTS", srv.cert());
     let (o, e, _) = out(c);
     assert!(o.contains("DELETE OK"), "{o} / {e}");
-    assert_eq!(srv.state().1, vec!["volumes", "volumeDelete"]);
+    assert_eq!(srv.state().1, vec!["volumes", "volumeDelete", "volumes"]);
     env.broker.assert_none("tls notes", |e| e.action == "tls");
 }

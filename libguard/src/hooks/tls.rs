@@ -199,6 +199,10 @@ struct Conn {
     dead: bool,
     /// Requests allowed whose response status has not been read yet (for the audit).
     awaiting_status: bool,
+    /// (st_dev, st_ino) of the socket under the connection when last seen: a different one
+    /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
+    /// (node's `SSL_free` cannot be patched: its prologue branches).
+    sock: (u64, u64),
 }
 
 impl Conn {
@@ -211,6 +215,7 @@ impl Conn {
             fed_ahead: 0,
             dead: false,
             awaiting_status: false,
+            sock: (0, 0),
         }
     }
 }
@@ -347,6 +352,20 @@ fn peer_name(api: &SslApi, ssl: *mut c_void, out: &mut [u8; crate::dns::NAME_MAX
     crate::dns::lookup(ip, out).unwrap_or(0)
 }
 
+/// Identity of the socket under `ssl` ((0, 0) when unknown: a BIO that is not a socket).
+fn socket_ident(api: &SslApi, ssl: *mut c_void) -> (u64, u64) {
+    let Some(get_fd) = get!(api, get_fd, GetFdFn) else {
+        return (0, 0);
+    };
+    // SAFETY: a live SSL*.
+    let fd = unsafe { get_fd(ssl) };
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if fd < 0 || !raw::fstat(fd, &mut st) {
+        return (0, 0);
+    }
+    (st.st_dev, st.st_ino)
+}
+
 fn strip_port(h: &[u8]) -> &[u8] {
     if h.first() == Some(&b'[') {
         return h;
@@ -479,7 +498,18 @@ enum Flow {
 
 /// Decides one write. `None`: pass through untouched (not ready, re-entered).
 fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flow {
+    let ident = socket_ident(api, ssl);
     let c = l.conn();
+    if c.sock != ident {
+        if c.sock != (0, 0) {
+            // A new connection behind a reused SSL* address: start afresh (the SNI, set
+            // before the handshake of the new connection, is kept).
+            let sni = core::mem::take(&mut c.sni);
+            *c = Conn::new();
+            c.sni = sni;
+        }
+        c.sock = ident;
+    }
     if c.dead {
         return Flow::Refuse;
     }

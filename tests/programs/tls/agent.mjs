@@ -23,3 +23,4 @@ async function step(name, query, variables) {
 
 await step("LIST", "query { volumes { id name } }");
 await step("DELETE", "mutation($id: ID!) { volumeDelete(volumeId: $id) }", { id: "vol-prod-db" });
+await step("LIST2", "query { volumes { id name } }");

@@ -33,3 +33,4 @@ def step(name, query, variables=None):
 
 step("LIST", "query { volumes { id name } }")
 step("DELETE", "mutation($id: ID!) { volumeDelete(volumeId: $id) }", {"id": "vol-prod-db"})
+step("LIST2", "query { volumes { id name } }")

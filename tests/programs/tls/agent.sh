@@ -11,3 +11,4 @@ step() {
 }
 step LIST '{"query":"query { volumes { id name } }"}'
 step DELETE '{"query":"mutation($id: ID!) { volumeDelete(volumeId: $id) }","variables":{"id":"vol-prod-db"}}'
+step LIST2 '{"query":"query { volumes { id name } }"}'
