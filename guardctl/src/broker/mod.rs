@@ -52,7 +52,7 @@ struct Shared {
     rejected: AtomicU64,
     written: AtomicU64,
     /// Asks waiting for a human, and the control commands answering them.
-    approvals: approvals::Approvals,
+    approvals: Arc<approvals::Approvals>,
 }
 
 impl Shared {
@@ -104,7 +104,7 @@ impl Broker {
             client_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             written: AtomicU64::new(0),
-            approvals: approvals::Approvals::new(&info.agent),
+            approvals: Arc::new(approvals::Approvals::new(&info.agent)),
             info,
         });
         let (tx, rx) = mpsc::sync_channel::<AuditEvent>(capacity.max(1));
@@ -122,6 +122,11 @@ impl Broker {
             writer: Some(writer),
             listener: watch,
         })
+    }
+
+    /// The approval state (the `serve` broker and tests answer asks through it).
+    pub fn approvals(&self) -> Arc<approvals::Approvals> {
+        Arc::clone(&self.shared.approvals)
     }
 
     /// Waits until the session's processes have gone quiet (every connection closed, or no
