@@ -256,8 +256,10 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
             }
         }
     }
+    eval::resolve_ask(&mut o, "exec", target.as_bytes());
     eval::emit("exec", target.as_bytes(), &o, true, "");
-    if o.blocks() {
+    // An ask already wrote its own line saying why.
+    if o.blocks() && o.asked.is_none() {
         let shown = if argv.n > 0 {
             argv.arg(0)
         } else {
