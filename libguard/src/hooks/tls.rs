@@ -26,7 +26,11 @@
 //! - A request is reported (complete, too large, or malformed) → evaluated on every host name
 //!   known for the connection (the `Host`/`:authority` header, the SNI, the name the peer
 //!   address came from via `getaddrinfo`); the strictest decision wins.
-//! - Deny (and ask, until approvals answer asks): the write fails — `SSL_write` returns -1,
+//! - Ask: this thread blocks inside the write (the request is still held back, nothing of it
+//!   sent) until a human answers through the broker (`eval::resolve_ask`); approved → as allow,
+//!   denied or timed out → as deny. The connection's slot stays locked meanwhile, which only
+//!   matters to another thread writing to the same `SSL*` (OpenSSL forbids that anyway).
+//! - Deny: the write fails — `SSL_write` returns -1,
 //!   `SSL_write_ex` returns 0, `errno = EACCES`, nothing queued in OpenSSL's error stack, so
 //!   `SSL_get_error` says `SSL_ERROR_SYSCALL` and runtimes surface "Permission denied". The held
 //!   bytes are dropped and the connection is dead: every later write on it fails the same way,
@@ -429,7 +433,7 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
             Some(b) => eval::stricter(b, (o, i)),
         });
     }
-    let Some((o, i)) = best else { return false };
+    let Some((mut o, i)) = best else { return false };
     if o.enforce != Decision::Allow {
         let host = names
             .get(i)
@@ -443,6 +447,9 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
         } else {
             ""
         };
+        // An ask holds this write (and so the whole request, still held back) until a human
+        // answers through the broker; the same path file and exec asks take.
+        eval::resolve_ask(&mut o, "http", t.as_bytes());
         eval::emit("http", t.as_bytes(), &o, false, why);
     }
     o.blocks()
