@@ -207,6 +207,9 @@ struct Conn {
     /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
     /// (node's `SSL_free` cannot be patched: its prologue branches).
     sock: (u64, u64),
+    /// The name the peer address came from (getaddrinfo), looked up at the first request.
+    peer: Vec<u8>,
+    peer_known: bool,
 }
 
 impl Conn {
@@ -220,6 +223,8 @@ impl Conn {
             dead: false,
             awaiting_status: false,
             sock: (0, 0),
+            peer: Vec::new(),
+            peer_known: false,
         }
     }
 }
@@ -291,28 +296,36 @@ fn lock(ssl: *mut c_void, create: bool) -> Option<Locked> {
         return None;
     }
     let h = start(ssl);
+    // First the existing entry, anywhere in the probe sequence: a slot freed before it (an
+    // `SSL_free`d neighbour) must not make a second, fresh entry for a live connection (its
+    // held bytes or its refusal would be lost). A miss scans the whole table (1024 loads),
+    // once per new connection.
     for i in 0..SLOTS {
         let s = TABLE.get((h + i) % SLOTS)?;
-        let k = s.key.load(Ordering::Acquire);
-        if k == key {
+        if s.key.load(Ordering::Acquire) == key {
             let l = spin_lock(s);
             if s.key.load(Ordering::Acquire) == key {
                 return Some(l);
             }
+        }
+    }
+    if !create {
+        return None;
+    }
+    for i in 0..SLOTS {
+        let s = TABLE.get((h + i) % SLOTS)?;
+        if s.key.load(Ordering::Acquire) != 0 {
             continue;
         }
-        if k == 0 && create {
-            let l = spin_lock(s);
-            if s.key
-                .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                let mut l = l;
-                // SAFETY: locked.
-                unsafe { *s.conn.get() = None };
-                let _ = l.conn();
-                return Some(l);
-            }
+        let mut l = spin_lock(s);
+        if s.key
+            .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            // SAFETY: locked.
+            unsafe { *s.conn.get() = None };
+            let _ = l.conn();
+            return Some(l);
         }
     }
     None
@@ -409,16 +422,21 @@ fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
 /// Evaluates one request on every known name; records it; true when it must not be sent.
 fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
     let header = req.host().map(|h| strip_port(h.as_bytes())).unwrap_or(b"");
-    let mut names: [&[u8]; 3] = [header, sni, peer];
+    let names: [&[u8]; 3] = [header, sni, peer];
     // The header names the request; SNI and the connect-time name cross-check it.
     let primary = names.iter().copied().find(|n| !n.is_empty()).unwrap_or(b"");
     let mut best: Option<(Outcome, usize)> = None;
-    for (i, n) in names.iter_mut().enumerate() {
-        if n.is_empty() && !(i == 0 && sni.is_empty() && peer.is_empty()) {
-            continue;
-        }
-        let o = eval::with_ctx(state::environ_ptr(), |ctx| {
-            eval::evaluate(
+    // One context for all names (it costs a getcwd); each distinct name evaluated once.
+    eval::with_ctx(state::environ_ptr(), |ctx| {
+        for i in 0..names.len() {
+            let n = names.get(i).copied().unwrap_or(b"");
+            if n.is_empty() && !(i == 0 && sni.is_empty() && peer.is_empty()) {
+                continue;
+            }
+            if names.get(..i).is_some_and(|seen| seen.contains(&n)) {
+                continue;
+            }
+            let o = eval::evaluate(
                 &Action::Http {
                     method: req.method().as_bytes(),
                     host: n,
@@ -426,13 +444,13 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
                     body: req.body(),
                 },
                 ctx,
-            )
-        });
-        best = Some(match best {
-            None => (o, i),
-            Some(b) => eval::stricter(b, (o, i)),
-        });
-    }
+            );
+            best = Some(match best {
+                None => (o, i),
+                Some(b) => eval::stricter(b, (o, i)),
+            });
+        }
+    });
     let Some((mut o, i)) = best else { return false };
     if o.enforce != Decision::Allow {
         let host = names
@@ -467,9 +485,14 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
     if c.res.events.is_empty() {
         return Ok(());
     }
-    let mut peer = [0u8; crate::dns::NAME_MAX];
-    let pn = peer_name(api, ssl, &mut peer);
-    let peer = peer.get(..pn).unwrap_or(&[]);
+    if !c.peer_known {
+        // The peer does not change for the life of the connection: one getpeername.
+        let mut peer = [0u8; crate::dns::NAME_MAX];
+        let pn = peer_name(api, ssl, &mut peer);
+        c.peer = peer.get(..pn).unwrap_or(&[]).to_vec();
+        c.peer_known = true;
+    }
+    let peer = &c.peer[..];
     for e in c.res.events.iter() {
         match e {
             Event::Complete(r) | Event::TooLarge(r) | Event::Head(r) => {
@@ -505,7 +528,13 @@ enum Flow {
 
 /// Decides one write. `None`: pass through untouched (not ready, re-entered).
 fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flow {
-    let ident = socket_ident(api, ssl);
+    // Only the patched OpenSSL needs this (one fstat per write): the interposed one tells us
+    // about `SSL_free`.
+    let ident = if core::ptr::eq(api, &EXE) {
+        socket_ident(api, ssl)
+    } else {
+        (0, 0)
+    };
     let c = l.conn();
     if c.sock != ident {
         if c.sock != (0, 0) {
@@ -719,6 +748,11 @@ fn push_sys_error(api: &SslApi) {
 /// requests that matched a rule (recorded only when the read starts a response).
 fn after_read(ssl: *mut c_void, buf: *const u8, n: usize) {
     if n < 12 || buf.is_null() {
+        return;
+    }
+    // Only a read that starts a response is of interest; checked before any lookup.
+    // SAFETY: the real read filled n >= 12 bytes.
+    if unsafe { core::slice::from_raw_parts(buf, 7) } != b"HTTP/1." {
         return;
     }
     let Some(_g) = Inside::enter() else { return };
