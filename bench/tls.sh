@@ -1,7 +1,8 @@
 #!/bin/sh
 # TLS gate benchmark: a 100 MB upload and 1,000 small HTTPS requests over loopback TLS, bare and
 # under libguard (a policy with an http rule for the host, so every request is reassembled and
-# evaluated), in Python and Node. Each case runs RUNS times; the best run is reported.
+# evaluated), in Python and Node. Each case runs RUNS times, bare and guarded alternating; the
+# best run of each is reported.
 #
 # Usage: bench/tls.sh            (builds release libguard + guardctl first)
 #        RUNS=5 MB=100 N=1000 bench/tls.sh
@@ -36,11 +37,19 @@ guarded() {
   env LD_PRELOAD="$LIB" GUARD_RULESET="$T/ruleset.bin" GUARD_SOCKET="$T/none.sock" \
       GUARD_SESSION=bench GUARD_AGENT=bench "$@"
 }
-best() { # best of RUNS: field 4 is MB/s (upload, higher is better) or us/request (ping, lower)
+# Bare and guarded runs alternate (RUNS pairs) so that load from other processes hits both
+# alike; the best of each is kept. Field 4 of a client's line: MB/s (upload, higher is better)
+# or us/request (ping, lower is better).
+pair() { # kind command... ; prints "bare guarded"
   kind=$1; shift
-  i=0; out=""
-  while [ $i -lt "$RUNS" ]; do out="$out$("$@" | awk '{print $4}')\n"; i=$((i+1)); done
-  if [ "$kind" = upload ]; then printf "$out" | sort -g | tail -1; else printf "$out" | sort -g | head -1; fi
+  i=0; b=""; g=""
+  while [ $i -lt "$RUNS" ]; do
+    b="$b$("$@" | awk '{print $4}')\n"
+    g="$g$(guarded "$@" | awk '{print $4}')\n"
+    i=$((i+1))
+  done
+  if [ "$kind" = upload ]; then pick="tail -1"; else pick="head -1"; fi
+  echo "$(printf "$b" | sort -g | $pick) $(printf "$g" | sort -g | $pick)"
 }
 row() { # name kind bare guarded
   awk -v n="$1" -v k="$2" -v b="$3" -v g="$4" 'BEGIN {
@@ -50,8 +59,6 @@ row() { # name kind bare guarded
 export NODE_EXTRA_CA_CERTS="$T/cert.pem"
 for rt in python node; do
   if [ $rt = python ]; then C="$PY tests/programs/tls/bench_client.py $PORT $T/cert.pem"; else C="node tests/programs/tls/bench_client.mjs $PORT"; fi
-  b=$(best upload $C upload "$MB"); g=$(best upload guarded $C upload "$MB")
-  row "$rt upload ${MB}MB" upload "$b" "$g"
-  b=$(best ping $C ping "$N"); g=$(best ping guarded $C ping "$N")
-  row "$rt $N requests" ping "$b" "$g"
+  set -- $(pair upload $C upload "$MB"); row "$rt upload ${MB}MB" upload "$1" "$2"
+  set -- $(pair ping $C ping "$N"); row "$rt $N requests" ping "$1" "$2"
 done
