@@ -48,6 +48,11 @@
 //! Writes, deletes and renames of the guard's own files (`GUARD_PROTECT`, the ruleset, this
 //! library) fail with `EACCES` whatever the policy says (`selfprotect.rs`).
 //!
+//! # TLS
+//! `hooks/tls.rs`: HTTP requests written into OpenSSL connections are reassembled and gated as
+//! `http` actions before any byte of them is sent (interposed libssl; node's static OpenSSL is
+//! patched in place by `trampoline.rs`).
+//!
 //! # Known gaps (in-process layer)
 //! Raw `syscall` instructions, static and setuid binaries (recorded as `exec-unguardable`),
 //! `ctypes`/`dlsym(libc)` calls, `RTLD_DEEPBIND` libraries, glibc-internal opens
