@@ -221,6 +221,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         .env("GUARD_AGENT", &agent)
         .env("GUARD_MODEL", &args.model)
         .env("GUARD_WORKSPACE", &workspace)
+        .env(
+            "GUARD_PROTECT",
+            protect_list(&dirs, &args.policy, &lib, &exe, &ruleset),
+        )
         .env("UV_USE_IO_URING", "0");
     // The command must not inherit our blocked set (std keeps the parent's mask across exec).
     let unblock = waitset;
@@ -270,6 +274,34 @@ pub fn run(args: RunArgs) -> ExitCode {
         log_path.display()
     );
     ExitCode::from(status)
+}
+
+/// `GUARD_PROTECT`: what guarded processes may never modify, whatever the policy says (see
+/// libguard's `selfprotect`): the state and socket directories, the policy files, the ruleset,
+/// libguard.so and guardctl, each canonicalised (libguard compares resolved names).
+fn protect_list(
+    dirs: &Dirs,
+    policies: &[PathBuf],
+    lib: &Path,
+    exe: &Path,
+    ruleset: &Path,
+) -> OsString {
+    let mut v: Vec<PathBuf> = vec![dirs.state.clone(), dirs.run.clone()];
+    v.extend(policies.iter().cloned());
+    v.extend([lib.to_path_buf(), exe.to_path_buf(), ruleset.to_path_buf()]);
+    let mut out = OsString::new();
+    for p in v {
+        let p = p.canonicalize().unwrap_or(p);
+        // A ':' inside a name cannot be expressed in the list; such a path stays unlisted.
+        if p.as_os_str().as_bytes().contains(&b':') || !p.is_absolute() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(":");
+        }
+        out.push(p.as_os_str());
+    }
+    out
 }
 
 enum Prepare {

@@ -8,6 +8,7 @@
 //! approvals from inside a guarded process tree.
 
 mod broker;
+mod cmd_approve;
 mod cmd_doctor;
 mod cmd_log;
 mod cmd_policy;
@@ -39,6 +40,12 @@ enum Command {
     Log(cmd_log::LogArgs),
     /// Prove the guard is live: run probes in each runtime under a probe policy.
     Doctor(cmd_doctor::DoctorArgs),
+    /// List the asks waiting for an answer.
+    Pending(cmd_approve::PendingArgs),
+    /// Approve a pending ask (refused from inside a guarded tree).
+    Approve(cmd_approve::AnswerArgs),
+    /// Deny a pending ask.
+    Deny(cmd_approve::AnswerArgs),
 }
 
 /// Commands that only print (to a pager, `head`, a pipe) should end quietly when the reader
@@ -61,5 +68,8 @@ fn main() -> ExitCode {
         Command::Policy(cmd) => cmd_policy::run(cmd),
         Command::Log(args) => cmd_log::run(args),
         Command::Doctor(args) => cmd_doctor::run(args),
+        Command::Pending(args) => cmd_approve::pending(args),
+        Command::Approve(args) => cmd_approve::answer(args, true),
+        Command::Deny(args) => cmd_approve::answer(args, false),
     }
 }

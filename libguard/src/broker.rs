@@ -57,7 +57,7 @@ pub fn add_dropped(n: u64) {
 }
 
 /// A new connection to the broker (fd, inode, device), or `None`.
-fn connect_new(high: bool) -> Option<(i32, u64, u64)> {
+pub(crate) fn connect_new(high: bool) -> Option<(i32, u64, u64)> {
     let path = state::cfg().socket.as_bytes();
     if path.is_empty() {
         return None;

@@ -4,7 +4,8 @@
 //!
 //! Decisions as the program sees them today:
 //! - `deny` → the call fails with `EACCES`;
-//! - `ask` → denied as well (fail closed) until approvals exist; the event says so;
+//! - `ask` → the call waits for the broker's answer (`ask.rs`): approved → allowed; denied,
+//!   timed out or no broker → `EACCES`; the event's reason says which;
 //! - `redact` → allowed and recorded as `audit` until content redaction exists;
 //! - `audit` → allowed and recorded; `allow` → allowed, nothing sent (hot path);
 //! - monitor mode → nothing is blocked; `decision` says what happened (`allow`/`audit`) and
@@ -33,6 +34,10 @@ pub struct Outcome {
     pub effective: Decision,
     pub rule: Option<u32>,
     pub degraded: bool,
+    /// How the ask was answered, once `resolve_ask` asked.
+    pub asked: Option<crate::ask::Answer>,
+    /// A decision the library takes on its own, whatever the ruleset: (rule, reason).
+    pub builtin: Option<(&'static str, &'static str)>,
 }
 
 impl Outcome {
@@ -64,6 +69,8 @@ impl Outcome {
             effective,
             rule,
             degraded,
+            asked: None,
+            builtin: None,
         }
     }
 }
@@ -197,6 +204,9 @@ pub fn stricter(a: (Outcome, usize), b: (Outcome, usize)) -> (Outcome, usize) {
 }
 
 fn rule_texts(o: &Outcome) -> (&'static str, &'static str, &'static str) {
+    if let Some((rule, reason)) = o.builtin {
+        return (rule, reason, "guard-integrity");
+    }
     if o.degraded {
         return (
             DEGRADED_RULE,
@@ -229,9 +239,13 @@ pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str)
     }
     let mut reason_buf = Buf::<1024>::new();
     let reason = match o.enforce {
-        Decision::Ask if o.effective == Decision::Deny => {
-            reason_buf
-                .push_trunc(b"approval required; approvals are not implemented yet, denied: ");
+        Decision::Ask => {
+            reason_buf.push_trunc(b"approval: ");
+            reason_buf.push_trunc(match o.asked {
+                Some(a) => a.as_str().as_bytes(),
+                None => b"not asked (monitor mode)",
+            });
+            reason_buf.push_trunc(b": ");
             reason_buf.push_trunc(reason.as_bytes());
             raw::utf8_prefix(reason_buf.as_bytes())
         }
@@ -295,14 +309,50 @@ pub fn explain_exec_denial(program: &[u8], o: &Outcome) {
     } else {
         rule.as_bytes()
     });
-    if o.enforce == Decision::Ask {
-        m.push_trunc(b" (needs approval; approvals are not available yet)");
+    if let Some(a) = o.asked {
+        m.push_trunc(b" (needs approval: ");
+        m.push_trunc(a.as_str().as_bytes());
+        m.push_trunc(b")");
     }
     m.push_trunc(b": ");
     m.push_trunc(reason.as_bytes());
     m.truncate(2046);
     m.push(b"\n");
     raw::write_all(2, m.as_bytes());
+}
+
+/// Holds an `ask` outcome until the broker answers (see `ask.rs`), then makes it an allow or a
+/// deny. Monitor mode and degraded mode never ask (the first never blocks, the second has no
+/// rule to show). Safe in a vfork child: stack only.
+pub fn resolve_ask(o: &mut Outcome, action: &str, target: &[u8]) {
+    if o.enforce != Decision::Ask || o.effective != Decision::Deny || o.degraded {
+        return;
+    }
+    let Some(rs) = state::ruleset() else {
+        return;
+    };
+    let c = state::cfg();
+    let (rule, reason, _) = rule_texts(o);
+    let mut cwd = PathBuf::new();
+    if !path::getcwd(&mut cwd) {
+        cwd.clear();
+    }
+    let target = raw::utf8_prefix(target.get(..target.len().min(TARGET_MAX)).unwrap_or(&[]));
+    let a = crate::ask::ask(
+        raw::utf8_prefix(c.session.as_bytes()),
+        action,
+        target,
+        rule,
+        reason,
+        raw::utf8_prefix(c.exe.as_bytes()),
+        c.runtime,
+        raw::utf8_prefix(cwd.as_bytes()),
+        rs.ask_timeout_ms(),
+    );
+    o.asked = Some(a);
+    if a.allows() {
+        o.effective = Decision::Allow;
+    }
 }
 
 /// The evaluation context of this process (current environment, cwd, agent).
@@ -353,7 +403,7 @@ fn conclude(
     p: &[u8],
     access: FileAccess,
 ) -> bool {
-    let (o, i) = match best {
+    let (mut o, i) = match best {
         Some(b) => b,
         None => {
             // No name could be computed (over-long path, unreachable cwd): reads pass,
@@ -373,13 +423,9 @@ fn conclude(
         } else {
             ""
         };
-        emit(
-            access.as_str(),
-            if target.is_empty() { p } else { target },
-            &o,
-            false,
-            why,
-        );
+        let target = if target.is_empty() { p } else { target };
+        resolve_ask(&mut o, access.as_str(), target);
+        emit(access.as_str(), target, &o, false, why);
     }
     o.blocks()
 }
@@ -410,6 +456,11 @@ pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool 
         (res.as_bytes(), have_res && res.as_bytes() != lex.as_bytes()),
         (extra.as_bytes(), !extra.is_empty()),
     ];
+    if let Some(hit) = crate::selfprotect::violation(&names, access) {
+        let o = crate::selfprotect::outcome();
+        emit(access.as_str(), hit, &o, false, "");
+        return true;
+    }
     let best = evaluate_names(&names, access, cwd.as_bytes());
     conclude(best, &names, p, access)
 }
@@ -486,7 +537,7 @@ pub fn checked_read<R>(
 pub fn connect_denied(ip: IpAddr, port: u16) -> bool {
     let mut name = [0u8; crate::dns::NAME_MAX];
     let host = crate::dns::lookup(ip, &mut name).and_then(|n| name.get(..n));
-    let o = with_ctx(state::environ_ptr(), |ctx| {
+    let mut o = with_ctx(state::environ_ptr(), |ctx| {
         evaluate(
             &Action::Connect {
                 host,
@@ -507,6 +558,7 @@ pub fn connect_denied(ip: IpAddr, port: u16) -> bool {
             IpAddr::V4(v4) => write!(t, "{v4}:{port}"),
             IpAddr::V6(v6) => write!(t, "[{v6}]:{port}"),
         };
+        resolve_ask(&mut o, "connect", t.as_bytes());
         emit("connect", t.as_bytes(), &o, false, "");
     }
     o.blocks()

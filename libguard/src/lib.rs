@@ -41,10 +41,20 @@
 //! hooked. Numbers: BENCHMARKS.md.
 //!
 //! # Decisions and events
-//! See `eval.rs`: deny → `EACCES`; ask → denied (approvals are a later issue); redact → allowed
+//! See `eval.rs`: deny → `EACCES`; ask → held until the broker answers (`ask.rs`), denied on
+//! timeout or without a broker; redact → allowed
 //! and recorded as audit (redaction is a later issue); monitor mode never blocks. Audit events
 //! go to the broker without ever blocking (`broker.rs`): every non-allow decision and every
 //! exec (whatever its decision) is sent; plain allows of file and connect actions are not.
+//!
+//! # Self-protection
+//! Writes, deletes and renames of the guard's own files (`GUARD_PROTECT`, the ruleset, this
+//! library) fail with `EACCES` whatever the policy says (`selfprotect.rs`).
+//!
+//! # TLS
+//! `hooks/tls.rs`: HTTP requests written into OpenSSL connections are reassembled and gated as
+//! `http` actions before any byte of them is sent (interposed libssl; node's static OpenSSL is
+//! patched in place by `trampoline.rs`).
 //!
 //! # Known gaps (in-process layer)
 //! Raw `syscall` instructions, static and setuid binaries (recorded as `exec-unguardable`),
@@ -59,6 +69,7 @@
 // C pointers unchanged.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod ask;
 pub mod broker;
 pub mod dns;
 pub mod envp;
@@ -67,4 +78,6 @@ pub mod hooks;
 pub mod path;
 pub mod raw;
 pub mod runtime;
+pub mod selfprotect;
 pub mod state;
+pub mod trampoline;

@@ -55,13 +55,14 @@ impl Drop for Inside {
 }
 
 /// The GUARD_* variables re-injected into children.
-pub const GUARD_VARS: [&[u8]; 6] = [
+pub const GUARD_VARS: [&[u8]; 7] = [
     b"GUARD_SOCKET",
     b"GUARD_RULESET",
     b"GUARD_SESSION",
     b"GUARD_AGENT",
     b"GUARD_MODEL",
     b"GUARD_WORKSPACE",
+    b"GUARD_PROTECT",
 ];
 
 pub const MAX_INJECT: usize = GUARD_VARS.len() + 2;
@@ -72,6 +73,8 @@ pub struct Config {
     pub session: Buf<256>,
     pub agent: Buf<256>,
     pub ruleset_path: Buf<4096>,
+    /// `GUARD_PROTECT`: `:`-separated paths guarded processes may never modify (`selfprotect`).
+    pub protect: Buf<8192>,
     /// Absolute path of this library.
     pub self_path: Buf<4096>,
     /// `LD_PRELOAD=...` as it should be in a child that has none: the launch value when it
@@ -102,6 +105,7 @@ static G: Global = Global {
         session: Buf::new(),
         agent: Buf::new(),
         ruleset_path: Buf::new(),
+        protect: Buf::new(),
         self_path: Buf::new(),
         preload_entry: Buf::new(),
         inject: Buf::new(),
@@ -220,6 +224,7 @@ unsafe fn init(envp: *const *const c_char) {
     c.agent.push_trunc(get(b"GUARD_AGENT").unwrap_or(b""));
     c.ruleset_path
         .push_trunc(get(b"GUARD_RULESET").unwrap_or(b""));
+    c.protect.push_trunc(get(b"GUARD_PROTECT").unwrap_or(b""));
 
     self_path(&mut c.self_path);
     let launch_preload = get(b"LD_PRELOAD").unwrap_or(b"");

@@ -159,7 +159,7 @@ fn children_cannot_swap_the_ruleset_or_drop_the_preload() {
 }
 
 #[test]
-fn ask_fails_closed_until_approvals_exist() {
+fn ask_fails_closed_when_the_broker_does_not_answer() {
     let env = Env::new("pol-ask");
     let mut c = env.cmd(probe());
     c.args(["spawnp", "touch", &env.h("public/t")]);
@@ -167,11 +167,16 @@ fn ask_fails_closed_until_approvals_exist() {
     assert_eq!(o.trim(), "ERR EACCES", "{e}");
     assert_eq!(
         e.trim(),
-        "guard: exec of touch denied by rule ask-touch (needs approval; approvals are not \
-         available yet): touching needs a human"
+        format!(
+            "guard: exec touch {} needs approval (rule ask-touch) but the broker is unreachable: denied",
+            env.h("public/t")
+        )
     );
     assert!(!env.home().join("public/t").exists());
     let ev = env.broker.wait_for("ask exec", |e| e.rule == "ask-touch");
     assert_eq!((ev.action.as_str(), ev.decision.as_str()), ("exec", "deny"));
-    assert!(ev.reason.starts_with("approval required"), "{ev:?}");
+    assert!(
+        ev.reason.starts_with("approval: the broker is unreachable"),
+        "{ev:?}"
+    );
 }

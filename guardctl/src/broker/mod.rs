@@ -7,6 +7,7 @@
 //! event is counted as dropped. Input is never trusted: a malformed, oversized or wrong-version
 //! frame closes that connection only; connections from other users are refused.
 
+pub mod approvals;
 pub mod event;
 
 use event::{AuditEvent, SessionInfo};
@@ -50,6 +51,8 @@ struct Shared {
     /// Connections closed for sending garbage.
     rejected: AtomicU64,
     written: AtomicU64,
+    /// Asks waiting for a human, and the control commands answering them.
+    approvals: Arc<approvals::Approvals>,
 }
 
 impl Shared {
@@ -93,7 +96,6 @@ impl Broker {
         capacity: usize,
     ) -> std::io::Result<Broker> {
         let shared = Arc::new(Shared {
-            info,
             stop: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -102,6 +104,8 @@ impl Broker {
             client_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             written: AtomicU64::new(0),
+            approvals: Arc::new(approvals::Approvals::new(&info.agent)),
+            info,
         });
         let (tx, rx) = mpsc::sync_channel::<AuditEvent>(capacity.max(1));
         let w_shared = Arc::clone(&shared);
@@ -118,6 +122,11 @@ impl Broker {
             writer: Some(writer),
             listener: watch,
         })
+    }
+
+    /// The approval state (the `serve` broker and tests answer asks through it).
+    pub fn approvals(&self) -> Arc<approvals::Approvals> {
+        Arc::clone(&self.shared.approvals)
     }
 
     /// Waits until the session's processes have gone quiet (every connection closed, or no
@@ -250,7 +259,16 @@ fn read_loop(mut stream: UnixStream, tx: &SyncSender<AuditEvent>, shared: &Share
             match wire::decode_frame(&buf[used..]) {
                 Ok((msg, len)) => {
                     used += len;
-                    handle(msg, tx, shared);
+                    if matches!(msg, Message::Event(_)) {
+                        handle(msg, tx, shared);
+                    } else if !approvals::on_message(
+                        &stream,
+                        &msg,
+                        &shared.approvals,
+                        &shared.info.session,
+                    ) {
+                        return;
+                    }
                 }
                 Err(FrameError::Incomplete) => break,
                 Err(_) => {

@@ -256,12 +256,19 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
             }
         }
     }
-    if o.blocks() && repeated_denial(argv, &o) {
+    // A PATH-searching caller retries a refused exec on the next PATH entry at once: refuse
+    // the retry of an ask that was just refused without asking the human again.
+    if o.enforce == Decision::Ask && repeated_denial(argv, &o, false) {
+        return true;
+    }
+    eval::resolve_ask(&mut o, "exec", target.as_bytes());
+    if o.blocks() && repeated_denial(argv, &o, true) {
         // Still refused, but already recorded and explained (see `repeated_denial`).
         return true;
     }
     eval::emit("exec", target.as_bytes(), &o, true, "");
-    if o.blocks() {
+    // An ask already wrote its own line saying why.
+    if o.blocks() && o.asked.is_none() {
         let shown = if argv.n > 0 {
             argv.arg(0)
         } else {
@@ -281,8 +288,8 @@ static LAST_DENIAL: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
 /// `EACCES`; with several copies of `git` on PATH one command would otherwise print several
 /// denial lines and record several events. The exec is refused every time; only the event and
 /// the stderr line are not repeated. Atomics only (this runs in vfork children); a race between
-/// threads can at worst let a duplicate through.
-fn repeated_denial(argv: &CArgv, o: &Outcome) -> bool {
+/// threads can at worst let a duplicate through. `record`: remember this denial (else only look).
+fn repeated_denial(argv: &CArgv, o: &Outcome, record: bool) -> bool {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut mix = |b: &[u8]| {
         for c in b.iter().chain(&[0u8]) {
@@ -312,6 +319,9 @@ fn repeated_denial(argv: &CArgv, o: &Outcome) -> bool {
     let same = LAST_DENIAL[0].load(Ordering::Acquire) == pid
         && LAST_DENIAL[1].load(Ordering::Acquire) == h
         && now_ms.wrapping_sub(LAST_DENIAL[2].load(Ordering::Acquire)) < 1000;
+    if !record {
+        return same;
+    }
     LAST_DENIAL[0].store(pid, Ordering::Release);
     LAST_DENIAL[1].store(h, Ordering::Release);
     LAST_DENIAL[2].store(now_ms, Ordering::Release);

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod file;
 pub mod net;
 pub mod sys;
+pub mod tls;
 
 use core::ffi::{CStr, c_void};
 use core::marker::PhantomData;
@@ -58,6 +59,7 @@ pub fn resolve_all() {
     exec::resolve_all();
     net::resolve_all();
     sys::resolve_all();
+    tls::resolve_all();
 }
 
 /// Converts a raw syscall result to the libc convention.

@@ -57,7 +57,10 @@ pub fn denied(addr: *const sockaddr, len: socklen_t) -> bool {
         return false;
     };
     match Inside::enter() {
-        Some(_g) => connect_denied(ip, port),
+        Some(_g) => {
+            super::tls::note_connect(port);
+            connect_denied(ip, port)
+        }
         None => false,
     }
 }

@@ -78,6 +78,12 @@ impl Broker {
                                     ev3.lock().unwrap().push(ev);
                                     buf.drain(..used);
                                 }
+                                // This fake broker answers no asks: closing the connection
+                                // makes libguard deny at once (broker unreachable).
+                                Ok((Message::AskRequest(_), _)) => return,
+                                Ok((other, _)) => {
+                                    panic!("unexpected message from libguard: {other:?}")
+                                }
                                 Err(FrameError::Incomplete) => break,
                                 Err(e) => panic!("bad frame from libguard: {e:?}"),
                             }

@@ -1,0 +1,277 @@
+//! Asks: hold one hooked call until a human approves or denies it through the broker.
+//!
+//! Each ask opens a dedicated connection (`SOCK_CLOEXEC`, non-blocking, raw syscalls), sends an
+//! `AskRequest`, and waits with `poll` for the `AskReply` up to the policy's `ask_timeout`. Only
+//! the calling thread waits; other threads run on. Everything lives on the stack and nothing is
+//! stored or locked, so an ask is safe in a vfork child (exec asks come from there) and after
+//! fork. Sends use `MSG_NOSIGNAL`: a dead broker cannot SIGPIPE the program.
+//!
+//! Failure is always a deny: no broker (unset, gone, refusing) denies at once; a broker that
+//! closes the connection or sends garbage denies at once; no answer within the timeout denies.
+//! Each outcome other than an approval writes one line to the caller's stderr saying why, so the
+//! agent (which reads tool output) learns it.
+
+use crate::raw::{self, Buf};
+use guard_proto::wire::{AskRequest, Message, decode_frame, encode_frame};
+
+/// Why an ask ended the way it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A human (or a remembered approval) said yes.
+    Approved,
+    /// A human said no.
+    Denied,
+    /// Nobody answered within the timeout.
+    Timeout,
+    /// No broker to ask (unset, not listening, closed the connection, spoke garbage).
+    Unreachable,
+}
+
+impl Answer {
+    pub fn allows(self) -> bool {
+        self == Answer::Approved
+    }
+    /// Text carried in the audit event's reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Answer::Approved => "approved",
+            Answer::Denied => "denied by a human",
+            Answer::Timeout => "no answer before the ask timeout",
+            Answer::Unreachable => "the broker is unreachable",
+        }
+    }
+}
+
+/// Used when the ruleset carries no timeout (0): a hung call must still end.
+const DEFAULT_TIMEOUT_MS: u32 = 120_000;
+
+fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe {
+        raw::sys(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC as usize,
+            &mut ts as *mut _ as usize,
+            0,
+            0,
+        )
+    };
+    (ts.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(ts.tv_nsec as u64 / 1_000_000)
+}
+
+/// Waits up to `ms` for `events` on `fd`; the revents, 0 on timeout, negative on error.
+fn poll_fd(fd: i32, events: i16, ms: u64) -> isize {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    // ppoll: the plain poll syscall does not exist on aarch64.
+    // SAFETY: one valid pollfd and a valid timespec; no signal mask change.
+    let r = unsafe {
+        raw::sys6(
+            libc::SYS_ppoll,
+            [
+                &mut pfd as *mut _ as usize,
+                1,
+                &ts as *const _ as usize,
+                0,
+                8,
+                0,
+            ],
+        )
+    };
+    if r > 0 { pfd.revents as isize } else { r }
+}
+
+/// Sends `frame` whole on the non-blocking `fd` before `deadline`.
+fn send_all(fd: i32, mut frame: &[u8], deadline: u64) -> bool {
+    while !frame.is_empty() {
+        // SAFETY: sendto on a buffer we own.
+        let r = unsafe {
+            raw::sys6(
+                libc::SYS_sendto,
+                [
+                    fd as usize,
+                    frame.as_ptr() as usize,
+                    frame.len(),
+                    (libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) as usize,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if r > 0 {
+            frame = frame.get(r as usize..).unwrap_or(&[]);
+        } else if r == -(libc::EINTR as isize) {
+            continue;
+        } else if r == -(libc::EAGAIN as isize) {
+            let left = deadline.saturating_sub(now_ms());
+            if left == 0 || poll_fd(fd, libc::POLLOUT, left) <= 0 {
+                return false;
+            }
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// What the wait for the reply produced.
+enum Wait {
+    Reply(bool),
+    Timeout,
+    Broken,
+}
+
+fn wait_reply(fd: i32, deadline: u64) -> Wait {
+    let mut buf = [0u8; 1024];
+    let mut have = 0usize;
+    loop {
+        if let Some(got) = buf.get(..have) {
+            match decode_frame(got) {
+                Ok((Message::AskReply(r), _)) => return Wait::Reply(r.decision == "allow"),
+                Ok(_) => return Wait::Broken,
+                Err(guard_proto::wire::FrameError::Incomplete) if have < buf.len() => {}
+                Err(_) => return Wait::Broken,
+            }
+        }
+        let left = deadline.saturating_sub(now_ms());
+        if left == 0 {
+            return Wait::Timeout;
+        }
+        let r = poll_fd(fd, libc::POLLIN, left);
+        if r == -(libc::EINTR as isize) {
+            continue;
+        }
+        if r == 0 {
+            return Wait::Timeout;
+        }
+        if r < 0 {
+            return Wait::Broken;
+        }
+        let Some(room) = buf.get_mut(have..) else {
+            return Wait::Broken;
+        };
+        // SAFETY: recvfrom into the unused tail of our buffer.
+        let n = unsafe {
+            raw::sys6(
+                libc::SYS_recvfrom,
+                [
+                    fd as usize,
+                    room.as_mut_ptr() as usize,
+                    room.len(),
+                    libc::MSG_DONTWAIT as usize,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if n == -(libc::EINTR as isize) || n == -(libc::EAGAIN as isize) {
+            continue;
+        }
+        if n <= 0 {
+            // EOF or error: the broker went away without answering.
+            return Wait::Broken;
+        }
+        have += n as usize;
+    }
+}
+
+/// Asks the broker about one action and waits for the answer (see the module doc).
+#[allow(clippy::too_many_arguments)]
+pub fn ask(
+    session: &str,
+    action: &str,
+    target: &str,
+    rule: &str,
+    reason: &str,
+    exe: &str,
+    runtime: &str,
+    cwd: &str,
+    timeout_ms: u32,
+) -> Answer {
+    let timeout_ms = if timeout_ms == 0 {
+        DEFAULT_TIMEOUT_MS
+    } else {
+        timeout_ms
+    };
+    let deadline = now_ms().saturating_add(timeout_ms as u64);
+    let req = AskRequest {
+        id: 0,
+        session,
+        action,
+        target,
+        rule,
+        reason,
+        pid: raw::getpid() as u32,
+        ppid: raw::getppid() as u32,
+        exe,
+        runtime,
+        cwd,
+        timeout_ms,
+    };
+    let mut frame = [0u8; crate::broker::FRAME_MAX];
+    let answer = match encode_frame(&Message::AskRequest(req), &mut frame) {
+        Err(_) => Answer::Unreachable,
+        Ok(n) => match crate::broker::connect_new(false) {
+            None => Answer::Unreachable,
+            Some((fd, _, _)) => {
+                let a = if !send_all(fd, frame.get(..n).unwrap_or(&[]), deadline) {
+                    Answer::Unreachable
+                } else {
+                    match wait_reply(fd, deadline) {
+                        Wait::Reply(true) => Answer::Approved,
+                        Wait::Reply(false) => Answer::Denied,
+                        Wait::Timeout => Answer::Timeout,
+                        Wait::Broken => Answer::Unreachable,
+                    }
+                };
+                raw::close(fd);
+                a
+            }
+        },
+    };
+    if !answer.allows() {
+        explain(action, target, rule, answer, timeout_ms);
+    }
+    answer
+}
+
+/// `guard: exec git push -f needs approval (rule git-force-push) but the broker is unreachable: denied`
+fn explain(action: &str, target: &str, rule: &str, a: Answer, timeout_ms: u32) {
+    let mut m = Buf::<2048>::new();
+    m.push_trunc(b"guard: ");
+    m.push_trunc(action.as_bytes());
+    m.push_trunc(b" ");
+    m.push_trunc(target.as_bytes().get(..1024).unwrap_or(target.as_bytes()));
+    m.push_trunc(b" needs approval (rule ");
+    m.push_trunc(if rule.is_empty() {
+        b"(policy default)"
+    } else {
+        rule.as_bytes()
+    });
+    match a {
+        Answer::Unreachable => m.push_trunc(b") but the broker is unreachable: denied"),
+        Answer::Denied => m.push_trunc(b"): denied by a human"),
+        Answer::Timeout => {
+            m.push_trunc(b"): no answer within ");
+            raw::push_num(&mut m, timeout_ms as u64);
+            m.push_trunc(b" ms, denied");
+        }
+        Answer::Approved => {}
+    }
+    m.truncate(2046);
+    m.push(b"\n");
+    raw::write_all(2, m.as_bytes());
+}
