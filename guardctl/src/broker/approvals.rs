@@ -676,5 +676,4 @@ mod tests {
         let _ = broker.finish(Duration::from_millis(50), Duration::from_secs(2));
         let _ = std::fs::remove_dir_all(&dir);
     }
-
 }
