@@ -13,6 +13,7 @@ mod cmd_doctor;
 mod cmd_log;
 mod cmd_policy;
 mod cmd_run;
+mod cmd_watch;
 mod state;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +47,8 @@ enum Command {
     Approve(cmd_approve::AnswerArgs),
     /// Deny a pending ask.
     Deny(cmd_approve::AnswerArgs),
+    /// Live console: the event stream and pending asks, with keys to approve or deny.
+    Watch(cmd_watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +61,6 @@ fn main() -> ExitCode {
         Command::Pending(args) => cmd_approve::pending(args),
         Command::Approve(args) => cmd_approve::answer(args, true),
         Command::Deny(args) => cmd_approve::answer(args, false),
+        Command::Watch(args) => cmd_watch::run(args),
     }
 }

@@ -254,9 +254,13 @@ for i in range(8): print("t%d" % i, res[i])
         let t = target_of(ask);
         let name = t.rsplit('/').next().unwrap_or_default().to_string();
         let n: u32 = name[1..].parse().unwrap();
-        let verb = if n % 2 == 0 { "approve" } else { "deny" };
+        let verb = if n.is_multiple_of(2) {
+            "approve"
+        } else {
+            "deny"
+        };
         assert!(s.answer(verb, id_of(ask)).status.success());
-        want.insert(name, if n % 2 == 0 { "OK" } else { "EACCES" });
+        want.insert(name, if n.is_multiple_of(2) { "OK" } else { "EACCES" });
     }
     let (o, e, _) = finish(child);
     let got: std::collections::BTreeMap<String, &str> = o
