@@ -13,6 +13,7 @@ mod cmd_doctor;
 mod cmd_log;
 mod cmd_policy;
 mod cmd_run;
+mod cmd_serve;
 mod cmd_watch;
 mod state;
 
@@ -49,6 +50,8 @@ enum Command {
     Deny(cmd_approve::AnswerArgs),
     /// Live console: the event stream and pending asks, with keys to approve or deny.
     Watch(cmd_watch::WatchArgs),
+    /// Long-lived approvals broker for every session of this user (see packaging/systemd).
+    Serve(cmd_serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,5 +65,6 @@ fn main() -> ExitCode {
         Command::Approve(args) => cmd_approve::answer(args, true),
         Command::Deny(args) => cmd_approve::answer(args, false),
         Command::Watch(args) => cmd_watch::run(args),
+        Command::Serve(args) => cmd_serve::run(args),
     }
 }

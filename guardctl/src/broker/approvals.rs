@@ -30,6 +30,7 @@ const MAX_PENDING: usize = 256;
 
 struct Pending {
     session: String,
+    agent: String,
     action: String,
     target: String,
     rule: String,
@@ -105,6 +106,7 @@ impl Approvals {
                     id,
                     Pending {
                         session: session.to_string(),
+                        agent: req.agent.to_string(),
                         action: key.1.clone(),
                         target: key.2.clone(),
                         rule: key.0.clone(),
@@ -191,7 +193,7 @@ impl Approvals {
             let v = serde_json::json!({
                 "id": id,
                 "session": p.session,
-                "agent": self.agent,
+                "agent": if p.agent.is_empty() { &self.agent } else { &p.agent },
                 "action": p.action,
                 "target": p.target,
                 "rule": p.rule,
@@ -254,6 +256,13 @@ pub fn on_message(stream: &UnixStream, msg: &Message<'_>, ap: &Approvals, sessio
     match msg {
         Message::Hello(_) => true,
         Message::AskRequest(req) => {
+            // A session broker knows its session; the shared `serve` broker takes the one the
+            // asking process names (display only: it is the same user either way).
+            let session = if session.is_empty() {
+                req.session
+            } else {
+                session
+            };
             ap.ask(stream, req, session);
             // One ask per connection.
             false
@@ -421,6 +430,7 @@ mod tests {
             let req = AskRequest {
                 id: 0,
                 session: "s",
+                agent: "a",
                 action: "exec",
                 target: "git push -f",
                 rule: "r",
@@ -495,6 +505,7 @@ mod tests {
         let ask = AskRequest {
             id: 0,
             session: "s",
+            agent: "a",
             action: "exec",
             target: "x",
             rule: "r",
@@ -633,6 +644,7 @@ mod tests {
             let req = AskRequest {
                 id: 0,
                 session: "s",
+                agent: "a",
                 action: "exec",
                 target: &target,
                 rule: "r",
