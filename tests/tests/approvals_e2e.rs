@@ -17,6 +17,15 @@ except OSError as e:
     print("ERR", errno.errorcode[e.errno])
 "#;
 
+const PY_EXEC: &str = r#"
+import sys, subprocess
+try:
+    r = subprocess.run(["touch", sys.argv[1]])
+    print("OK" if r.returncode == 0 else "ERR rc")
+except PermissionError:
+    print("ERR EACCES")
+"#;
+
 const NODE_WRITE: &str = r#"
 const fs = require("fs");
 try { fs.writeFileSync(process.argv[process.argv.length - 1], "x"); console.log("OK"); }
@@ -46,6 +55,17 @@ fn agents(s: &Session, stem: &str) -> Vec<(&'static str, Vec<String>, String)> {
                 format!("if echo x > {d}; then echo OK; else echo ERR EACCES; fi"),
             ],
             d.clone(),
+        ),
+        (
+            // subprocess execs from a vfork child: the ask runs there, on the stack.
+            "python-exec",
+            vec![
+                "python3".into(),
+                "-c".into(),
+                PY_EXEC.into(),
+                e.clone() + "-py",
+            ],
+            e.clone() + "-py",
         ),
         (
             "python",
@@ -94,7 +114,11 @@ fn approve_from_outside_lets_the_call_proceed_and_deny_fails_it() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            let answered = Instant::now();
             let (o, e, _) = finish(child);
+            // One answer is enough: a retry of the same exec over the next PATH entry
+            // (execvp, subprocess) must not wait for a second answer or the 60 s timeout.
+            assert!(answered.elapsed() < Duration::from_secs(20), "{name}: {e}");
             if verb == "approve" {
                 assert_eq!(o.trim(), "OK", "{name}: {e}");
                 assert!(std::path::Path::new(&file).exists(), "{name}");

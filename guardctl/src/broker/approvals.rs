@@ -52,7 +52,14 @@ struct Inner {
     pending: BTreeMap<u64, Pending>,
     /// (rule, action, target) approved with `--remember session`.
     remembered: HashSet<(String, String, String)>,
+    /// Recent human denials: (pid, key, when). `execvp` and Python's subprocess retry a refused
+    /// exec with the next `PATH` entry; the same process asking the same thing again at once
+    /// gets the same answer instead of a second prompt.
+    recent_denials: Vec<(u32, (String, String, String), Instant)>,
 }
+
+/// How long a denial answers identical asks of the same process.
+const DENIAL_ECHO: Duration = Duration::from_secs(3);
 
 /// The approval state of one broker.
 pub struct Approvals {
@@ -94,8 +101,16 @@ impl Approvals {
             let mut g = self.lock();
             g.next += 1;
             let id = self.id_base | (g.next & 0xf_ffff);
+            g.recent_denials
+                .retain(|(_, _, t)| t.elapsed() < DENIAL_ECHO);
             if g.remembered.contains(&key) {
                 (id, Some((true, "remembered".to_string())))
+            } else if g
+                .recent_denials
+                .iter()
+                .any(|(pid, k, _)| *pid == req.pid && *k == key)
+            {
+                (id, Some((false, "denied moments ago".to_string())))
             } else if g.pending.len() >= MAX_PENDING {
                 (
                     id,
@@ -178,8 +193,11 @@ impl Approvals {
         }
         p.answer = Some((approve, who));
         let key = (p.rule.clone(), p.action.clone(), p.target.clone());
+        let pid = p.pid;
         if approve && remember {
             g.remembered.insert(key);
+        } else if !approve {
+            g.recent_denials.push((pid, key, Instant::now()));
         }
         self.cv.notify_all();
         true
