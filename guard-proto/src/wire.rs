@@ -54,6 +54,7 @@ pub struct AskRequest<'a> {
     /// Chosen by the broker; the client sends 0.
     pub id: u64,
     pub session: &'a str,
+    pub agent: &'a str,
     pub action: &'a str,
     pub target: &'a str,
     pub rule: &'a str,
@@ -221,6 +222,7 @@ mod tests {
             Message::AskRequest(AskRequest {
                 id: 0,
                 session: "s",
+                agent: "a",
                 action: "exec",
                 target: "git push -f",
                 rule: "git-force-push",

@@ -226,6 +226,15 @@ pub fn run(args: RunArgs) -> ExitCode {
             protect_list(&dirs, &args.policy, &lib, &exe, &ruleset),
         )
         .env("UV_USE_IO_URING", "0");
+    // A running `guardctl serve` answers this session's asks; else our own broker does.
+    match crate::cmd_serve::running(&dirs) {
+        Some(shared) => {
+            cmd.env("GUARD_ASK_SOCKET", shared);
+        }
+        None => {
+            cmd.env_remove("GUARD_ASK_SOCKET");
+        }
+    }
     // The command must not inherit our blocked set (std keeps the parent's mask across exec).
     let unblock = waitset;
     // SAFETY: the closure runs between fork and exec and only calls pthread_sigmask, which is

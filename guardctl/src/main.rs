@@ -13,6 +13,8 @@ mod cmd_doctor;
 mod cmd_log;
 mod cmd_policy;
 mod cmd_run;
+mod cmd_serve;
+mod cmd_watch;
 mod state;
 
 use clap::{Parser, Subcommand};
@@ -46,6 +48,10 @@ enum Command {
     Approve(cmd_approve::AnswerArgs),
     /// Deny a pending ask.
     Deny(cmd_approve::AnswerArgs),
+    /// Live console: the event stream and pending asks, with keys to approve or deny.
+    Watch(cmd_watch::WatchArgs),
+    /// Long-lived approvals broker for every session of this user (see packaging/systemd).
+    Serve(cmd_serve::ServeArgs),
 }
 
 /// Commands that only print (to a pager, `head`, a pipe) should end quietly when the reader
@@ -71,5 +77,7 @@ fn main() -> ExitCode {
         Command::Pending(args) => cmd_approve::pending(args),
         Command::Approve(args) => cmd_approve::answer(args, true),
         Command::Deny(args) => cmd_approve::answer(args, false),
+        Command::Watch(args) => cmd_watch::run(args),
+        Command::Serve(args) => cmd_serve::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! Asks: hold one hooked call until a human approves or denies it through the broker.
 //!
-//! Each ask opens a dedicated connection (`SOCK_CLOEXEC`, non-blocking, raw syscalls), sends an
+//! Each ask opens a dedicated connection to `GUARD_ASK_SOCKET` (a `guardctl serve` broker) or,
+//! when unset, `GUARD_SOCKET` (`SOCK_CLOEXEC`, non-blocking, raw syscalls), sends an
 //! `AskRequest`, and waits with `poll` for the `AskReply` up to the policy's `ask_timeout`. Only
 //! the calling thread waits; other threads run on. Everything lives on the stack and nothing is
 //! stored or locked, so an ask is safe in a vfork child (exec asks come from there) and after
@@ -188,6 +189,17 @@ fn wait_reply(fd: i32, deadline: u64) -> Wait {
     }
 }
 
+/// A connection to the broker that answers asks: `GUARD_ASK_SOCKET` (a `guardctl serve`
+/// broker) when set, else the session's own broker.
+fn ask_connect() -> Option<(i32, u64, u64)> {
+    let c = crate::state::cfg();
+    if c.ask_socket.is_empty() {
+        crate::broker::connect_new(false)
+    } else {
+        crate::broker::connect_path(c.ask_socket.as_bytes(), false)
+    }
+}
+
 /// Asks the broker about one action and waits for the answer (see the module doc).
 #[allow(clippy::too_many_arguments)]
 pub fn ask(
@@ -210,6 +222,7 @@ pub fn ask(
     let req = AskRequest {
         id: 0,
         session,
+        agent: raw::utf8_prefix(crate::state::cfg().agent.as_bytes()),
         action,
         target,
         rule,
@@ -224,7 +237,7 @@ pub fn ask(
     let mut frame = [0u8; crate::broker::FRAME_MAX];
     let answer = match encode_frame(&Message::AskRequest(req), &mut frame) {
         Err(_) => Answer::Unreachable,
-        Ok(n) => match crate::broker::connect_new(false) {
+        Ok(n) => match ask_connect() {
             None => Answer::Unreachable,
             Some((fd, _, _)) => {
                 let a = if !send_all(fd, frame.get(..n).unwrap_or(&[]), deadline) {

@@ -58,7 +58,11 @@ pub fn add_dropped(n: u64) {
 
 /// A new connection to the broker (fd, inode, device), or `None`.
 pub(crate) fn connect_new(high: bool) -> Option<(i32, u64, u64)> {
-    let path = state::cfg().socket.as_bytes();
+    connect_path(state::cfg().socket.as_bytes(), high)
+}
+
+/// A new connection to the Unix socket at `path` (fd, inode, device), or `None`.
+pub(crate) fn connect_path(path: &[u8], high: bool) -> Option<(i32, u64, u64)> {
     if path.is_empty() {
         return None;
     }

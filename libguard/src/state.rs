@@ -55,7 +55,7 @@ impl Drop for Inside {
 }
 
 /// The GUARD_* variables re-injected into children.
-pub const GUARD_VARS: [&[u8]; 7] = [
+pub const GUARD_VARS: [&[u8]; 8] = [
     b"GUARD_SOCKET",
     b"GUARD_RULESET",
     b"GUARD_SESSION",
@@ -63,6 +63,7 @@ pub const GUARD_VARS: [&[u8]; 7] = [
     b"GUARD_MODEL",
     b"GUARD_WORKSPACE",
     b"GUARD_PROTECT",
+    b"GUARD_ASK_SOCKET",
 ];
 
 pub const MAX_INJECT: usize = GUARD_VARS.len() + 2;
@@ -70,6 +71,9 @@ pub const MAX_INJECT: usize = GUARD_VARS.len() + 2;
 /// Configuration captured at load time (later `unsetenv` by the program does not change it).
 pub struct Config {
     pub socket: Buf<110>,
+    /// `GUARD_ASK_SOCKET`: where asks go when a `guardctl serve` broker answers them (else
+    /// `socket`).
+    pub ask_socket: Buf<110>,
     pub session: Buf<256>,
     pub agent: Buf<256>,
     pub ruleset_path: Buf<4096>,
@@ -102,6 +106,7 @@ unsafe impl Sync for Global {}
 static G: Global = Global {
     cfg: UnsafeCell::new(Config {
         socket: Buf::new(),
+        ask_socket: Buf::new(),
         session: Buf::new(),
         agent: Buf::new(),
         ruleset_path: Buf::new(),
@@ -220,6 +225,8 @@ unsafe fn init(envp: *const *const c_char) {
     let c = unsafe { &mut *G.cfg.get() };
     let get = |n: &[u8]| unsafe { env_lookup(envp, n) };
     c.socket.push_trunc(get(b"GUARD_SOCKET").unwrap_or(b""));
+    c.ask_socket
+        .push_trunc(get(b"GUARD_ASK_SOCKET").unwrap_or(b""));
     c.session.push_trunc(get(b"GUARD_SESSION").unwrap_or(b""));
     c.agent.push_trunc(get(b"GUARD_AGENT").unwrap_or(b""));
     c.ruleset_path

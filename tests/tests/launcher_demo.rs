@@ -54,6 +54,42 @@ fn demo_agent_is_stopped_where_the_default_policy_says() {
     git(&["remote", "add", "origin", origin.to_str().unwrap()]);
 
     let agent = repo_root().join("tests/programs/agent/agent.py");
+    // The default policy asks before `git push --force`: play the human and deny every ask
+    // (without an answer each one would wait for the 120 s ask timeout).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let denier = {
+        let (stop, state, home) = (stop.clone(), sb.state(), home.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let pending = Command::new(guardctl_path())
+                    .env("GUARD_STATE_DIR", &state)
+                    .env("HOME", &home)
+                    .env_remove("LD_PRELOAD")
+                    .args(["pending", "--json"])
+                    .output();
+                for line in pending.iter().flat_map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .into_owned()
+                        .lines()
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                }) {
+                    if let Some(id) = serde_json::from_str::<Value>(&line)
+                        .ok()
+                        .and_then(|v| v["id"].as_u64())
+                    {
+                        let _ = Command::new(guardctl_path())
+                            .env("GUARD_STATE_DIR", &state)
+                            .env("HOME", &home)
+                            .env_remove("LD_PRELOAD")
+                            .args(["deny", &id.to_string()])
+                            .output();
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        })
+    };
     let out = Command::new(guardctl_path())
         .current_dir(&work)
         .env("HOME", &home)
@@ -66,6 +102,8 @@ fn demo_agent_is_stopped_where_the_default_policy_says() {
         .arg(&agent)
         .output()
         .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = denier.join();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -55,7 +55,7 @@ echo ok > {ws}/allowed && echo workspace-write OK
     let (o, e, code) = finish(s.spawn(&["bash", "-c", &script]));
     assert_eq!(code, Some(0), "{o}\n{e}");
     let results: Vec<&str> = o.lines().collect();
-    assert!(results.iter().any(|l| *l == "workspace-write OK"), "{o}");
+    assert!(results.contains(&"workspace-write OK"), "{o}");
     let refused: Vec<&&str> = results.iter().filter(|l| l.ends_with("EACCES")).collect();
     let allowed: Vec<&&str> = results
         .iter()

@@ -30,6 +30,7 @@ const MAX_PENDING: usize = 256;
 
 struct Pending {
     session: String,
+    agent: String,
     action: String,
     target: String,
     rule: String,
@@ -51,7 +52,14 @@ struct Inner {
     pending: BTreeMap<u64, Pending>,
     /// (rule, action, target) approved with `--remember session`.
     remembered: HashSet<(String, String, String)>,
+    /// Recent human denials: (pid, key, when). `execvp` and Python's subprocess retry a refused
+    /// exec with the next `PATH` entry; the same process asking the same thing again at once
+    /// gets the same answer instead of a second prompt.
+    recent_denials: Vec<(u32, (String, String, String), Instant)>,
 }
+
+/// How long a denial answers identical asks of the same process.
+const DENIAL_ECHO: Duration = Duration::from_secs(3);
 
 /// The approval state of one broker.
 pub struct Approvals {
@@ -93,8 +101,16 @@ impl Approvals {
             let mut g = self.lock();
             g.next += 1;
             let id = self.id_base | (g.next & 0xf_ffff);
+            g.recent_denials
+                .retain(|(_, _, t)| t.elapsed() < DENIAL_ECHO);
             if g.remembered.contains(&key) {
                 (id, Some((true, "remembered".to_string())))
+            } else if g
+                .recent_denials
+                .iter()
+                .any(|(pid, k, _)| *pid == req.pid && *k == key)
+            {
+                (id, Some((false, "denied moments ago".to_string())))
             } else if g.pending.len() >= MAX_PENDING {
                 (
                     id,
@@ -105,6 +121,7 @@ impl Approvals {
                     id,
                     Pending {
                         session: session.to_string(),
+                        agent: req.agent.to_string(),
                         action: key.1.clone(),
                         target: key.2.clone(),
                         rule: key.0.clone(),
@@ -176,8 +193,11 @@ impl Approvals {
         }
         p.answer = Some((approve, who));
         let key = (p.rule.clone(), p.action.clone(), p.target.clone());
+        let pid = p.pid;
         if approve && remember {
             g.remembered.insert(key);
+        } else if !approve {
+            g.recent_denials.push((pid, key, Instant::now()));
         }
         self.cv.notify_all();
         true
@@ -191,7 +211,7 @@ impl Approvals {
             let v = serde_json::json!({
                 "id": id,
                 "session": p.session,
-                "agent": self.agent,
+                "agent": if p.agent.is_empty() { &self.agent } else { &p.agent },
                 "action": p.action,
                 "target": p.target,
                 "rule": p.rule,
@@ -254,6 +274,13 @@ pub fn on_message(stream: &UnixStream, msg: &Message<'_>, ap: &Approvals, sessio
     match msg {
         Message::Hello(_) => true,
         Message::AskRequest(req) => {
+            // A session broker knows its session; the shared `serve` broker takes the one the
+            // asking process names (display only: it is the same user either way).
+            let session = if session.is_empty() {
+                req.session
+            } else {
+                session
+            };
             ap.ask(stream, req, session);
             // One ask per connection.
             false
@@ -421,6 +448,7 @@ mod tests {
             let req = AskRequest {
                 id: 0,
                 session: "s",
+                agent: "a",
                 action: "exec",
                 target: "git push -f",
                 rule: "r",
@@ -495,6 +523,7 @@ mod tests {
         let ask = AskRequest {
             id: 0,
             session: "s",
+            agent: "a",
             action: "exec",
             target: "x",
             rule: "r",
@@ -633,6 +662,7 @@ mod tests {
             let req = AskRequest {
                 id: 0,
                 session: "s",
+                agent: "a",
                 action: "exec",
                 target: &target,
                 rule: "r",
@@ -676,5 +706,4 @@ mod tests {
         let _ = broker.finish(Duration::from_millis(50), Duration::from_secs(2));
         let _ = std::fs::remove_dir_all(&dir);
     }
-
 }

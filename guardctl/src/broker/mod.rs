@@ -124,7 +124,8 @@ impl Broker {
         })
     }
 
-    /// The approval state (the `serve` broker and tests answer asks through it).
+    /// The approval state (tests answer asks through it directly).
+    #[cfg(test)]
     pub fn approvals(&self) -> Arc<approvals::Approvals> {
         Arc::clone(&self.shared.approvals)
     }
