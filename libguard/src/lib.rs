@@ -38,8 +38,10 @@
 //! than without the guard (two extra syscalls and the evaluation).
 //!
 //! # Decisions and events
-//! See `eval.rs`: deny → `EACCES`; ask → denied (approvals are a later issue); redact → allowed
-//! and recorded as audit (redaction is a later issue); monitor mode never blocks. Audit events
+//! See `eval.rs`: deny → `EACCES`; ask → denied (approvals are a later issue); redact → the
+//! program reads a sealed redacted copy, and write-class opens of the path are refused
+//! (`redact.rs`, which also finds secrets by content in the workspace and HOME); monitor mode
+//! never blocks. Audit events
 //! go to the broker without ever blocking (`broker.rs`): every non-allow decision and every
 //! exec (whatever its decision) is sent; plain allows of file and connect actions are not.
 //!
@@ -63,5 +65,6 @@ pub mod eval;
 pub mod hooks;
 pub mod path;
 pub mod raw;
+pub mod redact;
 pub mod runtime;
 pub mod state;

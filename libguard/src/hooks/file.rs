@@ -124,10 +124,18 @@ fn gate_open(
         return crate::eval::checked_read(dirfd, path, call, |fd| *fd, raw::close)
             .unwrap_or_else(eacces);
     }
-    if denied(dirfd, path, FileAccess::Write) {
+    if denied(dirfd, path, FileAccess::Write) || redact_write_refused(dirfd, path) {
         return eacces();
     }
     call()
+}
+
+/// A write-class open of a path the agent reads redacted is refused (`redact.rs`).
+fn redact_write_refused(dirfd: c_int, path: *const c_char) -> bool {
+    match Inside::enter() {
+        Some(_g) => crate::redact::write_refused(dirfd, path),
+        None => false,
+    }
 }
 
 /// The C shim's entry for open/open64/openat/openat64.
@@ -214,7 +222,8 @@ fn gate_stream(
         )
         .unwrap_or_else(refused);
     }
-    if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+    if denied(libc::AT_FDCWD, path, FileAccess::Write) || redact_write_refused(libc::AT_FDCWD, path)
+    {
         return refused();
     }
     call()
