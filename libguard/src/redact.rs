@@ -21,6 +21,9 @@
 //!   (the guard's own `GUARD_*` variables are kept).
 //!
 //! Reads outside the scope cost a few comparisons on the name already computed (no syscall).
+//! Inside it, a file this process found clean is not rescanned while its device, inode, size,
+//! mtime and ctime are unchanged (one `fstat`). Monitor mode records what would be redacted or
+//! refused and hands over the real file.
 //!
 //! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
 //! "w"/"a"/"r+") of a path whose *read* decision is `redact` is refused with `EACCES`
@@ -42,7 +45,7 @@
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
 use crate::state;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use guard_proto::{Decision, Ruleset};
 use guard_secrets::{Detectors, Finding, REDACTED, Scope, SecretSpec};
 
@@ -150,7 +153,7 @@ fn is_proc_environ(path: &[u8]) -> bool {
 /// caller closes the fd).
 pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     let by_rule = verdict.is_some_and(|o| o.enforce == Decision::Redact);
-    let monitor = verdict.is_some_and(|o| o.effective != o.enforce);
+    let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
     if !by_rule && !in_content_scope(path) {
         return true;
     }
@@ -160,6 +163,9 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
         return !by_rule;
     }
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return true;
+    }
+    if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -185,6 +191,7 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     };
     let det = detectors();
     if !by_rule && !environ && !det.might_contain_secret(&content) {
+        mark_clean(&st);
         return true;
     }
     let mut spans: Vec<(usize, usize)> = Vec::new();
@@ -218,6 +225,9 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
         }
     }
     if counts.is_empty() && !by_rule {
+        if !environ {
+            mark_clean(&st);
+        }
         return true;
     }
     let decision = if strictest == Decision::Deny {
@@ -244,6 +254,57 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     }
     let out = apply(&content, &mut spans);
     substitute(fd, &out)
+}
+
+/// Files this process found clean, so that a tool opening the same unchanged file again and
+/// again (a build re-reading its sources, a benchmark) scans it once. Keyed by device, inode,
+/// size, mtime and ctime (any write changes ctime); a slot is trusted only when its check word
+/// matches its fields, so a torn concurrent update reads as a miss. Inherited across fork as
+/// plain numbers (safe).
+const CLEAN_SLOTS: usize = 256;
+
+struct Slot([AtomicU64; 6]);
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_SLOT: Slot = Slot([const { AtomicU64::new(0) }; 6]);
+static CLEAN: [Slot; CLEAN_SLOTS] = [EMPTY_SLOT; CLEAN_SLOTS];
+
+fn clean_key(st: &libc::stat) -> [u64; 5] {
+    [
+        st.st_dev,
+        st.st_ino,
+        st.st_size as u64,
+        (st.st_mtime as u64).wrapping_mul(1_000_000_000) ^ st.st_mtime_nsec as u64,
+        (st.st_ctime as u64).wrapping_mul(1_000_000_000) ^ st.st_ctime_nsec as u64,
+    ]
+}
+
+fn check_word(k: &[u64; 5]) -> u64 {
+    k.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, v| {
+        (h ^ v).wrapping_mul(0x1000_0000_01b3).rotate_left(29)
+    }) | 1
+}
+
+fn slot_of(k: &[u64; 5]) -> &'static Slot {
+    let i = (k[0] ^ k[1].wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize % CLEAN_SLOTS;
+    &CLEAN[i]
+}
+
+fn clean_cached(st: &libc::stat) -> bool {
+    let k = clean_key(st);
+    let s = slot_of(&k);
+    let got: [u64; 6] = core::array::from_fn(|i| s.0[i].load(Ordering::Acquire));
+    got[..5] == k[..] && got[5] == check_word(&k)
+}
+
+fn mark_clean(st: &libc::stat) {
+    let k = clean_key(st);
+    let s = slot_of(&k);
+    s.0[5].store(0, Ordering::Release);
+    for (i, v) in k.iter().enumerate() {
+        s.0[i].store(*v, Ordering::Release);
+    }
+    s.0[5].store(check_word(&k), Ordering::Release);
 }
 
 fn outcome(d: Decision, verdict: Option<Outcome>) -> Outcome {
