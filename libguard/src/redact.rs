@@ -168,6 +168,9 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
+    if by_rule && !monitor && reuse_copy(fd, path, &st, verdict) {
+        return true;
+    }
     let size = st.st_size.max(0) as usize;
     let cap = if by_rule { RULE_CAP } else { SCAN_CAP };
     if size > cap {
@@ -253,7 +256,175 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
         return false;
     }
     let out = apply(&content, &mut spans);
-    substitute(fd, &out)
+    if !substitute(fd, &out) {
+        return false;
+    }
+    if by_rule && !environ {
+        remember_copy(fd, &st, why.as_bytes());
+    }
+    true
+}
+
+/// Redacted copies of files under `redact` rules, kept (as an fd ≥ `KEEP_FD_MIN`,
+/// close-on-exec) for the reopen of an unchanged file: a tool reading its config again and
+/// again pays one `open` of `/proc/self/fd/N` (a new open file description, own offset) instead
+/// of a scan and a new memfd. The reopened object is checked to be the recorded memfd (device,
+/// inode, seals), so a program that closed our fd and reused the number gets no stale copy.
+/// Guarded by a try-lock (never waited on: contention, or a lock inherited across fork, is a
+/// miss).
+const COPY_SLOTS: usize = 8;
+const KEEP_FD_MIN: usize = 512;
+const SEALS: i32 = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+
+#[derive(Clone, Copy)]
+struct KeptCopy {
+    key: [u64; 5],
+    fd: i32,
+    dev: u64,
+    ino: u64,
+    why: [u8; 256],
+    why_len: usize,
+}
+
+struct CopyCache {
+    busy: core::sync::atomic::AtomicBool,
+    next: core::cell::UnsafeCell<usize>,
+    slots: core::cell::UnsafeCell<[Option<KeptCopy>; COPY_SLOTS]>,
+}
+
+// SAFETY: `slots`/`next` are only touched while `busy` is held (try-lock).
+unsafe impl Sync for CopyCache {}
+
+static COPIES: CopyCache = CopyCache {
+    busy: core::sync::atomic::AtomicBool::new(false),
+    next: core::cell::UnsafeCell::new(0),
+    slots: core::cell::UnsafeCell::new([None; COPY_SLOTS]),
+};
+
+fn with_copies<R>(
+    f: impl FnOnce(&mut [Option<KeptCopy>; COPY_SLOTS], &mut usize) -> R,
+) -> Option<R> {
+    if COPIES
+        .busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the try-lock above is held.
+    let r = unsafe { f(&mut *COPIES.slots.get(), &mut *COPIES.next.get()) };
+    COPIES.busy.store(false, Ordering::Release);
+    Some(r)
+}
+
+fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
+    unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
+}
+
+fn remember_copy(fd: i32, st: &libc::stat, why: &[u8]) {
+    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
+    if !raw::fstat(fd, &mut mst) {
+        return;
+    }
+    let kept = fcntl(fd, libc::F_DUPFD_CLOEXEC, KEEP_FD_MIN);
+    if kept < 0 {
+        return;
+    }
+    let mut c = KeptCopy {
+        key: clean_key(st),
+        fd: kept as i32,
+        dev: mst.st_dev,
+        ino: mst.st_ino,
+        why: [0; 256],
+        why_len: why.len().min(256),
+    };
+    c.why[..c.why_len].copy_from_slice(&why[..c.why_len]);
+    let stored = with_copies(|slots, next| {
+        let i = slots
+            .iter()
+            .position(|s| s.is_some_and(|s| s.key == c.key))
+            .unwrap_or(*next % COPY_SLOTS);
+        *next = next.wrapping_add(1);
+        if let Some(old) = slots[i].replace(c) {
+            close_if_ours(&old);
+        }
+    });
+    if stored.is_none() {
+        raw::close(kept as i32);
+    }
+}
+
+fn reuse_copy(fd: i32, path: &[u8], st: &libc::stat, verdict: Option<Outcome>) -> bool {
+    let key = clean_key(st);
+    let Some(Some(c)) =
+        with_copies(|slots, _| slots.iter().flatten().find(|s| s.key == key).copied())
+    else {
+        return false;
+    };
+    let mut link = Buf::<64>::new();
+    link.push(b"/proc/self/fd/");
+    raw::push_num(&mut link, c.fd as u32 as u64);
+    let nfd = raw::openat(
+        libc::AT_FDCWD,
+        link.c_ptr(),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    );
+    if nfd < 0 {
+        forget_copy(&key);
+        return false;
+    }
+    let mut nst: libc::stat = unsafe { core::mem::zeroed() };
+    let same = raw::fstat(nfd, &mut nst)
+        && nst.st_dev == c.dev
+        && nst.st_ino == c.ino
+        && fcntl(nfd, libc::F_GET_SEALS, 0) == SEALS as isize;
+    let flags = fcntl(fd, libc::F_GETFD, 0);
+    let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let ok = same
+        && flags >= 0
+        && unsafe {
+            raw::sys(
+                libc::SYS_dup3,
+                nfd as usize,
+                fd as usize,
+                cloexec as usize,
+                0,
+            )
+        } == fd as isize;
+    raw::close(nfd);
+    if !ok {
+        forget_copy(&key);
+        return false;
+    }
+    let o = outcome(Decision::Redact, verdict);
+    let why = raw::utf8_prefix(c.why.get(..c.why_len).unwrap_or(&[]));
+    eval::emit("read", path, &o, false, why);
+    true
+}
+
+/// Closes a kept copy only if its fd still is that memfd (the program may have closed it and
+/// reused the number).
+fn close_if_ours(c: &KeptCopy) {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if raw::fstat(c.fd, &mut st) && st.st_dev == c.dev && st.st_ino == c.ino {
+        raw::close(c.fd);
+    }
+}
+
+fn forget_copy(key: &[u64; 5]) {
+    with_copies(|slots, _| {
+        for s in slots.iter_mut() {
+            if s.is_some_and(|c| c.key == *key) {
+                // The fd may already be someone else's: do not close it, just drop the entry.
+                *s = None;
+            }
+        }
+    });
 }
 
 /// Files this process found clean, so that a tool opening the same unchanged file again and
@@ -560,7 +731,7 @@ fn substitute(fd: i32, data: &[u8]) -> bool {
         return false;
     }
     let mfd = mfd as i32;
-    let seals = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+    let seals = SEALS;
     let cloexec = if flags as i32 & libc::FD_CLOEXEC != 0 {
         libc::O_CLOEXEC
     } else {

@@ -427,3 +427,28 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// The per-process copy cache never serves stale content: a change made through a hard link
+/// (a path no redact rule names, so the write is allowed) shows up, redacted, on the next open.
+#[test]
+fn redact_reopen_sees_changes() {
+    let sb = Sandbox::new("redact-reopen");
+    let sec = Secrets::new();
+    sec.plant(&sb);
+    std::fs::hard_link(sb.workspace().join(".env"), sb.workspace().join("envlink")).expect("link");
+    let py = format!(
+        "import time\nfor i in range(3):\n    print(open('.env').read())\n\
+         time.sleep(0.01)\nopen('envlink', 'a').write('NEW_TOKEN={}\\nADDED=yes\\n')\nprint(open('.env').read())\n",
+        sec.ghp
+    );
+    let o = run(&sb, &["python3", "-c", &py]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_clean("python", &out, &sec);
+    let last = out.rsplit("# app settings").next().unwrap_or("");
+    assert!(
+        last.contains("NEW_TOKEN=REDACTED_BY_POLICY") && last.contains("ADDED=yes"),
+        "{out}"
+    );
+    assert_eq!(out.matches("# app settings").count(), 4, "{out}");
+}
