@@ -63,4 +63,28 @@ row "in scope, 64 KiB, no keyword" "$NBIG" "$P/clean64k.txt"
 row "in scope, 4 KiB, keywords, no secret" "$N" "$P/keywords4k.txt"
 row "redact rule: 4 KiB .env (memfd copy)" "$N" "$P/.env"
 echo
+
+# Whole workloads in the workspace (content scope): an import-heavy Python script whose
+# modules live outside it (/usr, ~/.pyenv/versions: out of scope), and `git status` over a
+# 2,000-file repository inside it. Median of SPAWNS runs, ms.
+SPAWNS=20; [ "${1:-}" = "--quick" ] && SPAWNS=5
+REPO=$P/repo
+mkdir -p "$REPO"
+( cd "$REPO" && git init -q && for d in $(seq 0 19); do mkdir -p "d$d"; for f in $(seq 0 99); do echo "$d $f" > "d$d/f$f.txt"; done; done \
+  && git add -A && git -c user.email=b@x -c user.name=bench commit -qm init )
+cat > "$P/imports.py" <<'PY'
+import argparse, asyncio, collections, csv, dataclasses, datetime, decimal, email.message, fractions
+import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subprocess, tarfile
+import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
+PY
+wrow() { # name cmd...
+  local name=$1 b g; shift
+  b=$(bare python3 "$ROOT/bench/spawn.py" "$SPAWNS" "$@"); g=$(guarded python3 "$ROOT/bench/spawn.py" "$SPAWNS" "$@")
+  python3 -c 'import sys; n,b,g=sys.argv[1:]; b=float(b); g=float(g); print(f"| {n} | {b:.2f} ms | {g:.2f} ms | {g/b:.3f}x |")' "$name" "$b" "$g"
+}
+echo "| workload | bare | guarded | guarded/bare |"
+echo "|---|---|---|---|"
+wrow "python3 import-heavy script (in workspace)" python3 "$P/imports.py"
+wrow "git status, 2,000 files (in workspace)" git -C "$REPO" status --porcelain
+echo
 echo "machine: $(nproc) cores, $(uname -srm), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

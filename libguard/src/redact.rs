@@ -32,7 +32,8 @@
 //! file is untouched and the program is told so.
 //!
 //! # Records
-//! Each redaction sends one audit event (action `read`, decision `redact`, the file, the rule)
+//! Each redaction (the first open of a file version in a process; reopens served from the kept
+//! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the file, the rule)
 //! whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
 //! key-value x1`), never a secret byte.
 //!
@@ -134,7 +135,10 @@ fn env_var(key: &[u8]) -> &'static [u8] {
 
 /// Whether reads of `path` are scanned by content (pure: no syscall).
 pub fn in_content_scope(path: &[u8]) -> bool {
-    Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path)
+    // Git's index is binary (paths and hashes, no file content) and large in big repositories;
+    // every git command reads it.
+    !path.ends_with(b"/.git/index")
+        && Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path)
 }
 
 fn is_proc_environ(path: &[u8]) -> bool {
@@ -168,7 +172,7 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
-    if by_rule && !monitor && reuse_copy(fd, path, &st, verdict) {
+    if by_rule && !monitor && reuse_copy(fd, &st) {
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -354,7 +358,7 @@ fn remember_copy(fd: i32, st: &libc::stat, why: &[u8]) {
     }
 }
 
-fn reuse_copy(fd: i32, path: &[u8], st: &libc::stat, verdict: Option<Outcome>) -> bool {
+fn reuse_copy(fd: i32, st: &libc::stat) -> bool {
     let key = clean_key(st);
     let Some(Some(c)) =
         with_copies(|slots, _| slots.iter().flatten().find(|s| s.key == key).copied())
@@ -401,9 +405,8 @@ fn reuse_copy(fd: i32, path: &[u8], st: &libc::stat, verdict: Option<Outcome>) -
         forget_copy(&key);
         return false;
     }
-    let o = outcome(Decision::Redact, verdict);
-    let why = raw::utf8_prefix(c.why.get(..c.why_len).unwrap_or(&[]));
-    eval::emit("read", path, &o, false, why);
+    // Recorded once per process and file version (at the first open): a tool re-reading its
+    // config in a loop would otherwise flood the log with identical events.
     true
 }
 
