@@ -6,7 +6,8 @@
 //! - `deny` → the call fails with `EACCES`;
 //! - `ask` → the call waits for the broker's answer (`ask.rs`): approved → allowed; denied,
 //!   timed out or no broker → `EACCES`; the event's reason says which;
-//! - `redact` → allowed and recorded as `audit` until content redaction exists;
+//! - `redact` → on a read-only open, the program gets a sealed redacted copy (`redact.rs`, which
+//!   records the event with detector counts); a write-class open of such a path is refused;
 //! - `audit` → allowed and recorded; `allow` → allowed, nothing sent (hot path);
 //! - monitor mode → nothing is blocked; `decision` says what happened (`allow`/`audit`) and
 //!   `enforce_decision` what enforce mode would have done.
@@ -60,7 +61,6 @@ impl Outcome {
         } else {
             match enforce {
                 Decision::Ask => Decision::Deny,
-                Decision::Redact => Decision::Audit,
                 d => d,
             }
         };
@@ -249,9 +249,13 @@ pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str)
             reason_buf.push_trunc(reason.as_bytes());
             raw::utf8_prefix(reason_buf.as_bytes())
         }
-        Decision::Redact if o.effective == Decision::Audit => {
-            reason_buf.push_trunc(b"redaction is not implemented yet, allowed and recorded: ");
+        // The redaction note (detector ids and counts, never a secret) leads; the rule's reason
+        // follows.
+        Decision::Redact if !why.is_empty() && why.as_ptr() != reason.as_ptr() => {
+            reason_buf.push_trunc(why.as_bytes());
+            reason_buf.push_trunc(b" (");
             reason_buf.push_trunc(reason.as_bytes());
+            reason_buf.push_trunc(b")");
             raw::utf8_prefix(reason_buf.as_bytes())
         }
         _ => reason,
@@ -416,7 +420,9 @@ fn conclude(
             (Outcome::from_verdict(d, None, false, false), usize::MAX)
         }
     };
-    if o.enforce != Decision::Allow {
+    // A redacted read is recorded by `redact.rs`, with what it redacted.
+    let redacted_read = access == FileAccess::Read && o.enforce == Decision::Redact;
+    if o.enforce != Decision::Allow && !redacted_read {
         let target = names.get(i).map(|n| n.0).unwrap_or(p);
         let why = if i == usize::MAX {
             "the path could not be made absolute (too long, or the cwd is unreachable)"
@@ -513,20 +519,31 @@ pub fn checked_read<R>(
         return Some(r);
     };
     let mut res = PathBuf::new();
-    if !path::fd_path(fd, &mut res) || (have_lex && res.as_bytes() == lex.as_bytes()) {
-        return Some(r);
+    let have_res = path::fd_path(fd, &mut res);
+    let mut verdict = first.map(|(o, _)| o);
+    if have_res && !(have_lex && res.as_bytes() == lex.as_bytes()) {
+        let names: [(&[u8], bool); 1] = [(res.as_bytes(), true)];
+        let second = evaluate_names(&names, FileAccess::Read, cwd.as_bytes());
+        let stricter_than_first = match (second, first) {
+            (Some((b, _)), Some((a, _))) => b.enforce > a.enforce,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if stricter_than_first {
+            if conclude(second, &names, p, FileAccess::Read) {
+                undo(r);
+                return None;
+            }
+            verdict = second.map(|(o, _)| o);
+        }
     }
-    let names: [(&[u8], bool); 1] = [(res.as_bytes(), true)];
-    let second = evaluate_names(&names, FileAccess::Read, cwd.as_bytes());
-    let stricter_than_first = match (second, first) {
-        (Some((b, _)), Some((a, _))) => b.enforce > a.enforce,
-        (Some(_), None) => true,
-        _ => false,
+    // Redaction (a `redact` rule, or secrets found by content in scope) replaces the fd.
+    let name = if have_res {
+        res.as_bytes()
+    } else {
+        lex.as_bytes()
     };
-    if !stricter_than_first {
-        return Some(r);
-    }
-    if conclude(second, &names, p, FileAccess::Read) {
+    if !crate::redact::after_read_open(fd, name, verdict) {
         undo(r);
         return None;
     }

@@ -42,8 +42,9 @@
 //!
 //! # Decisions and events
 //! See `eval.rs`: deny → `EACCES`; ask → held until the broker answers (`ask.rs`), denied on
-//! timeout or without a broker; redact → allowed
-//! and recorded as audit (redaction is a later issue); monitor mode never blocks. Audit events
+//! timeout or without a broker; redact → the program reads a sealed redacted copy, and
+//! write-class opens of the path are refused (`redact.rs`, which also finds secrets by content
+//! in the workspace and HOME); monitor mode never blocks. Audit events
 //! go to the broker without ever blocking (`broker.rs`): every non-allow decision and every
 //! exec (whatever its decision) is sent; plain allows of file and connect actions are not.
 //!
@@ -77,6 +78,7 @@ pub mod eval;
 pub mod hooks;
 pub mod path;
 pub mod raw;
+pub mod redact;
 pub mod runtime;
 pub mod selfprotect;
 pub mod state;

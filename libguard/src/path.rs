@@ -285,6 +285,11 @@ pub fn fast_open(
     if !lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) || lex.as_bytes().starts_with(b"/proc/") {
         return None;
     }
+    // The guard's own files are protected whatever the policy says: leave such writes to the
+    // full check, which refuses and records them.
+    if crate::selfprotect::violation(&[(lex.as_bytes(), true)], access).is_some() {
+        return None;
+    }
     let envl = crate::eval::CEnv(crate::state::environ_ptr());
     let ctx = Context {
         env: &envl,

@@ -124,15 +124,28 @@ fn gate_open(
     fast_mode: Option<c_uint>,
     call: impl FnOnce() -> c_int,
 ) -> c_int {
-    // Nothing to check on an opened file yet: the content call-out of a read goes here.
-    let after_open = |_fd: c_int, _name: &[u8]| true;
+    let access = access_of_flags(flags);
+    // A write-class open of a path the agent reads redacted is refused before any open, so the
+    // fast path below cannot skip it.
+    if access != FileAccess::Read && redact_write_refused(dirfd, path) {
+        return eacces();
+    }
+    // Content detection on a read the fast path allowed (the path itself matched no redact
+    // rule: only secrets found by content in scope can still swap in a redacted copy).
+    let after_open = |fd: c_int, name: &[u8]| {
+        access != FileAccess::Read
+            || match Inside::enter() {
+                Some(_g) => crate::redact::after_read_open(fd, name, None),
+                None => true,
+            }
+    };
     if let Some(mode) = fast_mode
         && let Some(r) =
-            crate::path::fast_open(dirfd, path, flags, mode, access_of_flags(flags), after_open)
+            crate::path::fast_open(dirfd, path, flags, mode, access, after_open)
     {
         return r;
     }
-    if access_of_flags(flags) == FileAccess::Read {
+    if access == FileAccess::Read {
         return crate::eval::checked_read(dirfd, path, call, |fd| *fd, raw::close)
             .unwrap_or_else(eacces);
     }
@@ -140,6 +153,14 @@ fn gate_open(
         return eacces();
     }
     call()
+}
+
+/// A write-class open of a path the agent reads redacted is refused (`redact.rs`).
+fn redact_write_refused(dirfd: c_int, path: *const c_char) -> bool {
+    match Inside::enter() {
+        Some(_g) => crate::redact::write_refused(dirfd, path),
+        None => false,
+    }
 }
 
 /// The C shim's entry for open/open64/openat/openat64.
@@ -241,7 +262,8 @@ fn gate_stream(
         )
         .unwrap_or_else(refused);
     }
-    if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+    if denied(libc::AT_FDCWD, path, FileAccess::Write) || redact_write_refused(libc::AT_FDCWD, path)
+    {
         return refused();
     }
     call()

@@ -1,0 +1,880 @@
+//! Redacted reads: the agent reads `REDACTED_BY_POLICY` where a secret was.
+//!
+//! # Mechanism
+//! After a read-only open has been allowed (`eval::checked_read`), [`after_read_open`] decides
+//! whether the program gets the real file or a redacted copy:
+//! - the path's decision is `redact` (a `redact` file rule such as `~/.aws/credentials`): the
+//!   whole file is read (raw `pread`, up to [`RULE_CAP`]; larger: the open is refused), every
+//!   detector finding *and* the value of every `key = value` / `KEY=VALUE` / `key: value` line
+//!   whose key looks secret ([`secret_key`]) is replaced, and the result goes into a sealed
+//!   memfd that is `dup3`ed over the program's fd (same number, same close-on-exec flag). Every
+//!   read path (`read`, `pread`, `readv`, stdio, `mmap`, `fstat`'s size) then sees the same
+//!   bytes. The file on disk never changes;
+//! - otherwise, for a regular file inside the content scope (`guard_secrets::Scope`: the
+//!   workspace `GUARD_WORKSPACE` and `HOME`, minus dependency/build/VCS-object trees and system
+//!   trees; `/proc/<pid>/environ` always), the first [`SCAN_CAP`] bytes are read (files larger
+//!   than that pass unscanned), the keyword prefilter runs, and only on a hit the detectors.
+//!   Findings: each detector's decision applies (policy `[[secret]] decision`): `redact` → the
+//!   memfd copy, `deny` → the open fails with `EACCES`, `audit` → recorded only;
+//! - `/proc/<pid>/environ`: values of variables the policy's `[env] strip` names, of
+//!   `guard_secrets::DEFAULT_SECRET_ENV_KEYS`, and detector findings in values are redacted
+//!   (the guard's own `GUARD_*` variables are kept).
+//!
+//! Reads outside the scope cost a few comparisons on the name already computed (no syscall).
+//! Inside it, a file this process found clean is not rescanned while its device, inode, size,
+//! mtime and ctime are unchanged (one `fstat`). Monitor mode records what would be redacted or
+//! refused and hands over the real file.
+//!
+//! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
+//! "w"/"a"/"r+") of a path whose *read* decision is `redact` is refused with `EACCES`
+//! ([`write_refused`]): the program could otherwise read the secrets through an `O_RDWR` fd,
+//! and it must never write into the copy believing it changed the file. Nothing is lost: the
+//! file is untouched and the program is told so.
+//!
+//! # Records
+//! Each redaction (the first open of a file version in a process; reopens served from the kept
+//! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the file, the rule)
+//! whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
+//! key-value x1`), never a secret byte.
+//!
+//! # Fork safety
+//! The detector set is built lazily per process and tagged with the pid; a process that finds
+//! a set built by another pid (it was forked) builds its own and never touches the inherited one
+//! (regexes compile on first use behind `OnceLock`s and keep a mutex-guarded cache: either could
+//! be held forever by a thread that does not exist in the child). The inherited one is leaked.
+
+use crate::eval::{self, Outcome};
+use crate::raw::{self, Buf};
+use crate::state;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use guard_proto::{Decision, Ruleset};
+use guard_secrets::{Detectors, Finding, REDACTED, Scope, SecretSpec};
+
+/// Largest file a `redact` rule's copy is made of; larger ones are refused (fail closed).
+pub const RULE_CAP: usize = 64 << 20;
+/// Content detection reads at most this much; larger files pass unscanned.
+pub const SCAN_CAP: usize = 4 << 20;
+
+struct PerProcess {
+    pid: i32,
+    detectors: Detectors,
+}
+
+static DETECTORS: AtomicPtr<PerProcess> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The builtin detectors with the policy's `[[secret]]` entries applied: a policy entry with a
+/// builtin id sets that detector's decision (the builtin keeps its entropy floor, which the
+/// compiled ruleset does not carry); one with a new id is added.
+fn build(rs: Option<Ruleset<'static>>) -> Detectors {
+    let Some(rs) = rs else {
+        return Detectors::builtin();
+    };
+    let base = Detectors::builtin();
+    let known: Vec<String> = base.ids().map(str::to_string).collect();
+    let mut extra = Vec::new();
+    for i in 0..rs.secret_count() {
+        let Some(s) = rs.secret(i) else { continue };
+        if known.iter().any(|k| k == s.id) {
+            continue;
+        }
+        let kw: Vec<&str> = rs.secret_keywords(i).collect();
+        let mut spec = SecretSpec::new(s.id, s.regex, &kw);
+        spec.decision = s.decision;
+        extra.push(spec);
+    }
+    let mut d = if extra.is_empty() {
+        base
+    } else {
+        Detectors::builtin_with(&extra).unwrap_or(base)
+    };
+    for i in 0..rs.secret_count() {
+        if let Some(s) = rs.secret(i) {
+            d.set_decision(s.id, s.decision);
+        }
+    }
+    d
+}
+
+/// This process's detector set (built on first use, rebuilt after a fork).
+fn detectors() -> &'static Detectors {
+    let pid = raw::getpid();
+    let cur = DETECTORS.load(Ordering::Acquire);
+    // SAFETY: published pointers are never freed (a stale one is leaked, not dropped).
+    if let Some(p) = unsafe { cur.as_ref() }
+        && p.pid == pid
+    {
+        return &p.detectors;
+    }
+    let fresh = Box::into_raw(Box::new(PerProcess {
+        pid,
+        detectors: build(state::ruleset()),
+    }));
+    match DETECTORS.compare_exchange(cur, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just published, never freed.
+        Ok(_) => unsafe { &(*fresh).detectors },
+        Err(other) => {
+            // SAFETY: `other` was published by another thread of this process (or is null).
+            match unsafe { other.as_ref() } {
+                Some(p) if p.pid == pid => {
+                    // SAFETY: `fresh` was never shared.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    &p.detectors
+                }
+                // A racing stale pointer: keep ours unpublished but alive.
+                _ => unsafe { &(*fresh).detectors },
+            }
+        }
+    }
+}
+
+fn env_var(key: &[u8]) -> &'static [u8] {
+    // SAFETY: libc's environment block; the value outlives this call in practice (programs
+    // do not free their environment strings while opening files).
+    unsafe { state::env_lookup(state::environ_ptr(), key) }.unwrap_or(&[])
+}
+
+/// Whether reads of `path` are scanned by content (pure: no syscall).
+pub fn in_content_scope(path: &[u8]) -> bool {
+    // Git's index is binary (paths and hashes, no file content) and large in big repositories;
+    // every git command reads it.
+    !path.ends_with(b"/.git/index")
+        && Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path)
+}
+
+fn is_proc_environ(path: &[u8]) -> bool {
+    path.strip_prefix(b"/proc/")
+        .and_then(|r| r.strip_suffix(b"/environ"))
+        .is_some_and(|mid| {
+            mid == b"self"
+                || mid == b"thread-self"
+                || (!mid.is_empty() && mid.iter().all(u8::is_ascii_digit))
+                || mid.split(|c| *c == b'/').count() == 3 // <pid>/task/<tid>
+        })
+}
+
+/// Called after a read-only open succeeded with fd `fd` naming `path`, `verdict` being the
+/// decision taken for the path. Returns false when the open must be refused (`EACCES`; the
+/// caller closes the fd).
+pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
+    let by_rule = verdict.is_some_and(|o| o.enforce == Decision::Redact);
+    let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
+    if !by_rule && !in_content_scope(path) {
+        return true;
+    }
+    let environ = is_proc_environ(path);
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if !raw::fstat(fd, &mut st) {
+        return !by_rule;
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return true;
+    }
+    if !by_rule && !environ && clean_cached(&st) {
+        return true;
+    }
+    if by_rule && !monitor && reuse_copy(fd, &st) {
+        return true;
+    }
+    let size = st.st_size.max(0) as usize;
+    let cap = if by_rule { RULE_CAP } else { SCAN_CAP };
+    if size > cap {
+        if by_rule {
+            let o = outcome(Decision::Deny, verdict);
+            eval::emit(
+                "read",
+                path,
+                &o,
+                false,
+                "file under a redact rule is too large to redact; refused",
+            );
+            return false;
+        }
+        return true;
+    }
+    // procfs files report size 0: read until EOF (bounded by the cap).
+    let Some(content) = read_all(fd, if size == 0 { cap } else { size + 1 }.min(cap)) else {
+        // O_PATH fds cannot be read and give nothing away.
+        return !by_rule || raw::errno() == libc::EBADF;
+    };
+    let det = detectors();
+    if !by_rule && !environ && !det.might_contain_secret(&content) {
+        mark_clean(&st);
+        return true;
+    }
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut counts: Vec<(&str, u32)> = Vec::new();
+    let mut strictest = Decision::Allow;
+    if environ {
+        environ_spans(det, &content, &mut spans, &mut counts);
+        if !spans.is_empty() {
+            strictest = Decision::Redact;
+        }
+    } else {
+        let findings = det.scan(&content);
+        for f in &findings {
+            note(&mut counts, f.detector);
+            strictest = strictest.max(f.decision);
+            if f.decision >= Decision::Redact {
+                spans.push((f.start, f.end));
+            }
+        }
+        if by_rule {
+            let mut kv = Vec::new();
+            key_value_spans(&content, &mut kv);
+            for (s, e) in kv {
+                // A value a detector already found is counted once, under the detector.
+                if !spans.iter().any(|&(a, b)| a < e && s < b) {
+                    spans.push((s, e));
+                    note(&mut counts, "key-value");
+                }
+            }
+            strictest = strictest.max(Decision::Redact);
+        }
+    }
+    if counts.is_empty() && !by_rule {
+        if !environ {
+            mark_clean(&st);
+        }
+        return true;
+    }
+    let decision = if strictest == Decision::Deny {
+        Decision::Deny
+    } else if strictest >= Decision::Redact {
+        Decision::Redact
+    } else {
+        Decision::Audit
+    };
+    let mut why = Buf::<512>::new();
+    describe(&mut why, decision, &counts);
+    let o = outcome(decision, verdict);
+    let o = if monitor {
+        Outcome::from_verdict(decision, o.rule, false, true)
+    } else {
+        o
+    };
+    eval::emit("read", path, &o, false, raw::utf8_prefix(why.as_bytes()));
+    if monitor || decision == Decision::Audit {
+        return true;
+    }
+    if decision == Decision::Deny {
+        return false;
+    }
+    let out = apply(&content, &mut spans);
+    if !substitute(fd, &out) {
+        return false;
+    }
+    if by_rule && !environ {
+        remember_copy(fd, &st, why.as_bytes());
+    }
+    true
+}
+
+/// Redacted copies of files under `redact` rules, kept (as an fd ≥ `KEEP_FD_MIN`,
+/// close-on-exec) for the reopen of an unchanged file: a tool reading its config again and
+/// again pays one `open` of `/proc/self/fd/N` (a new open file description, own offset) instead
+/// of a scan and a new memfd. The reopened object is checked to be the recorded memfd (device,
+/// inode, seals), so a program that closed our fd and reused the number gets no stale copy.
+/// Guarded by a try-lock (never waited on: contention, or a lock inherited across fork, is a
+/// miss).
+const COPY_SLOTS: usize = 8;
+const KEEP_FD_MIN: usize = 512;
+const SEALS: i32 = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+
+#[derive(Clone, Copy)]
+struct KeptCopy {
+    key: [u64; 5],
+    fd: i32,
+    dev: u64,
+    ino: u64,
+    why: [u8; 256],
+    why_len: usize,
+}
+
+struct CopyCache {
+    busy: core::sync::atomic::AtomicBool,
+    next: core::cell::UnsafeCell<usize>,
+    slots: core::cell::UnsafeCell<[Option<KeptCopy>; COPY_SLOTS]>,
+}
+
+// SAFETY: `slots`/`next` are only touched while `busy` is held (try-lock).
+unsafe impl Sync for CopyCache {}
+
+static COPIES: CopyCache = CopyCache {
+    busy: core::sync::atomic::AtomicBool::new(false),
+    next: core::cell::UnsafeCell::new(0),
+    slots: core::cell::UnsafeCell::new([None; COPY_SLOTS]),
+};
+
+fn with_copies<R>(
+    f: impl FnOnce(&mut [Option<KeptCopy>; COPY_SLOTS], &mut usize) -> R,
+) -> Option<R> {
+    if COPIES
+        .busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the try-lock above is held.
+    let r = unsafe { f(&mut *COPIES.slots.get(), &mut *COPIES.next.get()) };
+    COPIES.busy.store(false, Ordering::Release);
+    Some(r)
+}
+
+fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
+    unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
+}
+
+fn remember_copy(fd: i32, st: &libc::stat, why: &[u8]) {
+    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
+    if !raw::fstat(fd, &mut mst) {
+        return;
+    }
+    let kept = fcntl(fd, libc::F_DUPFD_CLOEXEC, KEEP_FD_MIN);
+    if kept < 0 {
+        return;
+    }
+    let mut c = KeptCopy {
+        key: clean_key(st),
+        fd: kept as i32,
+        dev: mst.st_dev,
+        ino: mst.st_ino,
+        why: [0; 256],
+        why_len: why.len().min(256),
+    };
+    c.why[..c.why_len].copy_from_slice(&why[..c.why_len]);
+    let stored = with_copies(|slots, next| {
+        let i = slots
+            .iter()
+            .position(|s| s.is_some_and(|s| s.key == c.key))
+            .unwrap_or(*next % COPY_SLOTS);
+        *next = next.wrapping_add(1);
+        if let Some(old) = slots[i].replace(c) {
+            close_if_ours(&old);
+        }
+    });
+    if stored.is_none() {
+        raw::close(kept as i32);
+    }
+}
+
+fn reuse_copy(fd: i32, st: &libc::stat) -> bool {
+    let key = clean_key(st);
+    let Some(Some(c)) =
+        with_copies(|slots, _| slots.iter().flatten().find(|s| s.key == key).copied())
+    else {
+        return false;
+    };
+    let mut link = Buf::<64>::new();
+    link.push(b"/proc/self/fd/");
+    raw::push_num(&mut link, c.fd as u32 as u64);
+    let nfd = raw::openat(
+        libc::AT_FDCWD,
+        link.c_ptr(),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    );
+    if nfd < 0 {
+        forget_copy(&key);
+        return false;
+    }
+    let mut nst: libc::stat = unsafe { core::mem::zeroed() };
+    let same = raw::fstat(nfd, &mut nst)
+        && nst.st_dev == c.dev
+        && nst.st_ino == c.ino
+        && fcntl(nfd, libc::F_GET_SEALS, 0) == SEALS as isize;
+    let flags = fcntl(fd, libc::F_GETFD, 0);
+    let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let ok = same
+        && flags >= 0
+        && unsafe {
+            raw::sys(
+                libc::SYS_dup3,
+                nfd as usize,
+                fd as usize,
+                cloexec as usize,
+                0,
+            )
+        } == fd as isize;
+    raw::close(nfd);
+    if !ok {
+        forget_copy(&key);
+        return false;
+    }
+    // Recorded once per process and file version (at the first open): a tool re-reading its
+    // config in a loop would otherwise flood the log with identical events.
+    true
+}
+
+/// Closes a kept copy only if its fd still is that memfd (the program may have closed it and
+/// reused the number).
+fn close_if_ours(c: &KeptCopy) {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if raw::fstat(c.fd, &mut st) && st.st_dev == c.dev && st.st_ino == c.ino {
+        raw::close(c.fd);
+    }
+}
+
+fn forget_copy(key: &[u64; 5]) {
+    with_copies(|slots, _| {
+        for s in slots.iter_mut() {
+            if s.is_some_and(|c| c.key == *key) {
+                // The fd may already be someone else's: do not close it, just drop the entry.
+                *s = None;
+            }
+        }
+    });
+}
+
+/// Files this process found clean, so that a tool opening the same unchanged file again and
+/// again (a build re-reading its sources, a benchmark) scans it once. Keyed by device, inode,
+/// size, mtime and ctime (any write changes ctime); a slot is trusted only when its check word
+/// matches its fields, so a torn concurrent update reads as a miss. Inherited across fork as
+/// plain numbers (safe).
+const CLEAN_SLOTS: usize = 256;
+
+struct Slot([AtomicU64; 6]);
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_SLOT: Slot = Slot([const { AtomicU64::new(0) }; 6]);
+static CLEAN: [Slot; CLEAN_SLOTS] = [EMPTY_SLOT; CLEAN_SLOTS];
+
+fn clean_key(st: &libc::stat) -> [u64; 5] {
+    [
+        st.st_dev,
+        st.st_ino,
+        st.st_size as u64,
+        (st.st_mtime as u64).wrapping_mul(1_000_000_000) ^ st.st_mtime_nsec as u64,
+        (st.st_ctime as u64).wrapping_mul(1_000_000_000) ^ st.st_ctime_nsec as u64,
+    ]
+}
+
+fn check_word(k: &[u64; 5]) -> u64 {
+    k.iter().fold(0x9e37_79b9_7f4a_7c15u64, |h, v| {
+        (h ^ v).wrapping_mul(0x1000_0000_01b3).rotate_left(29)
+    }) | 1
+}
+
+fn slot_of(k: &[u64; 5]) -> &'static Slot {
+    let i = (k[0] ^ k[1].wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize % CLEAN_SLOTS;
+    &CLEAN[i]
+}
+
+fn clean_cached(st: &libc::stat) -> bool {
+    let k = clean_key(st);
+    let s = slot_of(&k);
+    let got: [u64; 6] = core::array::from_fn(|i| s.0[i].load(Ordering::Acquire));
+    got[..5] == k[..] && got[5] == check_word(&k)
+}
+
+fn mark_clean(st: &libc::stat) {
+    let k = clean_key(st);
+    let s = slot_of(&k);
+    s.0[5].store(0, Ordering::Release);
+    for (i, v) in k.iter().enumerate() {
+        s.0[i].store(*v, Ordering::Release);
+    }
+    s.0[5].store(check_word(&k), Ordering::Release);
+}
+
+fn outcome(d: Decision, verdict: Option<Outcome>) -> Outcome {
+    Outcome {
+        enforce: d,
+        effective: d,
+        rule: verdict
+            .filter(|o| o.enforce == Decision::Redact)
+            .and_then(|o| o.rule),
+        degraded: false,
+    }
+}
+
+fn note<'a>(counts: &mut Vec<(&'a str, u32)>, id: &'a str) {
+    match counts.iter_mut().find(|c| c.0 == id) {
+        Some(c) => c.1 += 1,
+        None => counts.push((id, 1)),
+    }
+}
+
+/// `redacted 3 secrets: aws-access-key-id x1, key-value x2` (ids and counts only).
+fn describe(out: &mut Buf<512>, d: Decision, counts: &[(&str, u32)]) {
+    let total: u32 = counts.iter().map(|c| c.1).sum();
+    out.push_trunc(match d {
+        Decision::Deny => b"refused, secrets found: ",
+        Decision::Audit => b"secrets found (recorded only): ",
+        _ => b"redacted ",
+    });
+    raw::push_num(out, total as u64);
+    out.push_trunc(if total == 1 { b" secret" } else { b" secrets" });
+    for (i, (id, n)) in counts.iter().enumerate() {
+        out.push_trunc(if i == 0 { b": " } else { b", " });
+        out.push_trunc(id.as_bytes());
+        out.push_trunc(b" x");
+        raw::push_num(out, *n as u64);
+    }
+}
+
+/// Reads up to `cap` bytes from offset 0 without moving the fd's offset.
+fn read_all(fd: i32, cap: usize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; cap.max(1)];
+    let mut got = 0usize;
+    while got < buf.len() {
+        let r = unsafe {
+            raw::sys6(
+                libc::SYS_pread64,
+                [
+                    fd as usize,
+                    buf.as_mut_ptr().add(got) as usize,
+                    buf.len() - got,
+                    got,
+                    0,
+                    0,
+                ],
+            )
+        };
+        if r == -(libc::EINTR as isize) {
+            continue;
+        }
+        if r < 0 {
+            raw::set_errno((-r) as i32);
+            return None;
+        }
+        if r == 0 {
+            break;
+        }
+        got += r as usize;
+    }
+    buf.truncate(got);
+    Some(buf)
+}
+
+/// Replaces every span (sorted and merged here) with the placeholder.
+fn apply(content: &[u8], spans: &mut [(usize, usize)]) -> Vec<u8> {
+    spans.sort_unstable();
+    let mut out = Vec::with_capacity(content.len());
+    let mut pos = 0usize;
+    let mut i = 0usize;
+    while i < spans.len() {
+        let (s, mut e) = spans[i];
+        i += 1;
+        // Overlapping or touching spans become one placeholder.
+        while i < spans.len() && spans[i].0 <= e {
+            e = e.max(spans[i].1);
+            i += 1;
+        }
+        let (s, e) = (s.max(pos).min(content.len()), e.min(content.len()));
+        if e <= s {
+            continue;
+        }
+        out.extend_from_slice(content.get(pos..s).unwrap_or(&[]));
+        out.extend_from_slice(REDACTED);
+        pos = e;
+    }
+    out.extend_from_slice(content.get(pos..).unwrap_or(&[]));
+    out
+}
+
+/// Words that make a key's value secret in a file under a `redact` rule.
+const SECRET_WORDS: &[&[u8]] = &[
+    b"password",
+    b"passwd",
+    b"pwd",
+    b"secret",
+    b"token",
+    b"key",
+    b"credential",
+    b"auth",
+    b"private",
+    b"session",
+    b"cookie",
+    b"signature",
+    b"dsn",
+    b"conn",
+];
+
+/// Whether a key names a secret (ASCII case-insensitive word match).
+pub fn secret_key(key: &[u8]) -> bool {
+    let mut low = [0u8; 128];
+    let n = key.len().min(low.len());
+    for (d, s) in low.iter_mut().zip(key) {
+        *d = s.to_ascii_lowercase();
+    }
+    let k = &low[..n];
+    SECRET_WORDS
+        .iter()
+        .any(|w| k.windows(w.len()).any(|win| win == *w))
+}
+
+/// Spans of the values of `key = value` / `KEY=VALUE` / `key: value` lines (optionally
+/// `export`ed, quoted keys and values) whose key looks secret.
+pub fn key_value_spans(content: &[u8], spans: &mut Vec<(usize, usize)>) {
+    let mut off = 0usize;
+    for line in content.split(|c| *c == b'\n') {
+        let base = off;
+        off += line.len() + 1;
+        let Some(sep) = line.iter().position(|c| *c == b'=' || *c == b':') else {
+            continue;
+        };
+        let mut key = trim(&line[..sep]);
+        if let Some(k) = key.strip_prefix(b"export ") {
+            key = trim(k);
+        }
+        let key = strip_quotes(key);
+        if key.is_empty()
+            || key.len() > 128
+            || !key
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-. ".contains(c))
+            || !secret_key(key)
+        {
+            continue;
+        }
+        let rest = &line[sep + 1..];
+        let lead = rest.len() - trim_start(rest).len();
+        let mut v = trim(rest);
+        if let Some(x) = v.strip_suffix(b",") {
+            v = trim(x);
+        }
+        let inner = strip_quotes(v);
+        let qs = if inner.len() < v.len() { 1 } else { 0 };
+        if inner.is_empty() || inner == REDACTED {
+            continue;
+        }
+        let start = base + sep + 1 + lead + qs;
+        spans.push((start, start + inner.len()));
+    }
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let b = trim_start(b);
+    let n = b
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count();
+    &b[..b.len() - n]
+}
+
+fn strip_quotes(b: &[u8]) -> &[u8] {
+    for q in [b'"', b'\'', b'`'] {
+        if b.len() >= 2 && b[0] == q && b[b.len() - 1] == q {
+            return &b[1..b.len() - 1];
+        }
+    }
+    b
+}
+
+/// Spans to redact in an environ block: values of stripped/secret keys, and findings inside
+/// other values. `GUARD_*` are kept.
+fn environ_spans<'a>(
+    det: &'a Detectors,
+    env: &[u8],
+    spans: &mut Vec<(usize, usize)>,
+    counts: &mut Vec<(&'a str, u32)>,
+) {
+    let rs = state::ruleset();
+    let mut off = 0usize;
+    for rec in env.split(|c| *c == 0) {
+        let base = off;
+        off += rec.len() + 1;
+        let Some(eq) = rec.iter().position(|c| *c == b'=') else {
+            continue;
+        };
+        let key = &rec[..eq];
+        let val = &rec[eq + 1..];
+        if key.starts_with(b"GUARD_") || val.is_empty() {
+            continue;
+        }
+        let listed = rs.is_some_and(|r| r.env_strip_matches(key))
+            || guard_secrets::DEFAULT_SECRET_ENV_KEYS
+                .iter()
+                .any(|g| guard_secrets::env_key_matches(g.as_bytes(), key));
+        if listed {
+            spans.push((base + eq + 1, base + rec.len()));
+            note(counts, "env-strip");
+            continue;
+        }
+        if det.might_contain_secret(rec) {
+            let found: Vec<Finding<'a>> = det.scan(rec);
+            for f in found {
+                if f.start > eq && f.decision >= Decision::Redact {
+                    spans.push((base + f.start, base + f.end));
+                    note(counts, f.detector);
+                }
+            }
+        }
+    }
+}
+
+/// Puts a sealed memfd holding `data` in place of `fd` (same number and close-on-exec flag).
+fn substitute(fd: i32, data: &[u8]) -> bool {
+    let flags = unsafe { raw::sys(libc::SYS_fcntl, fd as usize, libc::F_GETFD as usize, 0, 0) };
+    if flags < 0 {
+        return false;
+    }
+    let name = c"guard-redacted";
+    let mfd = unsafe {
+        raw::sys(
+            libc::SYS_memfd_create,
+            name.as_ptr() as usize,
+            (libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) as usize,
+            0,
+            0,
+        )
+    };
+    if mfd < 0 {
+        return false;
+    }
+    let mfd = mfd as i32;
+    let seals = SEALS;
+    let cloexec = if flags as i32 & libc::FD_CLOEXEC != 0 {
+        libc::O_CLOEXEC
+    } else {
+        0
+    };
+    let ok = write_at(mfd, data)
+        && unsafe {
+            raw::sys(
+                libc::SYS_fcntl,
+                mfd as usize,
+                libc::F_ADD_SEALS as usize,
+                seals as usize,
+                0,
+            )
+        } == 0
+        && unsafe {
+            raw::sys(
+                libc::SYS_dup3,
+                mfd as usize,
+                fd as usize,
+                cloexec as usize,
+                0,
+            )
+        } == fd as isize;
+    raw::close(mfd);
+    ok
+}
+
+fn write_at(fd: i32, mut data: &[u8]) -> bool {
+    let mut off = 0usize;
+    while !data.is_empty() {
+        let r = unsafe {
+            raw::sys6(
+                libc::SYS_pwrite64,
+                [fd as usize, data.as_ptr() as usize, data.len(), off, 0, 0],
+            )
+        };
+        if r == -(libc::EINTR as isize) {
+            continue;
+        }
+        if r <= 0 {
+            return false;
+        }
+        off += r as usize;
+        data = data.get(r as usize..).unwrap_or(&[]);
+    }
+    true
+}
+
+/// A write-class open of a path whose read decision is `redact`: refused (see the module doc).
+/// Returns true when the call must fail with `EACCES`. Evaluates the lexical name only (pure).
+pub fn write_refused(dirfd: i32, path: *const core::ffi::c_char) -> bool {
+    let Some(rs) = state::ruleset() else {
+        return false;
+    };
+    if path.is_null() {
+        return false;
+    }
+    let p = unsafe { raw::cstr(path) };
+    let mut cwd = crate::path::PathBuf::new();
+    if !crate::path::getcwd(&mut cwd) {
+        cwd.clear();
+    }
+    let mut lex = crate::path::PathBuf::new();
+    if !crate::path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) {
+        return false;
+    }
+    let o = eval::with_ctx(state::environ_ptr(), |ctx| {
+        eval::evaluate(
+            &guard_proto::Action::File {
+                path: lex.as_bytes(),
+                access: guard_proto::FileAccess::Read,
+            },
+            ctx,
+        )
+    });
+    if o.enforce != Decision::Redact || rs.monitor_mode() {
+        return false;
+    }
+    let d = Outcome {
+        enforce: Decision::Deny,
+        effective: Decision::Deny,
+        rule: o.rule,
+        degraded: false,
+    };
+    eval::emit(
+        "write",
+        lex.as_bytes(),
+        &d,
+        false,
+        "writes to a file the agent sees redacted are refused (the copy is read-only; the file is unchanged)",
+    );
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redact_kv(s: &str) -> String {
+        let mut spans = Vec::new();
+        key_value_spans(s.as_bytes(), &mut spans);
+        String::from_utf8(apply(s.as_bytes(), &mut spans)).unwrap_or_default()
+    }
+
+    #[test]
+    fn key_values_with_secret_keys_are_redacted() {
+        let s = "[default]\naws_access_key_id = AKIAZZZZ\naws_secret_access_key=abc/def\nregion = eu-west-1\n";
+        let r = redact_kv(s);
+        assert_eq!(
+            r,
+            "[default]\naws_access_key_id = REDACTED_BY_POLICY\naws_secret_access_key=REDACTED_BY_POLICY\nregion = eu-west-1\n"
+        );
+        let r = redact_kv("export DB_PASSWORD=\"hunter2\"\nDEBUG=1\n  \"api_token\": \"x1y2\",\n");
+        assert_eq!(
+            r,
+            "export DB_PASSWORD=\"REDACTED_BY_POLICY\"\nDEBUG=1\n  \"api_token\": \"REDACTED_BY_POLICY\",\n"
+        );
+    }
+
+    #[test]
+    fn non_secret_keys_and_prose_pass() {
+        let s = "name = demo\nurl: http://example.com\nthis is a sentence: with a colon\n";
+        assert_eq!(redact_kv(s), s);
+    }
+
+    #[test]
+    fn proc_environ_names() {
+        assert!(is_proc_environ(b"/proc/self/environ"));
+        assert!(is_proc_environ(b"/proc/123/environ"));
+        assert!(!is_proc_environ(b"/proc/self/cmdline"));
+        assert!(!is_proc_environ(b"/home/x/environ"));
+    }
+
+    #[test]
+    fn overlapping_spans_merge() {
+        let mut s = vec![(2, 6), (0, 3), (8, 9)];
+        assert_eq!(
+            apply(b"0123456789", &mut s),
+            b"REDACTED_BY_POLICY67REDACTED_BY_POLICY9".to_vec()
+        );
+    }
+}

@@ -1,0 +1,74 @@
+/* Reads one file through every read path libguard must keep consistent under redaction and
+ * prints one line per path: `<path-name> <size> <content as hex>`; the test compares them.
+ * Usage: readers FILE */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static void emit(const char *how, const char *buf, size_t n) {
+    printf("%s %zu ", how, n);
+    for (size_t i = 0; i < n; i++) printf("%02x", (unsigned char)buf[i]);
+    printf("\n");
+}
+
+static char buf[1 << 20];
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *p = argv[1];
+
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { perror("open"); return 1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0) { perror("fstat"); return 1; }
+    printf("fstat %lld\n", (long long)st.st_size);
+    printf("cloexec %d\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) ? 1 : 0);
+
+    ssize_t n = read(fd, buf, sizeof buf);
+    emit("read", buf, n < 0 ? 0 : (size_t)n);
+
+    n = pread(fd, buf, sizeof buf, 0);
+    emit("pread", buf, n < 0 ? 0 : (size_t)n);
+
+    lseek(fd, 0, SEEK_SET);
+    static char a[7], b[1 << 20];
+    struct iovec iov[2] = {{a, sizeof a}, {b, sizeof b}};
+    n = readv(fd, iov, 2);
+    if (n > 0) {
+        size_t first = (size_t)n < sizeof a ? (size_t)n : sizeof a;
+        memcpy(buf, a, first);
+        if ((size_t)n > sizeof a) memcpy(buf + sizeof a, b, (size_t)n - sizeof a);
+    }
+    emit("readv", buf, n < 0 ? 0 : (size_t)n);
+
+    if (st.st_size > 0) {
+        char *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) { perror("mmap"); return 1; }
+        emit("mmap", m, (size_t)st.st_size);
+        munmap(m, (size_t)st.st_size);
+    }
+    /* Writing through the fd must fail: it is a read-only open (and a sealed copy). */
+    printf("write %zd\n", write(fd, "x", 1));
+    close(fd);
+
+    FILE *f = fopen(p, "r");
+    if (!f) { perror("fopen"); return 1; }
+    size_t got = fread(buf, 1, sizeof buf, f);
+    emit("fread", buf, got);
+    rewind(f);
+    size_t off = 0;
+    while (off < sizeof buf - 1 && fgets(buf + off, (int)(sizeof buf - off), f)) off += strlen(buf + off);
+    emit("fgets", buf, off);
+    fclose(f);
+
+    /* A read-write open of the same path is refused (the agent would see the secrets). */
+    int w = open(p, O_RDWR);
+    printf("open-rdwr %d\n", w < 0 ? -1 : 0);
+    return 0;
+}
