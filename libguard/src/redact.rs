@@ -489,6 +489,8 @@ fn outcome(d: Decision, verdict: Option<Outcome>) -> Outcome {
             .filter(|o| o.enforce == Decision::Redact)
             .and_then(|o| o.rule),
         degraded: false,
+        asked: None,
+        builtin: None,
     }
 }
 
@@ -819,6 +821,8 @@ pub fn write_refused(dirfd: i32, path: *const core::ffi::c_char) -> bool {
         effective: Decision::Deny,
         rule: o.rule,
         degraded: false,
+        asked: None,
+        builtin: None,
     };
     eval::emit(
         "write",

@@ -94,14 +94,27 @@ fn envstrip_default_policy_in_env_python_and_node() {
             part.contains(&format!("PLAIN_SETTING={plain}")),
             "{who}: ordinary variable lost"
         );
-        assert!(part.contains("GUARD_SESSION="), "{who}: the guard's own variables stay");
+        assert!(
+            part.contains("GUARD_SESSION="),
+            "{who}: the guard's own variables stay"
+        );
     }
     // The default policy refuses /proc/<pid>/environ reads outright.
     let o = guardctl(&sb)
-        .args(["run", "--", "sh", "-c", "cat /proc/self/environ; echo rc=$?"])
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "cat /proc/self/environ; echo rc=$?",
+        ])
         .output()
         .expect("spawn guardctl");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("rc=1"), "{}", out(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("rc=1"),
+        "{}",
+        out(&o)
+    );
 }
 
 /// With a policy that allows `/proc/<pid>/environ`, reads of it are redacted: values of

@@ -140,8 +140,7 @@ fn gate_open(
             }
     };
     if let Some(mode) = fast_mode
-        && let Some(r) =
-            crate::path::fast_open(dirfd, path, flags, mode, access, after_open)
+        && let Some(r) = crate::path::fast_open(dirfd, path, flags, mode, access, after_open)
     {
         return r;
     }
