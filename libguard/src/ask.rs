@@ -189,15 +189,19 @@ fn wait_reply(fd: i32, deadline: u64) -> Wait {
     }
 }
 
+/// How long an ask keeps retrying a broker whose listen backlog is full.
+const ASK_BUSY_WAIT_MS: u32 = 2000;
+
 /// A connection to the broker that answers asks: `GUARD_ASK_SOCKET` (a `guardctl serve`
 /// broker) when set, else the session's own broker.
 fn ask_connect() -> Option<(i32, u64, u64)> {
     let c = crate::state::cfg();
-    if c.ask_socket.is_empty() {
-        crate::broker::connect_new(false)
+    let path = if c.ask_socket.is_empty() {
+        &c.socket
     } else {
-        crate::broker::connect_path(c.ask_socket.as_bytes(), false)
-    }
+        &c.ask_socket
+    };
+    crate::broker::connect_path(path.as_bytes(), false, ASK_BUSY_WAIT_MS)
 }
 
 /// Asks the broker about one action and waits for the answer (see the module doc).

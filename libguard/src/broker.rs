@@ -58,11 +58,15 @@ pub fn add_dropped(n: u64) {
 
 /// A new connection to the broker (fd, inode, device), or `None`.
 pub(crate) fn connect_new(high: bool) -> Option<(i32, u64, u64)> {
-    connect_path(state::cfg().socket.as_bytes(), high)
+    connect_path(state::cfg().socket.as_bytes(), high, 0)
 }
 
 /// A new connection to the Unix socket at `path` (fd, inode, device), or `None`.
-pub(crate) fn connect_path(path: &[u8], high: bool) -> Option<(i32, u64, u64)> {
+/// `busy_wait_ms`: how long to keep retrying while the broker's listen backlog is full
+/// (`EAGAIN` from a non-blocking Unix connect). Events use 0 (never block a hooked call; the
+/// event is counted as dropped); an ask, which blocks anyway, waits a little so that a busy
+/// broker is not mistaken for a dead one.
+pub(crate) fn connect_path(path: &[u8], high: bool, busy_wait_ms: u32) -> Option<(i32, u64, u64)> {
     if path.is_empty() {
         return None;
     }
@@ -87,6 +91,7 @@ pub(crate) fn connect_path(path: &[u8], high: bool) -> Option<(i32, u64, u64)> {
         return None;
     }
     let len = core::mem::size_of::<libc::sa_family_t>() + path.len() + 1;
+    let mut waited_ms = 0u32;
     let r = loop {
         let r = unsafe {
             raw::sys(
@@ -97,6 +102,23 @@ pub(crate) fn connect_path(path: &[u8], high: bool) -> Option<(i32, u64, u64)> {
                 0,
             )
         };
+        if r == -(libc::EAGAIN as isize) && waited_ms < busy_wait_ms {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 5_000_000,
+            };
+            unsafe {
+                raw::sys(
+                    libc::SYS_nanosleep,
+                    &ts as *const libc::timespec as usize,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            waited_ms += 5;
+            continue;
+        }
         if r != -(libc::EINTR as isize) {
             break r;
         }
