@@ -83,7 +83,8 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts serving `listener`, appending events to `log`.
+    /// Starts serving `listener`, appending events to `log` (JSON Lines only).
+    #[allow(dead_code)] // the skeleton's API; `guardctl run` uses `start_with_db`
     pub fn start(listener: UnixListener, log: File, info: SessionInfo) -> std::io::Result<Broker> {
         Broker::start_with_capacity(listener, log, info, QUEUE_CAPACITY)
     }
@@ -100,6 +101,7 @@ impl Broker {
     }
 
     /// [`Broker::start`] with a queue of `capacity` events.
+    #[allow(dead_code)] // the skeleton's API, used by the unit tests
     pub fn start_with_capacity(
         listener: UnixListener,
         log: File,

@@ -115,10 +115,6 @@ impl Store {
             let _ = db.insert(&[], &[], &self.session, counts);
         }
     }
-
-    pub fn has_db(&self) -> bool {
-        self.db.is_some()
-    }
 }
 
 /// The `seq` and `hash` of the last complete record of `f`, leaving the cursor at the end.

@@ -68,6 +68,13 @@ pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// A read-only connection for queries.
+pub fn connect_read(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 impl Db {
     pub fn open(path: &Path, session: &str) -> rusqlite::Result<Db> {
         let conn = connect(path)?;
