@@ -96,10 +96,10 @@ fn verify_detects_edit_removal_insertion_reordering_and_truncation() {
     let join = |v: &[&str]| v.join("\n") + "\n";
 
     let mut edited = lines.clone();
-    let e = edited[2].replacen("\"deny\"", "\"allow\"", 1);
+    let e = edited[2].replacen("\"pid\":", "\"pid\":1", 1);
     assert_ne!(e, edited[2]);
     edited[2] = &e;
-    check(join(&edited), Some(3), "an edited decision");
+    check(join(&edited), Some(3), "an edited pid");
 
     let mut removed = lines.clone();
     removed.remove(1);
