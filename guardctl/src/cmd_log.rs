@@ -605,9 +605,12 @@ mod tests {
             rule: None,
             agent: Some("a".into()),
             since_ms: since.and_then(parse_rfc3339_ms),
+            until_ms: parse_rfc3339_ms("2026-11-22T02:00:01Z"),
         };
         assert!(f(Some("read"), Some("2026-11-22T01:59:59Z")).keep(&ev));
         assert!(!f(Some("exec"), None).keep(&ev));
         assert!(!f(None, Some("2026-11-22T02:00:01Z")).keep(&ev));
+        let late: Value = serde_json::json!({"ts": "2026-11-22T02:00:01.000Z", "action": "read", "decision": "deny", "agent": "a"});
+        assert!(!f(None, None).keep(&late), "--until is exclusive");
     }
 }

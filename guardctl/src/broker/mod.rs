@@ -384,6 +384,7 @@ fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::fd::{FromRawFd, OwnedFd};
 
     fn info() -> SessionInfo {
