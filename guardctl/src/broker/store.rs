@@ -171,7 +171,7 @@ mod tests {
             exe: "/bin/x".into(),
             runtime: "native".into(),
             cwd: "/".into(),
-            action: if i % 2 == 0 { "read" } else { "exec" }.into(),
+            action: if i.is_multiple_of(2) { "read" } else { "exec" }.into(),
             target: format!("/f{i}"),
             decision: "deny".into(),
             rule: Some("r".into()),
