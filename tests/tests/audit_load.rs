@@ -180,7 +180,10 @@ fn a_stopped_broker_fills_the_socket_buffer_without_blocking_and_drops_are_count
     let pid = child.id() as i32;
     let kids = format!("/proc/{pid}/task/{pid}/children");
     let t = Instant::now();
-    while std::fs::read_to_string(&kids).unwrap_or_default().trim().is_empty()
+    while std::fs::read_to_string(&kids)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
         && t.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(10));
