@@ -5,8 +5,10 @@
 //! characters: a file name must not be able to drive the reader's terminal.
 
 use crate::broker::event::parse_rfc3339_ms;
+use crate::broker::store::chain::Verifier;
+use crate::broker::store::sqlite;
 use crate::state::{Dirs, valid_session_id};
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -22,7 +24,10 @@ macro_rules! eprintln {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct LogArgs {
+    #[command(subcommand)]
+    pub command: Option<LogCommand>,
     /// Session id (as printed by `guardctl run`).
     #[arg(long, conflicts_with = "last")]
     pub session: Option<String>,
@@ -47,6 +52,30 @@ pub struct LogArgs {
     /// Only events at or after this RFC 3339 time (e.g. 2026-11-22T02:00:00Z).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only events before this RFC 3339 time.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Read the JSON Lines files even when the SQLite index is available.
+    #[arg(long, hide = true)]
+    pub no_db: bool,
+}
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Check the hash chain of a session's audit log; exit 1 at the first tampered record.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Session id.
+    #[arg(long, conflicts_with_all = ["last", "file"])]
+    pub session: Option<String>,
+    /// The most recent session (the default).
+    #[arg(long, conflicts_with = "file")]
+    pub last: bool,
+    /// A JSON Lines audit file.
+    pub file: Option<PathBuf>,
 }
 
 struct Filter {
@@ -55,6 +84,7 @@ struct Filter {
     rule: Option<String>,
     agent: Option<String>,
     since_ms: Option<i64>,
+    until_ms: Option<i64>,
 }
 
 impl Filter {
@@ -73,6 +103,21 @@ impl Filter {
                     .and_then(parse_rfc3339_ms)
                     .is_some_and(|t| t >= since)
             })
+            && self.until_ms.is_none_or(|until| {
+                ev.get("ts")
+                    .and_then(Value::as_str)
+                    .and_then(parse_rfc3339_ms)
+                    .is_some_and(|t| t < until)
+            })
+    }
+
+    fn any(&self) -> bool {
+        self.action.is_some()
+            || self.decision.is_some()
+            || self.rule.is_some()
+            || self.agent.is_some()
+            || self.since_ms.is_some()
+            || self.until_ms.is_some()
     }
 }
 
@@ -81,20 +126,32 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+fn time_arg(name: &str, v: Option<&str>) -> Result<Option<i64>, ExitCode> {
+    match v.map(|s| (s, parse_rfc3339_ms(s))) {
+        Some((s, None)) => Err(fail(
+            2,
+            format_args!("--{name} {s:?} is not an RFC 3339 time (e.g. 2026-11-22T02:00:00Z)"),
+        )),
+        Some((_, t)) => Ok(t),
+        None => Ok(None),
+    }
+}
+
 pub fn run(args: LogArgs) -> ExitCode {
     let dirs = match Dirs::resolve() {
         Ok(d) => d,
         Err(e) => return fail(2, e),
     };
-    let since_ms = match args.since.as_deref().map(|s| (s, parse_rfc3339_ms(s))) {
-        Some((s, None)) => {
-            return fail(
-                2,
-                format_args!("--since {s:?} is not an RFC 3339 time (e.g. 2026-11-22T02:00:00Z)"),
-            );
-        }
-        Some((_, t)) => t,
-        None => None,
+    if let Some(LogCommand::Verify(v)) = args.command {
+        return verify(&dirs, v);
+    }
+    let since_ms = match time_arg("since", args.since.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let until_ms = match time_arg("until", args.until.as_deref()) {
+        Ok(t) => t,
+        Err(code) => return code,
     };
     let filter = Filter {
         action: args.action,
@@ -102,6 +159,7 @@ pub fn run(args: LogArgs) -> ExitCode {
         rule: args.rule,
         agent: args.agent,
         since_ms,
+        until_ms,
     };
     let files = if let Some(id) = &args.session {
         if !valid_session_id(id) {
@@ -133,6 +191,26 @@ pub fn run(args: LogArgs) -> ExitCode {
     let mut bad_lines = 0usize;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
+    let db = dirs.sessions().join("audit.db");
+    if filter.any() && !args.no_db && db.is_file() {
+        let sessions: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect();
+        if let Ok(found) = query_db(&db, &sessions, &filter) {
+            for ev in &found {
+                if args.json {
+                    if writeln!(out, "{ev}").is_err() {
+                        return ExitCode::SUCCESS;
+                    }
+                } else {
+                    rows.push(text_row(ev));
+                }
+            }
+            return finish_output(&mut out, &rows, args.json, files.len() > 1, 0);
+        }
+        // An unreadable or older index: fall back to the files.
+    }
     for file in &files {
         let Ok(f) = std::fs::File::open(file) else {
             continue;
@@ -164,10 +242,20 @@ pub fn run(args: LogArgs) -> ExitCode {
             }
         }
     }
-    if !args.json {
+    finish_output(&mut out, &rows, args.json, files.len() > 1, bad_lines)
+}
+
+fn finish_output(
+    out: &mut impl Write,
+    rows: &[[String; 8]],
+    json: bool,
+    many: bool,
+    bad_lines: usize,
+) -> ExitCode {
+    if !json {
         if rows.is_empty() {
             eprintln!("guardctl log: no matching events");
-        } else if print_table(&mut out, &rows, files.len() > 1).is_err() {
+        } else if print_table(out, rows, many).is_err() {
             return ExitCode::SUCCESS;
         }
     }
@@ -175,6 +263,184 @@ pub fn run(args: LogArgs) -> ExitCode {
     if bad_lines > 0 {
         eprintln!("guardctl log: skipped {bad_lines} unreadable line(s)");
     }
+    ExitCode::SUCCESS
+}
+
+/// Matching events of `sessions` from the SQLite index, in log order, as JSON objects with the
+/// record's fields. Errs when the index cannot answer (then the files are read instead).
+fn query_db(
+    db: &std::path::Path,
+    sessions: &[String],
+    f: &Filter,
+) -> Result<Vec<Value>, rusqlite::Error> {
+    use rusqlite::types::Value as Sql;
+    let conn = rusqlite::Connection::open_with_flags(
+        db,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Only sessions the index holds completely can be answered from it.
+    for s in sessions {
+        let n: Option<i64> = conn
+            .query_row(
+                "SELECT records FROM sessions WHERE session = ?1",
+                [s],
+                |r| r.get(0),
+            )
+            .ok();
+        if n.is_none() {
+            return Err(rusqlite::Error::QueryReturnedNoRows);
+        }
+    }
+    let mut sql = String::from(
+        "SELECT ts, session, agent, model, host, pid, ppid, exe, runtime, cwd, action, target,
+         decision, rule, reason, tags, enforce_decision, dropped_before, seq, hash
+         FROM events WHERE 1=1",
+    );
+    let mut params: Vec<Sql> = Vec::new();
+    let mut eq = |col: &str, v: &Option<String>, sql: &mut String| {
+        if let Some(v) = v {
+            params.push(Sql::Text(v.clone()));
+            sql.push_str(&format!(" AND {col} = ?{}", params.len()));
+        }
+    };
+    eq("action", &f.action, &mut sql);
+    eq("decision", &f.decision, &mut sql);
+    eq("rule", &f.rule, &mut sql);
+    eq("agent", &f.agent, &mut sql);
+    if let Some(t) = f.since_ms {
+        params.push(Sql::Integer(t));
+        sql.push_str(&format!(" AND ts_ms >= ?{}", params.len()));
+    }
+    if let Some(t) = f.until_ms {
+        params.push(Sql::Integer(t));
+        sql.push_str(&format!(" AND ts_ms < ?{}", params.len()));
+    }
+    sql.push_str(" AND session IN (SELECT value FROM json_each(?");
+    sql.push_str(&(params.len() + 1).to_string());
+    sql.push_str(")) ORDER BY session, seq");
+    params.push(Sql::Text(
+        serde_json::to_string(sessions).unwrap_or_else(|_| "[]".into()),
+    ));
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+        let text = |i: usize| r.get::<_, Option<String>>(i);
+        let tags: Value =
+            serde_json::from_str(&text(15)?.unwrap_or_default()).unwrap_or(Value::Array(vec![]));
+        let mut m = serde_json::Map::new();
+        for (i, k) in ["ts", "session", "agent", "model", "host"]
+            .iter()
+            .enumerate()
+        {
+            m.insert(
+                (*k).into(),
+                text(i)?.map(Value::from).unwrap_or(Value::Null),
+            );
+        }
+        m.insert("pid".into(), Value::from(r.get::<_, i64>(5)?));
+        m.insert("ppid".into(), Value::from(r.get::<_, i64>(6)?));
+        for (i, k) in [
+            (7, "exe"),
+            (8, "runtime"),
+            (9, "cwd"),
+            (10, "action"),
+            (11, "target"),
+            (12, "decision"),
+            (13, "rule"),
+            (14, "reason"),
+        ] {
+            m.insert(k.into(), text(i)?.map(Value::from).unwrap_or(Value::Null));
+        }
+        m.insert("tags".into(), tags);
+        if let Some(e) = text(16)? {
+            m.insert("enforce_decision".into(), Value::from(e));
+        }
+        let dropped: i64 = r.get(17)?;
+        if dropped != 0 {
+            m.insert("dropped_before".into(), Value::from(dropped));
+        }
+        m.insert("seq".into(), Value::from(r.get::<_, i64>(18)?));
+        m.insert(
+            "hash".into(),
+            text(19)?.map(Value::from).unwrap_or(Value::Null),
+        );
+        Ok(Value::Object(m))
+    })?;
+    rows.collect()
+}
+
+/// `guardctl log verify`: walks the chain; names the first bad line.
+fn verify(dirs: &Dirs, args: VerifyArgs) -> ExitCode {
+    let (path, session) = if let Some(file) = args.file {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| valid_session_id(s));
+        (file, stem)
+    } else if let Some(id) = args.session {
+        if !valid_session_id(&id) {
+            return fail(2, format_args!("{id:?} is not a session id"));
+        }
+        (dirs.sessions().join(format!("{id}.jsonl")), Some(id))
+    } else {
+        match last_session(dirs) {
+            Some(p) => {
+                let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+                (p, stem)
+            }
+            None => {
+                return fail(
+                    2,
+                    format_args!("no sessions recorded in {}", dirs.sessions().display()),
+                );
+            }
+        }
+    };
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) => return fail(2, format_args!("cannot read {}: {e}", path.display())),
+    };
+    let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    // The chain starts from the session id: the file name's, else the first record's.
+    let session = session.or_else(|| {
+        let v: Value = serde_json::from_slice(lines.first()?).ok()?;
+        Some(v.get("session")?.as_str()?.to_string())
+    });
+    let Some(session) = session else {
+        return fail(
+            1,
+            format_args!("{}: no session id to start the chain from", path.display()),
+        );
+    };
+    let mut chain = Verifier::new(&session);
+    for (i, line) in lines.iter().enumerate() {
+        if let Err(e) = chain.next(line) {
+            println!("{}: TAMPERED at line {}: {e}", path.display(), i + 1);
+            return ExitCode::from(1);
+        }
+    }
+    let (records, head) = chain.head();
+    // A chain cannot show records cut off its end; the database holds the head it wrote.
+    let db = dirs.sessions().join("audit.db");
+    if db.is_file()
+        && let Ok(conn) = sqlite::connect_read(&db)
+        && let Ok((n, h)) = conn.query_row(
+            "SELECT records, last_hash FROM sessions WHERE session = ?1",
+            [&session],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
+        && (n as u64 > records || (n as u64 == records && h != head))
+    {
+        println!(
+            "{}: TAMPERED: the file ends at record {records} but the audit database recorded {n} (records removed from the end)",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    println!("{}: OK, {records} records, chain intact", path.display());
     ExitCode::SUCCESS
 }
 
@@ -339,9 +605,12 @@ mod tests {
             rule: None,
             agent: Some("a".into()),
             since_ms: since.and_then(parse_rfc3339_ms),
+            until_ms: parse_rfc3339_ms("2026-11-22T02:00:01Z"),
         };
         assert!(f(Some("read"), Some("2026-11-22T01:59:59Z")).keep(&ev));
         assert!(!f(Some("exec"), None).keep(&ev));
         assert!(!f(None, Some("2026-11-22T02:00:01Z")).keep(&ev));
+        let late: Value = serde_json::json!({"ts": "2026-11-22T02:00:01.000Z", "action": "read", "decision": "deny", "agent": "a"});
+        assert!(!f(None, None).keep(&late), "--until is exclusive");
     }
 }

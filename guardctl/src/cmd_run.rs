@@ -181,7 +181,8 @@ pub fn run(args: RunArgs) -> ExitCode {
     // SAFETY: `waitset` is a valid, initialised signal set.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &waitset, std::ptr::null_mut()) };
 
-    let broker = match Broker::start(listener, log, info) {
+    let broker = match Broker::start_with_db(listener, log, &dirs.sessions().join("audit.db"), info)
+    {
         Ok(b) => b,
         Err(e) => return fail(format_args!("cannot start the broker: {e}")),
     };

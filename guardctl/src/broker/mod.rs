@@ -9,18 +9,21 @@
 
 pub mod approvals;
 pub mod event;
+pub mod store;
 
 use event::{AuditEvent, SessionInfo};
 use guard_proto::wire::{self, FrameError, Message};
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::Read;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
+use store::{Counts, Store};
 
 // `eprintln!` that never panics: with `2>&1 | head` the pipe may be gone when the summary is
 // written, and a panic (abort) there would replace the command's exit status.
@@ -83,15 +86,39 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts serving `listener`, appending events to `log`.
+    /// Starts serving `listener`, appending events to `log` (JSON Lines only).
+    #[allow(dead_code)] // the skeleton's API; `guardctl run` uses `start_with_db`
     pub fn start(listener: UnixListener, log: File, info: SessionInfo) -> std::io::Result<Broker> {
         Broker::start_with_capacity(listener, log, info, QUEUE_CAPACITY)
     }
 
+    /// [`Broker::start`], also indexing every event in the SQLite database at `db`.
+    pub fn start_with_db(
+        listener: UnixListener,
+        log: File,
+        db: &Path,
+        info: SessionInfo,
+    ) -> std::io::Result<Broker> {
+        let store = Store::open(log, Some(db), &info.session)?;
+        Broker::start_store(listener, store, info, QUEUE_CAPACITY)
+    }
+
     /// [`Broker::start`] with a queue of `capacity` events.
+    #[allow(dead_code)] // the skeleton's API, used by the unit tests
     pub fn start_with_capacity(
         listener: UnixListener,
         log: File,
+        info: SessionInfo,
+        capacity: usize,
+    ) -> std::io::Result<Broker> {
+        let store = Store::open(log, None, &info.session)?;
+        Broker::start_store(listener, store, info, capacity)
+    }
+
+    /// Starts serving `listener`, writing events to `store`.
+    pub fn start_store(
+        listener: UnixListener,
+        store: Store,
         info: SessionInfo,
         capacity: usize,
     ) -> std::io::Result<Broker> {
@@ -111,7 +138,7 @@ impl Broker {
         let w_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
             .name("guard-writer".into())
-            .spawn(move || write_loop(rx, log, &w_shared))?;
+            .spawn(move || write_loop(rx, store, &w_shared))?;
         let a_shared = Arc::clone(&shared);
         let watch = listener.try_clone().ok();
         thread::Builder::new()
@@ -306,49 +333,77 @@ fn handle(msg: Message<'_>, tx: &SyncSender<AuditEvent>, shared: &Shared) {
     }
 }
 
-fn write_loop(rx: mpsc::Receiver<AuditEvent>, log: File, shared: &Shared) -> std::io::Result<()> {
-    let mut out = BufWriter::with_capacity(64 * 1024, log);
-    let mut line = Vec::with_capacity(1024);
+/// Events written per batch (one write(2), one SQLite transaction).
+const BATCH: usize = 512;
+
+fn counts(shared: &Shared) -> Counts {
+    Counts {
+        broker_dropped: shared.broker_dropped.load(Ordering::Acquire),
+        client_dropped: shared.client_dropped.load(Ordering::Acquire),
+    }
+}
+
+/// Microseconds to stall per event, from `GUARD_TEST_WRITER_DELAY_US`: lets the load tests
+/// force a writer slower than its clients and check the loss accounting.
+fn test_delay() -> Option<Duration> {
+    std::env::var("GUARD_TEST_WRITER_DELAY_US")
+        .ok()?
+        .parse::<u64>()
+        .ok()
+        .filter(|&us| us > 0)
+        .map(Duration::from_micros)
+}
+
+fn write_loop(
+    rx: mpsc::Receiver<AuditEvent>,
+    mut store: Store,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    let delay = test_delay();
+    let mut batch: Vec<AuditEvent> = Vec::with_capacity(BATCH);
     let mut after_stop = 0usize;
-    loop {
-        if shared.stop.load(Ordering::Acquire) {
+    let result = loop {
+        let stopping = shared.stop.load(Ordering::Acquire);
+        let first = match rx.recv_timeout(Duration::from_millis(25)) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) if stopping => break Ok(()),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        };
+        batch.clear();
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) => break,
+            }
+        }
+        if let Some(d) = delay {
+            thread::sleep(d * batch.len() as u32);
+        }
+        match store.write_batch(&batch, counts(shared)) {
+            Ok(n) => {
+                shared.written.fetch_add(n, Ordering::AcqRel);
+            }
+            Err(e) => break Err(e),
+        }
+        if stopping {
             // Drain what was queued when we were told to stop, but a process that keeps
             // flooding after its session ended must not keep the launcher alive.
-            after_stop += 1;
+            after_stop += batch.len();
             if after_stop > QUEUE_CAPACITY {
-                return out.flush();
+                break Ok(());
             }
         }
-        let ev = match rx.try_recv() {
-            Ok(ev) => ev,
-            Err(mpsc::TryRecvError::Empty) => {
-                // Idle: make what we have visible to `guardctl log` before blocking.
-                out.flush()?;
-                match rx.recv_timeout(Duration::from_millis(25)) {
-                    Ok(ev) => ev,
-                    Err(RecvTimeoutError::Timeout) => {
-                        if shared.stop.load(Ordering::Acquire) {
-                            return out.flush();
-                        }
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => return out.flush(),
-                }
-            }
-            Err(mpsc::TryRecvError::Disconnected) => return out.flush(),
-        };
-        line.clear();
-        if serde_json::to_writer(&mut line, &ev).is_ok() {
-            line.push(b'\n');
-            out.write_all(&line)?;
-            shared.written.fetch_add(1, Ordering::AcqRel);
-        }
-    }
+    };
+    store.finish(counts(shared));
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::fd::{FromRawFd, OwnedFd};
 
     fn info() -> SessionInfo {

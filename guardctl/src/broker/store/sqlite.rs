@@ -1,0 +1,161 @@
+//! The SQLite audit database: one table of events for every session of the state directory,
+//! indexed for the filters of `guardctl log`, plus per-session counts. WAL mode, so readers
+//! (`guardctl log`) never block the writer; each batch is one transaction. Several brokers may
+//! share the file; SQLite serialises their transactions (a busy timeout covers the waits).
+
+use super::{Counts, SCHEMA_VERSION};
+use crate::broker::event::{AuditEvent, parse_rfc3339_ms};
+use rusqlite::{Connection, params};
+use std::path::Path;
+use std::time::Duration;
+
+/// The stable schema (documented in docs/AUDIT.md). Only additive changes without a version bump.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id               INTEGER PRIMARY KEY,
+    session          TEXT NOT NULL,
+    seq              INTEGER NOT NULL,
+    ts               TEXT NOT NULL,
+    ts_ms            INTEGER NOT NULL,
+    agent            TEXT NOT NULL,
+    model            TEXT NOT NULL,
+    host             TEXT NOT NULL,
+    pid              INTEGER NOT NULL,
+    ppid             INTEGER NOT NULL,
+    exe              TEXT NOT NULL,
+    runtime          TEXT NOT NULL,
+    cwd              TEXT NOT NULL,
+    action           TEXT NOT NULL,
+    target           TEXT NOT NULL,
+    decision         TEXT NOT NULL,
+    enforce_decision TEXT,
+    rule             TEXT,
+    reason           TEXT NOT NULL,
+    tags             TEXT NOT NULL,
+    dropped_before   INTEGER NOT NULL,
+    hash             TEXT NOT NULL,
+    UNIQUE (session, seq)
+);
+CREATE INDEX IF NOT EXISTS events_session  ON events (session, seq);
+CREATE INDEX IF NOT EXISTS events_ts       ON events (ts_ms);
+CREATE INDEX IF NOT EXISTS events_action   ON events (action);
+CREATE INDEX IF NOT EXISTS events_decision ON events (decision);
+CREATE INDEX IF NOT EXISTS events_rule     ON events (rule);
+CREATE INDEX IF NOT EXISTS events_agent    ON events (agent);
+CREATE TABLE IF NOT EXISTS sessions (
+    session        TEXT PRIMARY KEY,
+    records        INTEGER NOT NULL,
+    last_hash      TEXT NOT NULL,
+    broker_dropped INTEGER NOT NULL,
+    client_dropped INTEGER NOT NULL
+);
+";
+
+pub struct Db {
+    conn: Connection,
+}
+
+/// Opens (creating if needed) the database at `path` with the connection settings every user
+/// of it needs.
+pub fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // WAL with synchronous=NORMAL is durable against process crashes, the failure that matters
+    // here; the JSON Lines file is the record of truth anyway.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+/// A read-only connection for queries.
+pub fn connect_read(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl Db {
+    pub fn open(path: &Path, session: &str) -> rusqlite::Result<Db> {
+        let conn = connect(path)?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            params![SCHEMA_VERSION.to_string()],
+        )?;
+        let _ = session;
+        Ok(Db { conn })
+    }
+
+    /// Inserts `events` (with their chain positions `rows`) and updates the session's counts,
+    /// in one transaction.
+    pub fn insert(
+        &mut self,
+        events: &[AuditEvent],
+        rows: &[(u64, String)],
+        session: &str,
+        counts: Counts,
+    ) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO events (session, seq, ts, ts_ms, agent, model, host, pid, ppid,
+                 exe, runtime, cwd, action, target, decision, enforce_decision, rule, reason, tags,
+                 dropped_before, hash)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+            )?;
+            // Events that failed to serialise have no row; they are skipped in both.
+            for (ev, (seq, hash)) in events.iter().zip(rows) {
+                let tags = serde_json::to_string(&ev.tags).unwrap_or_else(|_| "[]".into());
+                st.execute(params![
+                    ev.session,
+                    *seq as i64,
+                    ev.ts,
+                    parse_rfc3339_ms(&ev.ts).unwrap_or(0),
+                    ev.agent,
+                    ev.model,
+                    ev.host,
+                    ev.pid,
+                    ev.ppid,
+                    ev.exe,
+                    ev.runtime,
+                    ev.cwd,
+                    ev.action,
+                    ev.target,
+                    ev.decision,
+                    ev.enforce_decision,
+                    ev.rule,
+                    ev.reason,
+                    tags,
+                    ev.dropped_before as i64,
+                    hash,
+                ])?;
+            }
+            if let Some((seq, hash)) = rows.last() {
+                tx.execute(
+                    "INSERT INTO sessions (session, records, last_hash, broker_dropped, client_dropped)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (session) DO UPDATE SET records = ?2, last_hash = ?3,
+                       broker_dropped = ?4, client_dropped = ?5",
+                    params![
+                        session,
+                        *seq as i64,
+                        hash,
+                        counts.broker_dropped as i64,
+                        counts.client_dropped as i64
+                    ],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE sessions SET broker_dropped = ?2, client_dropped = ?3 WHERE session = ?1",
+                    params![
+                        session,
+                        counts.broker_dropped as i64,
+                        counts.client_dropped as i64
+                    ],
+                )?;
+            }
+        }
+        tx.commit()
+    }
+}
