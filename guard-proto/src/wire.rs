@@ -222,9 +222,14 @@ mod tests {
             FrameError::BadVersion(9)
         );
         assert_eq!(
-            decode_frame(&[2, 0, 0, 0, 1, 200]).unwrap_err(),
+            decode_frame(&[2, 0, 0, 0, WIRE_VERSION, 200]).unwrap_err(),
             FrameError::Decode
         );
+        // A frame from a version-1 peer (Event without the approval fields) is refused as such.
+        let mut old = [0u8; 1024];
+        let n = encode_frame(&Message::Event(sample()), &mut old).unwrap();
+        old[HEADER_LEN] = 1;
+        assert_eq!(decode_frame(&old[..n]), Err(FrameError::BadVersion(1)));
         let mut small = [0u8; 8];
         assert_eq!(
             encode_frame(&Message::Event(sample()), &mut small),
