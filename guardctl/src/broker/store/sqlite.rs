@@ -201,3 +201,44 @@ impl Db {
         tx.commit()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_the_approval_columns_gains_them_on_open() {
+        let dir = std::env::temp_dir().join(format!("guard-sqlite-alter-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.db");
+        let old: String = SCHEMA
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("approval_"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cols = |c: &Connection| -> Vec<String> {
+            let mut st = c
+                .prepare("SELECT name FROM pragma_table_info('events')")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        {
+            let c = connect(&path).unwrap();
+            c.execute_batch(&old).unwrap();
+            assert!(!cols(&c).iter().any(|n| n.starts_with("approval_")));
+        }
+        // Twice: the second open finds them present and must not fail.
+        for _ in 0..2 {
+            let db = Db::open(&path, "s").unwrap();
+            let have = cols(&db.conn);
+            for (name, _) in ADDED_COLUMNS {
+                assert!(have.iter().any(|h| h == name), "{name} missing: {have:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
