@@ -8,7 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u8 = 1;
+/// 2: `Event` gained the `approval_*` fields (appended; a version-1 peer would drop or misread
+/// them, so the two refuse each other instead).
+pub const WIRE_VERSION: u8 = 2;
 /// Largest accepted frame body (version byte + payload).
 pub const MAX_FRAME: usize = 64 * 1024;
 /// Size of the length prefix.
@@ -35,6 +37,17 @@ pub struct Event<'a> {
     pub tags: &'a str,
     /// Events this process could not send before this one (queue full, broker away).
     pub dropped_before: u64,
+    /// The broker's id of the ask this event concludes; 0 when no ask was made or the broker
+    /// never replied (timeout, unreachable).
+    pub approval_id: u64,
+    /// `approved`, `denied`, `timeout`, `unreachable`; empty when no ask was made.
+    pub approval_answer: &'a str,
+    /// Who answered, as the broker reported it (`guardctl pid N`, `remembered`, ...), or
+    /// `timeout` when the client gave up waiting; empty when nobody answered.
+    pub approval_who: &'a str,
+    /// Milliseconds from sending the request to the reply (or to giving up), measured by the
+    /// asking process.
+    pub approval_latency_ms: u64,
 }
 
 /// What a connection is for, said once at its start. Guarded processes may skip it (a stream
@@ -181,6 +194,10 @@ mod tests {
             reason: "an agent never needs SSH private keys",
             tags: "OWASP-LLM06",
             dropped_before: 0,
+            approval_id: 7,
+            approval_answer: "approved",
+            approval_who: "guardctl pid 9",
+            approval_latency_ms: 250,
         }
     }
 
@@ -205,9 +222,14 @@ mod tests {
             FrameError::BadVersion(9)
         );
         assert_eq!(
-            decode_frame(&[2, 0, 0, 0, 1, 200]).unwrap_err(),
+            decode_frame(&[2, 0, 0, 0, WIRE_VERSION, 200]).unwrap_err(),
             FrameError::Decode
         );
+        // A frame from a version-1 peer (Event without the approval fields) is refused as such.
+        let mut old = [0u8; 1024];
+        let n = encode_frame(&Message::Event(sample()), &mut old).unwrap();
+        old[HEADER_LEN] = 1;
+        assert_eq!(decode_frame(&old[..n]), Err(FrameError::BadVersion(1)));
         let mut small = [0u8; 8];
         assert_eq!(
             encode_frame(&Message::Event(sample()), &mut small),

@@ -294,7 +294,8 @@ fn query_db(
     }
     let mut sql = String::from(
         "SELECT ts, session, agent, model, host, pid, ppid, exe, runtime, cwd, action, target,
-         decision, rule, reason, tags, enforce_decision, dropped_before, seq, hash
+         decision, rule, reason, tags, enforce_decision, dropped_before, seq, hash,
+         approval_id, approval_answer, approval_who, approval_latency_ms
          FROM events WHERE 1=1",
     );
     let mut params: Vec<Sql> = Vec::new();
@@ -358,6 +359,18 @@ fn query_db(
         let dropped: i64 = r.get(17)?;
         if dropped != 0 {
             m.insert("dropped_before".into(), Value::from(dropped));
+        }
+        // Same shape as the JSON Lines record: present only on events that concluded an ask.
+        if let Some(answer) = text(21)? {
+            m.insert(
+                "approval".into(),
+                serde_json::json!({
+                    "id": r.get::<_, Option<i64>>(20)?.unwrap_or(0),
+                    "answer": answer,
+                    "who": text(22)?.unwrap_or_default(),
+                    "latency_ms": r.get::<_, Option<i64>>(23)?.unwrap_or(0),
+                }),
+            );
         }
         m.insert("seq".into(), Value::from(r.get::<_, i64>(18)?));
         m.insert(

@@ -43,6 +43,57 @@ impl Answer {
     }
 }
 
+impl Answer {
+    /// The word stored in the audit event's `approval.answer`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Answer::Approved => "approved",
+            Answer::Denied => "denied",
+            Answer::Timeout => "timeout",
+            Answer::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// Longest approver name carried into the audit event (longer ones are cut).
+const WHO_MAX: usize = 96;
+
+/// An ask's full result, kept on the stack (`Copy`, no allocation) until the event is sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked {
+    pub answer: Answer,
+    /// The broker's id of the ask; 0 when it never replied.
+    pub id: u64,
+    /// From sending the request to the reply (or to giving up), on the monotonic clock.
+    pub latency_ms: u64,
+    who: [u8; WHO_MAX],
+    who_len: u8,
+}
+
+impl Asked {
+    fn new(answer: Answer, id: u64, latency_ms: u64, who: &[u8]) -> Asked {
+        let mut a = Asked {
+            answer,
+            id,
+            latency_ms,
+            who: [0; WHO_MAX],
+            who_len: 0,
+        };
+        let who = raw::utf8_prefix(who.get(..WHO_MAX).unwrap_or(who)).as_bytes();
+        if let Some(dst) = a.who.get_mut(..who.len()) {
+            dst.copy_from_slice(who);
+            a.who_len = who.len() as u8;
+        }
+        a
+    }
+
+    /// Who answered, as the broker said; `timeout` when this process gave up waiting; empty
+    /// when nobody could be asked.
+    pub fn who(&self) -> &str {
+        raw::utf8_prefix(self.who.get(..self.who_len as usize).unwrap_or(&[]))
+    }
+}
+
 /// Used when the ruleset carries no timeout (0): a hung call must still end.
 const DEFAULT_TIMEOUT_MS: u32 = 120_000;
 
@@ -130,7 +181,8 @@ fn send_all(fd: i32, mut frame: &[u8], deadline: u64) -> bool {
 
 /// What the wait for the reply produced.
 enum Wait {
-    Reply(bool),
+    /// (allowed, broker's id, `who` copied out of the frame).
+    Reply(bool, u64, [u8; WHO_MAX], usize),
     Timeout,
     Broken,
 }
@@ -141,7 +193,16 @@ fn wait_reply(fd: i32, deadline: u64) -> Wait {
     loop {
         if let Some(got) = buf.get(..have) {
             match decode_frame(got) {
-                Ok((Message::AskReply(r), _)) => return Wait::Reply(r.decision == "allow"),
+                Ok((Message::AskReply(r), _)) => {
+                    // The reply borrows `buf`; copy `who` out before it goes.
+                    let mut who = [0u8; WHO_MAX];
+                    let src = r.who.as_bytes();
+                    let n = src.len().min(WHO_MAX);
+                    if let (Some(d), Some(s)) = (who.get_mut(..n), src.get(..n)) {
+                        d.copy_from_slice(s);
+                    }
+                    return Wait::Reply(r.decision == "allow", r.id, who, n);
+                }
                 Ok(_) => return Wait::Broken,
                 Err(guard_proto::wire::FrameError::Incomplete) if have < buf.len() => {}
                 Err(_) => return Wait::Broken,
@@ -216,13 +277,14 @@ pub fn ask(
     runtime: &str,
     cwd: &str,
     timeout_ms: u32,
-) -> Answer {
+) -> Asked {
     let timeout_ms = if timeout_ms == 0 {
         DEFAULT_TIMEOUT_MS
     } else {
         timeout_ms
     };
-    let deadline = now_ms().saturating_add(timeout_ms as u64);
+    let start = now_ms();
+    let deadline = start.saturating_add(timeout_ms as u64);
     let req = AskRequest {
         id: 0,
         session,
@@ -239,19 +301,29 @@ pub fn ask(
         timeout_ms,
     };
     let mut frame = [0u8; crate::broker::FRAME_MAX];
-    let answer = match encode_frame(&Message::AskRequest(req), &mut frame) {
-        Err(_) => Answer::Unreachable,
+    let unreachable =
+        |start: u64| Asked::new(Answer::Unreachable, 0, now_ms().saturating_sub(start), b"");
+    let asked = match encode_frame(&Message::AskRequest(req), &mut frame) {
+        Err(_) => unreachable(start),
         Ok(n) => match ask_connect() {
-            None => Answer::Unreachable,
+            None => unreachable(start),
             Some((fd, _, _)) => {
+                // Latency counts from the request going out, not from the connect's retries.
+                let sent_at = now_ms();
                 let a = if !send_all(fd, frame.get(..n).unwrap_or(&[]), deadline) {
-                    Answer::Unreachable
+                    unreachable(sent_at)
                 } else {
-                    match wait_reply(fd, deadline) {
-                        Wait::Reply(true) => Answer::Approved,
-                        Wait::Reply(false) => Answer::Denied,
-                        Wait::Timeout => Answer::Timeout,
-                        Wait::Broken => Answer::Unreachable,
+                    let w = wait_reply(fd, deadline);
+                    let took = now_ms().saturating_sub(sent_at);
+                    match w {
+                        Wait::Reply(ok, id, who, len) => Asked::new(
+                            if ok { Answer::Approved } else { Answer::Denied },
+                            id,
+                            took,
+                            who.get(..len).unwrap_or(&[]),
+                        ),
+                        Wait::Timeout => Asked::new(Answer::Timeout, 0, took, b"timeout"),
+                        Wait::Broken => Asked::new(Answer::Unreachable, 0, took, b""),
                     }
                 };
                 raw::close(fd);
@@ -259,10 +331,10 @@ pub fn ask(
             }
         },
     };
-    if !answer.allows() {
-        explain(action, target, rule, answer, timeout_ms);
+    if !asked.answer.allows() {
+        explain(action, target, rule, asked.answer, timeout_ms);
     }
-    answer
+    asked
 }
 
 /// `guard: exec git push -f needs approval (rule git-force-push) but the broker is unreachable: denied`

@@ -36,7 +36,7 @@ pub struct Outcome {
     pub rule: Option<u32>,
     pub degraded: bool,
     /// How the ask was answered, once `resolve_ask` asked.
-    pub asked: Option<crate::ask::Answer>,
+    pub asked: Option<crate::ask::Asked>,
     /// A decision the library takes on its own, whatever the ruleset: (rule, reason).
     pub builtin: Option<(&'static str, &'static str)>,
 }
@@ -242,7 +242,7 @@ pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str)
         Decision::Ask => {
             reason_buf.push_trunc(b"approval: ");
             reason_buf.push_trunc(match o.asked {
-                Some(a) => a.as_str().as_bytes(),
+                Some(a) => a.answer.as_str().as_bytes(),
                 None => b"not asked (monitor mode)",
             });
             reason_buf.push_trunc(b": ");
@@ -282,6 +282,10 @@ pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str)
         reason,
         tags,
         dropped_before: dropped,
+        approval_id: o.asked.map(|a| a.id).unwrap_or(0),
+        approval_answer: o.asked.map(|a| a.answer.word()).unwrap_or(""),
+        approval_who: o.asked.as_ref().map(|a| a.who()).unwrap_or(""),
+        approval_latency_ms: o.asked.map(|a| a.latency_ms).unwrap_or(0),
     };
     let mut frame = [0u8; broker::FRAME_MAX];
     let sent = match encode_frame(&Message::Event(ev), &mut frame) {
@@ -315,7 +319,7 @@ pub fn explain_exec_denial(program: &[u8], o: &Outcome) {
     });
     if let Some(a) = o.asked {
         m.push_trunc(b" (needs approval: ");
-        m.push_trunc(a.as_str().as_bytes());
+        m.push_trunc(a.answer.as_str().as_bytes());
         m.push_trunc(b")");
     }
     m.push_trunc(b": ");
@@ -353,8 +357,9 @@ pub fn resolve_ask(o: &mut Outcome, action: &str, target: &[u8]) {
         raw::utf8_prefix(cwd.as_bytes()),
         rs.ask_timeout_ms(),
     );
+    let allows = a.answer.allows();
     o.asked = Some(a);
-    if a.allows() {
+    if allows {
         o.effective = Decision::Allow;
     }
 }

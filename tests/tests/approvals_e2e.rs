@@ -83,6 +83,38 @@ fn agents(s: &Session, stem: &str) -> Vec<(&'static str, Vec<String>, String)> {
     .collect()
 }
 
+/// The `approval` objects of the last session's events, read once from the JSON Lines file and
+/// once through the SQLite index (a filter sends `guardctl log` there); both must agree.
+fn last_approvals(s: &Session) -> Vec<serde_json::Value> {
+    let log = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let out = s
+            .guardctl()
+            .args(["log", "--last", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v.get("approval").cloned())
+            .collect()
+    };
+    let from_file = log(&[]);
+    let mut indexed = log(&["--rule", "ask-touch"]);
+    indexed.extend(log(&["--rule", "ask-drafts"]));
+    let mut a: Vec<String> = from_file.iter().map(|v| v.to_string()).collect();
+    let mut b: Vec<String> = indexed.iter().map(|v| v.to_string()).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b, "JSON Lines and SQLite disagree");
+    from_file
+}
+
 fn which(prog: &str) -> bool {
     std::process::Command::new("sh")
         .args(["-c", &format!("command -v {prog} >/dev/null")])
@@ -108,6 +140,8 @@ fn approve_from_outside_lets_the_call_proceed_and_deny_fails_it() {
             ] {
                 assert!(!ask[k].is_null(), "{name}: pending lacks {k}: {ask}");
             }
+            // The recorded latency must cover at least this wait.
+            std::thread::sleep(Duration::from_millis(200));
             let out = s.answer(verb, id_of(ask));
             assert!(
                 out.status.success(),
@@ -127,6 +161,25 @@ fn approve_from_outside_lets_the_call_proceed_and_deny_fails_it() {
                 assert!(e.contains("denied by a human"), "{name}: {e}");
                 assert!(!std::path::Path::new(&file).exists(), "{name}");
             }
+            let want = if verb == "approve" {
+                "approved"
+            } else {
+                "denied"
+            };
+            let approvals = last_approvals(&s);
+            let a = approvals
+                .iter()
+                .find(|a| a["id"].as_u64() == Some(id_of(ask)))
+                .unwrap_or_else(|| panic!("{name}: no event for ask {}: {approvals:?}", ask["id"]));
+            assert_eq!(a["answer"], want, "{name}: {a}");
+            assert!(
+                a["who"].as_str().is_some_and(|w| !w.is_empty()),
+                "{name}: {a}"
+            );
+            assert!(
+                a["latency_ms"].as_u64().is_some_and(|l| l >= 200),
+                "{name}: {a}"
+            );
         }
     }
 }
@@ -142,6 +195,17 @@ fn an_unanswered_ask_is_denied_after_the_policy_timeout() {
         assert!(e.contains("no answer within 400 ms, denied"), "{name}: {e}");
         assert!(t.elapsed() < Duration::from_secs(20), "{name}");
         assert!(!std::path::Path::new(&file).exists(), "{name}");
+        let approvals = last_approvals(&s);
+        assert!(!approvals.is_empty(), "{name}: no approval recorded");
+        for a in &approvals {
+            assert_eq!(a["answer"], "timeout", "{name}: {a}");
+            assert_eq!(a["who"], "timeout", "{name}: {a}");
+            // The wait starts before the connect; the latency after it, so allow the connect.
+            assert!(
+                a["latency_ms"].as_u64().is_some_and(|l| l >= 300),
+                "{name}: {a}"
+            );
+        }
     }
     assert!(s.pending().is_empty());
 }

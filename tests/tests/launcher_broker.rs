@@ -100,6 +100,10 @@ fn event<'a>(
         reason: "test reason",
         tags: "OWASP-LLM06,ATLAS-AML.T0055",
         dropped_before: dropped,
+        approval_id: 0,
+        approval_answer: "",
+        approval_who: "",
+        approval_latency_ms: 0,
     }
 }
 

@@ -39,6 +39,22 @@ pub struct AuditEvent {
     pub enforce_decision: Option<String>,
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_before: u64,
+    /// Present on events that concluded an ask.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// How an ask was answered, as the asking process saw it.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// The broker's ask id; 0 when the broker never replied (timeout, unreachable).
+    pub id: u64,
+    /// `approved`, `denied`, `timeout` or `unreachable`.
+    pub answer: String,
+    /// Who answered (`guardctl pid N`, `remembered`, `timeout`, ...).
+    pub who: String,
+    /// From sending the request to the reply (or giving up), measured by the asking process.
+    pub latency_ms: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -82,6 +98,12 @@ impl AuditEvent {
             tags,
             enforce_decision,
             dropped_before: ev.dropped_before,
+            approval: (!ev.approval_answer.is_empty()).then(|| Approval {
+                id: ev.approval_id,
+                answer: ev.approval_answer.to_string(),
+                who: ev.approval_who.to_string(),
+                latency_ms: ev.approval_latency_ms,
+            }),
         }
     }
 }
@@ -314,6 +336,10 @@ mod tests {
             reason: "",
             tags: "A, B,,",
             dropped_before: 3,
+            approval_id: 0,
+            approval_answer: "",
+            approval_who: "",
+            approval_latency_ms: 0,
         };
         let info = SessionInfo {
             session: "real".into(),
@@ -336,5 +362,18 @@ mod tests {
         };
         let json = serde_json::to_value(AuditEvent::from_wire(&same, &info, UNIX_EPOCH)).unwrap();
         assert!(json.get("enforce_decision").is_none() && json.get("dropped_before").is_none());
+        assert!(json.get("approval").is_none());
+        let asked = wire::Event {
+            approval_id: 12,
+            approval_answer: "denied",
+            approval_who: "guardctl pid 5",
+            approval_latency_ms: 321,
+            ..ev
+        };
+        let json = serde_json::to_value(AuditEvent::from_wire(&asked, &info, UNIX_EPOCH)).unwrap();
+        assert_eq!(
+            json["approval"],
+            serde_json::json!({"id": 12, "answer": "denied", "who": "guardctl pid 5", "latency_ms": 321})
+        );
     }
 }

@@ -449,6 +449,10 @@ mod tests {
                 reason: "",
                 tags: "",
                 dropped_before: 0,
+                approval_id: 0,
+                approval_answer: "",
+                approval_who: "",
+                approval_latency_ms: 0,
             };
             let n = wire::encode_frame(&Message::Event(ev), &mut buf).unwrap();
             client.write_all(&buf[..n]).unwrap();

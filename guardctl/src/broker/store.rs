@@ -179,6 +179,7 @@ mod tests {
             tags: vec!["T".into()],
             enforce_decision: None,
             dropped_before: 0,
+            approval: None,
         }
     }
 

@@ -176,6 +176,7 @@ mod tests {
             tags: vec![],
             enforce_decision: None,
             dropped_before: 0,
+            approval: None,
         }
     }
 

@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS events (
     tags             TEXT NOT NULL,
     dropped_before   INTEGER NOT NULL,
     hash             TEXT NOT NULL,
+    approval_id         INTEGER,
+    approval_answer     TEXT,
+    approval_who        TEXT,
+    approval_latency_ms INTEGER,
     UNIQUE (session, seq)
 );
 CREATE INDEX IF NOT EXISTS events_session  ON events (session, seq);
@@ -51,6 +55,37 @@ CREATE TABLE IF NOT EXISTS sessions (
     client_dropped INTEGER NOT NULL
 );
 ";
+
+/// Columns added after the first release (nullable, so the change is additive): added to
+/// databases created before them when a broker opens one.
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("approval_id", "INTEGER"),
+    ("approval_answer", "TEXT"),
+    ("approval_who", "TEXT"),
+    ("approval_latency_ms", "INTEGER"),
+];
+
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    let mut have = Vec::new();
+    {
+        let mut st = conn.prepare("SELECT name FROM pragma_table_info('events')")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            have.push(r?);
+        }
+    }
+    for (name, ty) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            match conn.execute_batch(&format!("ALTER TABLE events ADD COLUMN {name} {ty}")) {
+                Ok(()) => {}
+                // Another broker sharing the file added it between our check and our ALTER.
+                Err(e) if e.to_string().contains("duplicate column") => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
 
 pub struct Db {
     conn: Connection,
@@ -79,6 +114,7 @@ impl Db {
     pub fn open(path: &Path, session: &str) -> rusqlite::Result<Db> {
         let conn = connect(path)?;
         conn.execute_batch(SCHEMA)?;
+        add_missing_columns(&conn)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             params![SCHEMA_VERSION.to_string()],
@@ -101,8 +137,10 @@ impl Db {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO events (session, seq, ts, ts_ms, agent, model, host, pid, ppid,
                  exe, runtime, cwd, action, target, decision, enforce_decision, rule, reason, tags,
-                 dropped_before, hash)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+                 dropped_before, hash, approval_id, approval_answer, approval_who,
+                 approval_latency_ms)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,
+                 ?22,?23,?24,?25)",
             )?;
             // Events that failed to serialise have no row; they are skipped in both.
             for (ev, (seq, hash)) in events.iter().zip(rows) {
@@ -129,6 +167,10 @@ impl Db {
                     tags,
                     ev.dropped_before as i64,
                     hash,
+                    ev.approval.as_ref().map(|a| a.id as i64),
+                    ev.approval.as_ref().map(|a| a.answer.as_str()),
+                    ev.approval.as_ref().map(|a| a.who.as_str()),
+                    ev.approval.as_ref().map(|a| a.latency_ms as i64),
                 ])?;
             }
             if let Some((seq, hash)) = rows.last() {
@@ -157,5 +199,46 @@ impl Db {
             }
         }
         tx.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_the_approval_columns_gains_them_on_open() {
+        let dir = std::env::temp_dir().join(format!("guard-sqlite-alter-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("audit.db");
+        let old: String = SCHEMA
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("approval_"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cols = |c: &Connection| -> Vec<String> {
+            let mut st = c
+                .prepare("SELECT name FROM pragma_table_info('events')")
+                .unwrap();
+            st.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        {
+            let c = connect(&path).unwrap();
+            c.execute_batch(&old).unwrap();
+            assert!(!cols(&c).iter().any(|n| n.starts_with("approval_")));
+        }
+        // Twice: the second open finds them present and must not fail.
+        for _ in 0..2 {
+            let db = Db::open(&path, "s").unwrap();
+            let have = cols(&db.conn);
+            for (name, _) in ADDED_COLUMNS {
+                assert!(have.iter().any(|h| h == name), "{name} missing: {have:?}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
