@@ -9,7 +9,7 @@ use approvals_support::{Session, finish, id_of};
 use guard_e2e::guardctl_path;
 use std::time::{Duration, Instant};
 
-/// Speaks the wire protocol by hand: Hello(Control), then ControlRequest{approve, id}.
+/// Speaks the wire protocol by hand (frame version from argv[2]): Hello(Control), then ControlRequest{approve, id}.
 /// postcard: enum variants and lengths are varints; u64 is a varint; bool one byte.
 const PY_RAW_CLIENT: &str = r#"
 import os, socket, struct, sys
@@ -20,7 +20,7 @@ def varint(n):
         if n: out += bytes([b | 0x80])
         else: return out + bytes([b])
 def frame(body):
-    body = b"\x01" + body
+    body = bytes([int(sys.argv[2])]) + body
     return struct.pack("<I", len(body)) + body
 ident = int(sys.argv[1])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -52,13 +52,14 @@ fn the_agent_cannot_approve_its_own_ask() {
          (setsid sh -c '{g} approve '$ID' > dbl.out 2>&1; echo dbl=$? >> dbl.out' &); \
          sleep 1; cat dbl.out; \
          env -i GUARD_STATE_DIR={st} {g} approve $ID; echo envi=$?; \
-         GUARD_SOCKET_COPY=$GUARD_SOCKET python3 -c '{py}' $ID; \
+         GUARD_SOCKET_COPY=$GUARD_SOCKET python3 -c '{py}' $ID {ver}; \
          : > {done}; wait",
         f = s.ex("mine"),
         id = idfile.display(),
         g = g.display(),
         st = st.display(),
         py = PY_RAW_CLIENT,
+        ver = guard_proto::wire::WIRE_VERSION,
         done = done.display(),
     );
     let child = s.spawn(&["bash", "-c", &script]);
