@@ -491,16 +491,19 @@ mod tests {
         assert_eq!(got[1], ("allow".into(), "remembered".into()));
     }
 
-    /// Random bytes, truncated frames, huge lengths, wrong versions and half-sent asks over a
-    /// live broker's socket: the broker keeps serving, and control requests from its own
-    /// process (the launcher) are refused.
-    #[test]
-    fn a_live_broker_survives_hostile_clients() {
+    /// A broker on a socket in a fresh scratch directory named after `tag` and this process:
+    /// (directory, socket path, broker).
+    fn live_broker(
+        tag: &str,
+    ) -> (
+        std::path::PathBuf,
+        std::path::PathBuf,
+        crate::broker::Broker,
+    ) {
         use crate::broker::Broker;
         use crate::broker::event::SessionInfo;
-        use std::io::Read;
         use std::os::unix::net::UnixListener;
-        let dir = std::env::temp_dir().join(format!("guard-ap-fuzz-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("b.sock");
@@ -512,6 +515,16 @@ mod tests {
             host: "h".into(),
         };
         let broker = Broker::start(UnixListener::bind(&sock).unwrap(), log, info).unwrap();
+        (dir, sock, broker)
+    }
+
+    /// Random bytes, truncated frames, huge lengths, wrong versions and half-sent asks over a
+    /// live broker's socket: the broker keeps serving, and control requests from its own
+    /// process (the launcher) are refused.
+    #[test]
+    fn a_live_broker_survives_hostile_clients() {
+        use std::io::Read;
+        let (dir, sock, broker) = live_broker("guard-ap-fuzz");
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         let mut rnd = move || {
             seed ^= seed << 13;
@@ -615,22 +628,8 @@ mod tests {
     #[test]
     #[ignore]
     fn ask_round_trip_latency() {
-        use crate::broker::Broker;
-        use crate::broker::event::SessionInfo;
         use std::io::Read;
-        use std::os::unix::net::UnixListener;
-        let dir = std::env::temp_dir().join(format!("guard-ap-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("b.sock");
-        let log = std::fs::File::create(dir.join("log.jsonl")).unwrap();
-        let info = SessionInfo {
-            session: "s".into(),
-            agent: "a".into(),
-            model: "m".into(),
-            host: "h".into(),
-        };
-        let broker = Broker::start(UnixListener::bind(&sock).unwrap(), log, info).unwrap();
+        let (dir, sock, broker) = live_broker("guard-ap-bench");
         let ap = broker.approvals();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop2 = stop.clone();
