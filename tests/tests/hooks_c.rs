@@ -120,6 +120,37 @@ fn relative_paths_symlinks_and_proc_aliases() {
     });
 }
 
+/// `fopen` for reading takes the open fast path (`openat2` without symlinks, then `fdopen`):
+/// the stream must behave exactly like libc's own, and a symlink still cannot lead to a denied
+/// file whatever the mode string says.
+#[test]
+fn fopen_read_modes() {
+    let env = Env::new("c-fopen");
+    std::fs::write(env.home().join("public/lines"), "first line\nsecond\n").unwrap();
+    std::os::unix::fs::symlink(env.home().join("secret/key"), env.home().join("public/fl"))
+        .unwrap();
+    for (vname, flags) in VARIANTS {
+        let bin = probe_build(vname, flags);
+        for (mode, cloexec) in [("r", 0), ("rb", 0), ("re", 1), ("rbe", 1), ("reb", 1)] {
+            let (o, _) = p(&env, &bin, &["fread", &env.h("public/lines"), mode]);
+            assert_eq!(
+                o.trim(),
+                format!("OK first line cloexec={cloexec}"),
+                "{vname} {mode}"
+            );
+            for target in [env.h("secret/key"), env.h("public/fl")] {
+                let (o, _) = p(&env, &bin, &["fread", &target, mode]);
+                assert_eq!(o.trim(), "ERR EACCES", "{vname} {mode} {target}");
+            }
+            let (o, _) = p(&env, &bin, &["fread", &env.h("public/missing"), mode]);
+            assert_eq!(o.trim(), "ERR ENOENT", "{vname} {mode} missing");
+        }
+    }
+    env.broker.wait_for("fopen through a symlink", |e| {
+        e.rule == "secret-files" && e.target == env.h("secret/key") && e.decision == "deny"
+    });
+}
+
 #[test]
 fn deletes_and_renames() {
     let env = Env::new("c-delete");
