@@ -299,3 +299,32 @@ fn secret_entropy_and_scan_scope_survive_the_file() {
     // No scope: nothing is inspected.
     assert!(!rs.in_secret_scope(b"/home/u/project/.env"));
 }
+
+#[test]
+fn path_only_file_verdicts_are_detected() {
+    let build = |rules| {
+        let mut spec = common::sample_spec();
+        spec.rules = rules;
+        write(&spec)
+    };
+    let plain = build(vec![rule("p", Decision::Deny, file(&["/w/**"], &[], 7))]);
+    let rs = Ruleset::load(&plain).unwrap_or_else(|e| panic!("{e}"));
+    assert!(rs.file_verdicts_are_path_only());
+    // `when.agent` is fixed for a process: still path-only.
+    let mut a = rule("agent", Decision::Ask, file(&["/w/**"], &[], 7));
+    a.when.agent = vec!["claude*".into()];
+    let bytes = build(vec![a]);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert!(rs.file_verdicts_are_path_only());
+    // `when.cwd` and `when.env` change within a process.
+    let mut c = rule("cwd", Decision::Audit, file(&["/w/**"], &[], 7));
+    c.when.cwd = vec!["/prod/**".into()];
+    let bytes = build(vec![c]);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rs.file_verdicts_are_path_only());
+    let mut e = rule("env", Decision::Audit, file(&["/w/**"], &[], 7));
+    e.when.env = vec![("STAGE".into(), "prod".into())];
+    let bytes = build(vec![e]);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rs.file_verdicts_are_path_only());
+}

@@ -70,6 +70,7 @@
 // C pointers unchanged.
 #![allow(clippy::missing_safety_doc, clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod allow_cache;
 pub mod ask;
 pub mod broker;
 pub mod dns;

@@ -278,7 +278,11 @@ pub fn fast_open(
     }
     let g = crate::state::Inside::enter()?;
     let mut cwd = PathBuf::new();
-    if p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD && !getcwd(&mut cwd) {
+    // The cwd names a relative path, and is an input of `when.cwd` rules (when the ruleset has
+    // any, `allow_cache::enabled` is false).
+    let needs_cwd =
+        (p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD) || !crate::allow_cache::enabled();
+    if needs_cwd && !getcwd(&mut cwd) {
         return None;
     }
     let mut lex = PathBuf::new();
@@ -290,21 +294,24 @@ pub fn fast_open(
     if crate::selfprotect::violation(&[(lex.as_bytes(), true)], access).is_some() {
         return None;
     }
-    let envl = crate::eval::CEnv(crate::state::environ_ptr());
-    let ctx = Context {
-        env: &envl,
-        cwd: cwd.as_bytes(),
-        agent: crate::state::cfg().agent.as_bytes(),
-    };
-    let o = crate::eval::evaluate(
-        &Action::File {
-            path: lex.as_bytes(),
-            access,
-        },
-        &ctx,
-    );
-    if o.enforce != Decision::Allow {
-        return None;
+    if !crate::allow_cache::allowed(lex.as_bytes(), access) {
+        let envl = crate::eval::CEnv(crate::state::environ_ptr());
+        let ctx = Context {
+            env: &envl,
+            cwd: cwd.as_bytes(),
+            agent: crate::state::cfg().agent.as_bytes(),
+        };
+        let o = crate::eval::evaluate(
+            &Action::File {
+                path: lex.as_bytes(),
+                access,
+            },
+            &ctx,
+        );
+        if o.enforce != Decision::Allow {
+            return None;
+        }
+        crate::allow_cache::remember(lex.as_bytes(), access);
     }
     // The open itself runs outside the library: a FIFO open may block, and hooks called from a
     // signal handler meanwhile must still be evaluated.

@@ -180,3 +180,42 @@ fn ask_fails_closed_when_the_broker_does_not_answer() {
         "{ev:?}"
     );
 }
+
+/// A `when.cwd` rule makes the same path's verdict depend on the current directory, for relative
+/// and absolute names alike: the library's per-process memo of allowed accesses must not answer
+/// for it (it turns itself off for such rulesets), the fast open path must pass the cwd for
+/// absolute names too, and with a path-only policy the memo must never blur two names.
+#[test]
+fn verdicts_follow_the_cwd_within_one_process() {
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nid = \"prod-config\"\non = \"file\"\npaths = [\"**/app.conf\"]\n\
+         decision = \"deny\"\nreason = \"production config\"\nwhen = {{ cwd = [\"~/prod/**\", \"~/prod\"] }}\n\
+         examples = {{ match = [\"~/prod/app.conf\"] }}\n"
+    );
+    let env = Env::with_policy("pol-cwd-memo", &policy);
+    for d in ["dev", "prod"] {
+        std::fs::create_dir_all(env.home().join(d)).unwrap();
+        std::fs::write(env.home().join(d).join("app.conf"), "x\n").unwrap();
+    }
+    // Same relative name: dev's file (allowed), then prod's file from prod (denied).
+    let mut c = env.cmd(probe());
+    c.current_dir(env.home().join("dev"));
+    c.args(["reopen", "app.conf", &env.h("prod")]);
+    assert_eq!(out(c).0.trim(), "first=OK second=EACCES");
+    // Same absolute name, first from dev (allowed), then from prod (denied by the cwd rule).
+    let mut c = env.cmd(probe());
+    c.current_dir(env.home().join("dev"));
+    c.args(["reopen", &env.h("dev/app.conf"), &env.h("prod")]);
+    assert_eq!(out(c).0.trim(), "first=OK second=EACCES");
+    // The path-only test policy (memo on): a second, different name is judged on its own.
+    let env = Env::new("pol-memo");
+    std::fs::write(env.home().join("public/k"), "x\n").unwrap();
+    let mut c = env.cmd(probe());
+    c.current_dir(env.home().join("public"));
+    c.args(["reopen", "k", &env.h("secret")]);
+    assert_eq!(out(c).0.trim(), "first=OK second=EACCES");
+    let mut c = env.cmd(probe());
+    c.current_dir(env.home().join("public"));
+    c.args(["reopen", "key", &env.h("secret")]);
+    assert_eq!(out(c).0.trim(), "first=ENOENT second=EACCES");
+}

@@ -644,6 +644,22 @@ impl<'a> Ruleset<'a> {
         Decision::from_u8(rd_u8(self.meta(), META_DEFAULT)).unwrap_or(Decision::Allow)
     }
 
+    /// Whether a file verdict depends only on (path, access) for one process: no file rule has
+    /// a `when` on the environment or the current directory (the agent is fixed per process).
+    /// Callers may then memoise file verdicts per process.
+    pub fn file_verdicts_are_path_only(&self) -> bool {
+        (0..self.count(SEC_RULES)).all(|i| {
+            let rec = self.rec(SEC_RULES, i);
+            rd_u8(rec, RULE_KIND) != KIND_FILE
+                || (Self::slot_len(rec, SLOT_WHEN_ENV) == 0
+                    && Self::slot_len(rec, SLOT_WHEN_CWD) == 0)
+        })
+    }
+
+    fn slot_len(rec: &[u8], slot: usize) -> usize {
+        Self::range(rec, RULE_RANGES + slot * 8).1
+    }
+
     /// `mode = "monitor"`: record what enforce would do, never block.
     pub fn monitor_mode(&self) -> bool {
         rd_u8(self.meta(), META_MODE) == 1

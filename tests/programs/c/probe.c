@@ -71,6 +71,16 @@ int main(int argc, char **argv) {
     } else if (!strcmp(op, "fopen")) {
         FILE *f = fopen(a, b ? b : "r");
         return result(f != NULL);
+    } else if (!strcmp(op, "reopen")) {
+        /* The same relative name opened twice, in two directories: a decision memo must never
+         * carry the first verdict over to the second name. */
+        int first = open(a, O_RDONLY);
+        const char *r1 = first >= 0 ? "OK" : ename(errno);
+        if (chdir(b) != 0)
+            return result(0);
+        int second = open(a, O_RDONLY);
+        printf("first=%s second=%s\n", r1, second >= 0 ? "OK" : ename(errno));
+        return 0;
     } else if (!strcmp(op, "fread")) {
         /* fopen with a mode, then what the stream really gives: the first line and whether the
          * descriptor is close-on-exec. */

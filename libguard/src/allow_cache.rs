@@ -1,0 +1,208 @@
+//! A per-process memo of the file accesses the policy allows, for the open fast path.
+//!
+//! Evaluating a path against the default policy costs a few thousand instructions (hash lookups
+//! for every ancestor directory, then the candidate rules' globs); programs open the same files
+//! again and again (module resolution, headers, config files). When every file verdict of the
+//! loaded ruleset depends only on (path, access) — no file rule has a `when` on the cwd or the
+//! environment, which can change within a process — an `allow` verdict is remembered here and
+//! the next identical access skips the evaluation.
+//!
+//! Only `allow` is memoised, and only the *lexical verdict*: everything else the fast path does
+//! (self-protection, `openat2` without symlinks, content detection after the open) still runs on
+//! every call. A miss is always safe: the caller evaluates as if the memo did not exist.
+//!
+//! Rules for code in the library hold: no allocation (a fixed table in `.bss`), no lock (each
+//! slot is a seqlock whose writer only ever *tries* to take it, so a signal handler or a thread
+//! racing a writer just misses), fork-safe (a child inherits valid entries; a slot a fork caught
+//! mid-write stays odd and is never read or written again), and the full key is compared, so a
+//! hash collision can only cost a miss, never allow a different path.
+
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use guard_proto::FileAccess;
+
+/// Paths up to this many bytes are memoised (longer ones are always evaluated).
+const KEY_WORDS: usize = 32;
+const KEY_MAX: usize = KEY_WORDS * 8;
+const SLOTS: usize = 512;
+
+struct Slot {
+    /// Even: stable; odd: being written. Bumped by 2 per write.
+    seq: AtomicU32,
+    /// `len | access << 16`; 0 = empty.
+    tag: AtomicU32,
+    words: [AtomicU64; KEY_WORDS],
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_WORD: AtomicU64 = AtomicU64::new(0);
+#[allow(clippy::declare_interior_mutable_const)]
+const EMPTY_SLOT: Slot = Slot {
+    seq: AtomicU32::new(0),
+    tag: AtomicU32::new(0),
+    words: [EMPTY_WORD; KEY_WORDS],
+};
+static TABLE: [Slot; SLOTS] = [EMPTY_SLOT; SLOTS];
+
+const UNKNOWN: u8 = 0;
+const ON: u8 = 1;
+const OFF: u8 = 2;
+static ENABLED: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Whether file verdicts depend only on (path, access) in this process (see the module doc):
+/// when false, evaluating a file access needs the current directory and the environment.
+pub fn enabled() -> bool {
+    match ENABLED.load(Ordering::Relaxed) {
+        ON => true,
+        OFF => false,
+        _ => {
+            // Idempotent: racing threads compute the same answer from the same mapped ruleset.
+            let on = crate::state::ruleset().is_some_and(|rs| rs.file_verdicts_are_path_only());
+            ENABLED.store(if on { ON } else { OFF }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// The key: the path packed into words (zero-padded), its tag and its slot.
+struct Key {
+    words: [u64; KEY_WORDS],
+    n: usize,
+    tag: u32,
+    slot: usize,
+}
+
+fn key(path: &[u8], access: FileAccess) -> Option<Key> {
+    if path.is_empty() || path.len() > KEY_MAX {
+        return None;
+    }
+    let mut words = [0u64; KEY_WORDS];
+    let n = path.len().div_ceil(8);
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64;
+    for (i, chunk) in path.chunks(8).enumerate() {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        let w = u64::from_le_bytes(b);
+        words[i] = w;
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    }
+    let tag = path.len() as u32 | (access.bit() as u32) << 16;
+    let slot = (h ^ (h >> 32)) as usize % SLOTS;
+    Some(Key {
+        words,
+        n,
+        tag,
+        slot,
+    })
+}
+
+/// True when `(path, access)` was recorded as allowed in this process.
+pub fn allowed(path: &[u8], access: FileAccess) -> bool {
+    if !enabled() {
+        return false;
+    }
+    let Some(k) = key(path, access) else {
+        return false;
+    };
+    let s = &TABLE[k.slot];
+    let before = s.seq.load(Ordering::Acquire);
+    if before & 1 != 0 || s.tag.load(Ordering::Relaxed) != k.tag {
+        return false;
+    }
+    let same = (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == k.words[i]);
+    fence(Ordering::Acquire);
+    same && s.seq.load(Ordering::Relaxed) == before
+}
+
+/// Records that `(path, access)` is allowed. Gives up silently when the slot is being written.
+pub fn remember(path: &[u8], access: FileAccess) {
+    if !enabled() {
+        return;
+    }
+    let Some(k) = key(path, access) else {
+        return;
+    };
+    let s = &TABLE[k.slot];
+    let cur = s.seq.load(Ordering::Relaxed);
+    if cur & 1 != 0
+        || s.seq
+            .compare_exchange(
+                cur,
+                cur.wrapping_add(1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+    {
+        return;
+    }
+    fence(Ordering::Release);
+    s.tag.store(k.tag, Ordering::Relaxed);
+    for i in 0..KEY_WORDS {
+        // Words past the key are zeroed so that a stale longer key cannot be half-compared.
+        s.words[i].store(if i < k.n { k.words[i] } else { 0 }, Ordering::Relaxed);
+    }
+    s.seq.store(cur.wrapping_add(2), Ordering::Release);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn force_on() {
+        ENABLED.store(ON, Ordering::Relaxed);
+    }
+
+    /// One test: the table is process-wide and parallel tests would evict each other's keys.
+    #[test]
+    fn memo_behaviour() {
+        force_on();
+        remembers_exact_path_and_access_only();
+        a_colliding_key_evicts_and_never_aliases();
+        a_slot_left_mid_write_is_skipped();
+    }
+
+    fn remembers_exact_path_and_access_only() {
+        let p = b"/home/u/project/src/main.rs";
+        assert!(!allowed(p, FileAccess::Read));
+        remember(p, FileAccess::Read);
+        assert!(allowed(p, FileAccess::Read));
+        assert!(!allowed(p, FileAccess::Write));
+        assert!(!allowed(b"/home/u/project/src/main.r", FileAccess::Read));
+        assert!(!allowed(b"/home/u/project/src/main.rs2", FileAccess::Read));
+        // Too long to memoise: never reported as allowed.
+        let long = [b'a'; KEY_MAX + 1];
+        remember(&long, FileAccess::Read);
+        assert!(!allowed(&long, FileAccess::Read));
+    }
+
+    fn a_colliding_key_evicts_and_never_aliases() {
+        // Fill far more keys than slots: every lookup is either a true hit or a miss.
+        let mut names = Vec::new();
+        for i in 0..(SLOTS * 4) {
+            names.push(format!("/t/{i}/f"));
+        }
+        for n in &names {
+            remember(n.as_bytes(), FileAccess::Read);
+        }
+        for n in &names {
+            let other = format!("{n}x");
+            assert!(!allowed(other.as_bytes(), FileAccess::Read));
+        }
+        let last = names.last().map(String::as_bytes).unwrap_or(b"");
+        assert!(allowed(last, FileAccess::Read));
+    }
+
+    fn a_slot_left_mid_write_is_skipped() {
+        let p = b"/stuck/slot";
+        remember(p, FileAccess::Read);
+        let Some(k) = key(p, FileAccess::Read) else {
+            panic!("key")
+        };
+        // As if a fork had caught a writer: the slot stays odd, readers and writers skip it.
+        TABLE[k.slot].seq.fetch_add(1, Ordering::AcqRel);
+        assert!(!allowed(p, FileAccess::Read));
+        remember(p, FileAccess::Read);
+        assert!(!allowed(p, FileAccess::Read));
+        TABLE[k.slot].seq.fetch_add(1, Ordering::AcqRel);
+    }
+}
