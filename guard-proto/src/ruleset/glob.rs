@@ -14,17 +14,43 @@ pub fn glob_match(pat: &[u8], text: &[u8], path_mode: bool, fold: bool) -> bool 
     // `**/P` with `P` one component (the usual "a file named X anywhere"): `P` can only match
     // the last component, so match it there instead of retrying at every component start.
     // (Plain loops: the strings are short, and a SIMD search's setup costs more than it saves.)
-    if path_mode
-        && let Some(p) = pat.strip_prefix(b"**/")
-        && is_one_component(p)
-    {
-        let base = match text.iter().rposition(|&b| b == b'/') {
-            Some(i) => &text[i + 1..],
-            None => text,
-        };
-        return match_from(p, base, path_mode, fold);
+    if path_mode && let Some(p) = pat.strip_prefix(b"**/") {
+        if is_one_component(p) {
+            let base = match text.iter().rposition(|&b| b == b'/') {
+                Some(i) => &text[i + 1..],
+                None => text,
+            };
+            // `*.ext` (a star, then literal text): a suffix test.
+            if let Some(lit) = p.strip_prefix(b"*")
+                && is_literal(lit)
+            {
+                return base.len() >= lit.len() && same(&base[base.len() - lit.len()..], lit, fold);
+            }
+            return match_from(p, base, path_mode, fold);
+        }
+        // `**/name/**` (a directory named `name` anywhere, the path itself included): some
+        // component equals `name`.
+        if let Some(name) = p.strip_suffix(b"/**")
+            && !name.is_empty()
+            && is_literal(name)
+        {
+            return text.split(|&b| b == b'/').any(|c| same(c, name, fold));
+        }
     }
     match_from(pat, text, path_mode, fold)
+}
+
+/// No glob syntax and no `/`: the pattern is plain text within one component.
+fn is_literal(p: &[u8]) -> bool {
+    !p.iter().any(|&b| b == b'/' || is_meta(b))
+}
+
+fn same(a: &[u8], b: &[u8], fold: bool) -> bool {
+    if fold {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a == b
+    }
 }
 
 fn match_from(pat: &[u8], text: &[u8], path_mode: bool, fold: bool) -> bool {
@@ -409,27 +435,51 @@ mod tests {
             "**/\\*x",
             "**/a*b*c",
             "**/",
+            "**/*.e",
+            "**/*ab",
+            "**/a/**",
+            "**/ab/**",
+            "**/.e/**",
+            "**/a*/**",
+            "**/a/b/**",
+            "**/a/**/b",
         ];
-        let alphabet = b"ab./*x.ecn";
+        // Texts are random paths over components that hit and nearly hit the patterns.
+        let parts: [&[u8]; 16] = [
+            b"a", b"b", b"ab", b"AB", b".env", b".ENV.x", b".envrc", b"x.pem", b"id_rsa", b".e",
+            b"a.E", b"*x", b"", b"abc", b"axbyc", b"q",
+        ];
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for pat in pats {
-            for _ in 0..4000 {
+            let mut hits = 0;
+            for _ in 0..20000 {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                let len = (seed % 12) as usize;
-                let text: Vec<u8> = (0..len)
-                    .map(|i| alphabet[((seed >> (i * 5)) % alphabet.len() as u64) as usize])
-                    .collect();
+                let n = (seed % 5) as usize;
+                let mut text: Vec<u8> = Vec::new();
+                if seed & (1 << 60) != 0 {
+                    text.push(b'/');
+                }
+                for i in 0..n {
+                    if i > 0 {
+                        text.push(b'/');
+                    }
+                    text.extend_from_slice(parts[((seed >> (8 + i * 4)) & 15) as usize]);
+                }
                 for fold in [false, true] {
+                    let fast = glob_match(pat.as_bytes(), &text, true, fold);
                     assert_eq!(
-                        glob_match(pat.as_bytes(), &text, true, fold),
+                        fast,
                         match_from(pat.as_bytes(), &text, true, fold),
                         "{pat} on {:?}",
                         String::from_utf8_lossy(&text)
                     );
+                    hits += usize::from(fast);
                 }
             }
+            // The generated texts must exercise the matching side too, not only mismatches.
+            assert!(hits > 0, "{pat} never matched");
         }
     }
 
