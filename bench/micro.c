@@ -1,5 +1,7 @@
 /* Hot-path micro-benchmarks, run bare and under the guard by bench/run.sh.
  * Usage: micro open|fopen|read|readseq ITERATIONS PATH
+ *        micro openmany ITERATIONS DIR   (open+close of DIR/f0 .. DIR/f4095 in turn: every open
+ *                                          names a different file, so no per-path memo helps)
  * Prints nanoseconds per operation, wall-clock and CPU time of the process (user + system),
  * each the best of 5 rounds: on a shared machine the CPU time is the steadier measure. */
 #define _GNU_SOURCE
@@ -19,7 +21,7 @@ static double clock_ns(clockid_t c) {
 
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: micro open|fopen|read|readseq ITERATIONS PATH\n");
+        fprintf(stderr, "usage: micro open|fopen|read|readseq|openmany ITERATIONS PATH\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -42,6 +44,14 @@ int main(int argc, char **argv) {
             for (long i = 0; i < n; i++) {
                 int fd = open(path, O_RDONLY);
                 if (fd < 0) { perror("open"); return 1; }
+                close(fd);
+            }
+        } else if (strcmp(argv[1], "openmany") == 0) {
+            char name[4096];
+            for (long i = 0; i < n; i++) {
+                snprintf(name, sizeof name, "%s/f%ld", path, i & 4095);
+                int fd = open(name, O_RDONLY);
+                if (fd < 0) { perror(name); return 1; }
                 close(fd);
             }
         } else if (strcmp(argv[1], "fopen") == 0) {

@@ -30,6 +30,12 @@ cc -O2 -o "$WORK/micro" bench/micro.c
 # The real interpreter: a version-manager shim (pyenv) is a shell script that would be timed too.
 PY=$(python3 -c 'import sys; print(sys.executable)')
 head -c 65536 /dev/urandom > "$HOME/project/data.bin"
+# Outside the secret-content scope (HOME and the workspace), and 4,096 distinct files in and out
+# of it for opens that never repeat a path.
+OUT=$WORK/outside
+mkdir -p "$OUT/many" "$HOME/project/many"
+head -c 65536 /dev/urandom > "$OUT/data.bin"
+for i in $(seq 0 4095); do : > "$OUT/many/f$i"; : > "$HOME/project/many/f$i"; done
 
 # A repository of 10,000 files for `git status`.
 REPO=$HOME/project/repo
@@ -70,6 +76,10 @@ echo "|---|---|---|---|---|---|---|---|"
 row "open+close, allowed absolute path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
 row "open+close, allowed relative path" ns "$WORK/micro" open $OPS_OPEN data.bin
 row "fopen+fclose, allowed absolute path" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, 4,096 different files" ns "$WORK/micro" openmany $OPS_OPEN "$HOME/project/many"
+row "open+close, outside the secret scope" ns "$WORK/micro" open $OPS_OPEN "$OUT/data.bin"
+row "fopen+fclose, outside the secret scope" ns "$WORK/micro" fopen $OPS_OPEN "$OUT/data.bin"
+row "open+close, 4,096 different files outside the scope" ns "$WORK/micro" openmany $OPS_OPEN "$OUT/many"
 row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
 row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
 row "exec /bin/true" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS /bin/true
