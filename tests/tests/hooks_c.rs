@@ -371,3 +371,36 @@ fn connect_is_gated() {
     );
     assert!(e.target.contains("127.0.0.1:9"), "{e:?}");
 }
+
+/// Datagrams with a destination and TCP Fast Open reach an address without `connect`: the
+/// same rules apply (a batch with one forbidden destination sends nothing).
+#[test]
+fn sends_with_a_destination_are_gated_like_connect() {
+    let env = Env::new("c-sendto");
+    let bin = probe(0);
+    for op in [
+        "udp-sendto",
+        "udp-sendmsg",
+        "udp-sendmmsg",
+        "udp-syscall",
+        "tcp-fastopen",
+    ] {
+        let (o, _) = p(&env, &bin, &[op, "127.0.0.1", "9"]);
+        assert_eq!(o.trim(), "ERR EACCES", "{op} to a denied port");
+    }
+    for op in ["udp-sendto", "udp-sendmsg", "udp-syscall"] {
+        let (o, _) = p(&env, &bin, &[op, "127.0.0.1", "10"]);
+        assert_eq!(o.trim(), "OK", "{op} to an allowed port");
+    }
+    // Fast Open to an allowed port reaches the kernel (nothing listens: refused, or the data
+    // is queued for a connection that fails later; either way not EACCES).
+    let (o, _) = p(&env, &bin, &["tcp-fastopen", "127.0.0.1", "10"]);
+    assert_ne!(o.trim(), "ERR EACCES");
+    let e = env.broker.wait_for("sendto deny", |e| {
+        e.action == "connect" && e.target.contains("127.0.0.1:9")
+    });
+    assert_eq!(
+        (e.decision.as_str(), e.rule.as_str()),
+        ("deny", "no-discard-port")
+    );
+}

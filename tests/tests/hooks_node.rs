@@ -89,4 +89,9 @@ fn node_net_connect() {
     env.broker.wait_for("node connect", |e| {
         e.action == "connect" && e.runtime == "node"
     });
+    // dgram sends (libuv's sendmsg/sendmmsg with a destination) are judged like connects.
+    let (o, _) = node(&env, &[], &["udp-send", "127.0.0.1", "9"]).unwrap();
+    assert_eq!(o.trim(), "ERR EACCES");
+    let (o, _) = node(&env, &[], &["udp-send", "127.0.0.1", "10"]).unwrap();
+    assert_eq!(o.trim(), "OK");
 }

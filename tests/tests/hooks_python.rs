@@ -105,4 +105,9 @@ fn python_connect() {
     env.broker.wait_for("python connect", |e| {
         e.action == "connect" && e.runtime == "python"
     });
+    // A datagram to a denied address is refused like a connect.
+    let (o, _) = py(&env, &["udp-sendto", "127.0.0.1", "9"]);
+    assert_eq!(o.trim(), "ERR PermissionError 13");
+    let (o, _) = py(&env, &["udp-sendto", "127.0.0.1", "10"]);
+    assert_eq!(o.trim(), "OK");
 }

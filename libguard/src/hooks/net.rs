@@ -1,5 +1,8 @@
-//! Network hooks: `connect` for AF_INET/AF_INET6 (Unix sockets are local IPC and pass), and
-//! `getaddrinfo`, which feeds the address→name table so connect rules can match host names.
+//! Network hooks: `connect` for AF_INET/AF_INET6 (Unix sockets are local IPC and pass); the
+//! other ways to reach an address without `connect` (`sendto`/`sendmsg`/`sendmmsg` with a
+//! destination: UDP datagrams, and TCP Fast Open's `MSG_FASTOPEN`, which connects implicitly),
+//! judged as connects to that address; and the resolvers (`getaddrinfo`, `gethostbyname*`),
+//! which feed the address→name table so connect rules can match host names.
 
 use super::Real;
 use crate::eval::connect_denied;
@@ -10,6 +13,35 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use libc::{addrinfo, sockaddr, socklen_t};
 
 type ConnectFn = unsafe extern "C" fn(c_int, *const sockaddr, socklen_t) -> c_int;
+type SendtoFn = unsafe extern "C" fn(
+    c_int,
+    *const libc::c_void,
+    libc::size_t,
+    c_int,
+    *const sockaddr,
+    socklen_t,
+) -> libc::ssize_t;
+type SendmsgFn = unsafe extern "C" fn(c_int, *const libc::msghdr, c_int) -> libc::ssize_t;
+type SendmmsgFn = unsafe extern "C" fn(c_int, *mut libc::mmsghdr, libc::c_uint, c_int) -> c_int;
+type GhbnFn = unsafe extern "C" fn(*const c_char) -> *mut libc::hostent;
+type Ghbn2Fn = unsafe extern "C" fn(*const c_char, c_int) -> *mut libc::hostent;
+type GhbnRFn = unsafe extern "C" fn(
+    *const c_char,
+    *mut libc::hostent,
+    *mut c_char,
+    libc::size_t,
+    *mut *mut libc::hostent,
+    *mut c_int,
+) -> c_int;
+type Ghbn2RFn = unsafe extern "C" fn(
+    *const c_char,
+    c_int,
+    *mut libc::hostent,
+    *mut c_char,
+    libc::size_t,
+    *mut *mut libc::hostent,
+    *mut c_int,
+) -> c_int;
 type GaiFn = unsafe extern "C" fn(
     *const c_char,
     *const c_char,
@@ -19,10 +51,24 @@ type GaiFn = unsafe extern "C" fn(
 
 static CONNECT: Real<ConnectFn> = Real::new(c"connect");
 static GETADDRINFO: Real<GaiFn> = Real::new(c"getaddrinfo");
+static SENDTO: Real<SendtoFn> = Real::new(c"sendto");
+static SENDMSG: Real<SendmsgFn> = Real::new(c"sendmsg");
+static SENDMMSG: Real<SendmmsgFn> = Real::new(c"sendmmsg");
+static GETHOSTBYNAME: Real<GhbnFn> = Real::new(c"gethostbyname");
+static GETHOSTBYNAME2: Real<Ghbn2Fn> = Real::new(c"gethostbyname2");
+static GETHOSTBYNAME_R: Real<GhbnRFn> = Real::new(c"gethostbyname_r");
+static GETHOSTBYNAME2_R: Real<Ghbn2RFn> = Real::new(c"gethostbyname2_r");
 
 pub fn resolve_all() {
     CONNECT.resolve();
     GETADDRINFO.resolve();
+    SENDTO.resolve();
+    SENDMSG.resolve();
+    SENDMMSG.resolve();
+    GETHOSTBYNAME.resolve();
+    GETHOSTBYNAME2.resolve();
+    GETHOSTBYNAME_R.resolve();
+    GETHOSTBYNAME2_R.resolve();
 }
 
 /// The IP address and port of an inet socket address, `None` for other families.
@@ -78,6 +124,176 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             -1
         }
     }
+}
+
+fn enosys<T: From<i8>>() -> T {
+    set_errno(libc::ENOSYS);
+    T::from(-1)
+}
+
+/// `sendto` with a destination reaches that address without `connect`: a UDP datagram, or with
+/// `MSG_FASTOPEN` a TCP connection. Judged like a `connect` to it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const libc::c_void,
+    len: libc::size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> libc::ssize_t {
+    if !addr.is_null() && denied(addr, alen) {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    match SENDTO.get() {
+        Some(f) => unsafe { f(fd, buf, len, flags, addr, alen) },
+        None => enosys::<isize>() as libc::ssize_t,
+    }
+}
+
+/// The destination of one `msghdr`, if it names one.
+pub unsafe fn msg_denied(msg: *const libc::msghdr) -> bool {
+    if msg.is_null() {
+        return false;
+    }
+    let m = unsafe { &*msg };
+    !m.msg_name.is_null() && denied(m.msg_name as *const sockaddr, m.msg_namelen)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(
+    fd: c_int,
+    msg: *const libc::msghdr,
+    flags: c_int,
+) -> libc::ssize_t {
+    if unsafe { msg_denied(msg) } {
+        set_errno(libc::EACCES);
+        return -1;
+    }
+    match SENDMSG.get() {
+        Some(f) => unsafe { f(fd, msg, flags) },
+        None => enosys::<isize>() as libc::ssize_t,
+    }
+}
+
+/// Refused as a whole when any message goes to a denied address (nothing is sent), so that a
+/// batch cannot carry one forbidden datagram among allowed ones.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    vec: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if !vec.is_null() {
+        // The kernel sends at most UIO_MAXIOV (1024) messages per call.
+        for i in 0..(n as usize).min(1024) {
+            if unsafe { msg_denied(&(*vec.add(i)).msg_hdr) } {
+                set_errno(libc::EACCES);
+                return -1;
+            }
+        }
+    }
+    match SENDMMSG.get() {
+        Some(f) => unsafe { f(fd, vec, n, flags) },
+        None => enosys::<i32>(),
+    }
+}
+
+/// Remembers every address of a resolved `hostent` under `name`.
+unsafe fn remember_hostent(name: *const c_char, h: *const libc::hostent) {
+    if name.is_null() || h.is_null() {
+        return;
+    }
+    let Some(_g) = Inside::enter() else {
+        return;
+    };
+    let name = unsafe { crate::raw::cstr(name) };
+    if name.parse_ip().is_some() {
+        return;
+    }
+    let h = unsafe { &*h };
+    if h.h_addr_list.is_null() {
+        return;
+    }
+    for i in 0..256 {
+        let a = unsafe { *h.h_addr_list.add(i) };
+        if a.is_null() {
+            break;
+        }
+        let ip = match (h.h_addrtype, h.h_length) {
+            (libc::AF_INET, 4) => {
+                let b = unsafe { core::ptr::read_unaligned(a as *const [u8; 4]) };
+                IpAddr::V4(Ipv4Addr::from(b))
+            }
+            (libc::AF_INET6, 16) => {
+                let b = unsafe { core::ptr::read_unaligned(a as *const [u8; 16]) };
+                IpAddr::V6(Ipv6Addr::from(b))
+            }
+            _ => break,
+        };
+        crate::dns::remember(name, ip);
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut libc::hostent {
+    let Some(f) = GETHOSTBYNAME.get() else {
+        return core::ptr::null_mut();
+    };
+    let h = unsafe { f(name) };
+    unsafe { remember_hostent(name, h) };
+    h
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname2(name: *const c_char, af: c_int) -> *mut libc::hostent {
+    let Some(f) = GETHOSTBYNAME2.get() else {
+        return core::ptr::null_mut();
+    };
+    let h = unsafe { f(name, af) };
+    unsafe { remember_hostent(name, h) };
+    h
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname_r(
+    name: *const c_char,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: libc::size_t,
+    result: *mut *mut libc::hostent,
+    herr: *mut c_int,
+) -> c_int {
+    let Some(f) = GETHOSTBYNAME_R.get() else {
+        return libc::ENOSYS;
+    };
+    let r = unsafe { f(name, ret, buf, len, result, herr) };
+    if r == 0 && !result.is_null() {
+        unsafe { remember_hostent(name, *result) };
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname2_r(
+    name: *const c_char,
+    af: c_int,
+    ret: *mut libc::hostent,
+    buf: *mut c_char,
+    len: libc::size_t,
+    result: *mut *mut libc::hostent,
+    herr: *mut c_int,
+) -> c_int {
+    let Some(f) = GETHOSTBYNAME2_R.get() else {
+        return libc::ENOSYS;
+    };
+    let r = unsafe { f(name, af, ret, buf, len, result, herr) };
+    if r == 0 && !result.is_null() {
+        unsafe { remember_hostent(name, *result) };
+    }
+    r
 }
 
 #[unsafe(no_mangle)]

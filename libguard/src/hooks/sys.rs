@@ -95,6 +95,16 @@ pub unsafe extern "C" fn libguard_syscall(
         libc::SYS_connect => {
             net::denied(a2 as usize as *const libc::sockaddr, a3 as libc::socklen_t)
         }
+        libc::SYS_sendto => {
+            a5 != 0 && net::denied(a5 as usize as *const libc::sockaddr, a6 as libc::socklen_t)
+        }
+        libc::SYS_sendmsg => unsafe { net::msg_denied(a2 as usize as *const libc::msghdr) },
+        libc::SYS_sendmmsg => {
+            let v = a2 as usize as *const libc::mmsghdr;
+            !v.is_null()
+                && (0..(a3 as u32).min(1024) as usize)
+                    .any(|i| unsafe { net::msg_denied(&(*v.add(i)).msg_hdr) })
+        }
         _ => false,
     };
     if deny {

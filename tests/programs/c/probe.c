@@ -188,6 +188,41 @@ int main(int argc, char **argv) {
         sin.sin_port = htons(atoi(b));
         inet_pton(AF_INET, a, &sin.sin_addr);
         return result(connect(s, (struct sockaddr *)&sin, sizeof sin) == 0);
+    } else if (!strcmp(op, "udp-sendto") || !strcmp(op, "udp-sendmsg") ||
+               !strcmp(op, "udp-sendmmsg") || !strcmp(op, "tcp-fastopen") ||
+               !strcmp(op, "udp-syscall")) {
+        /* Reaching an address without connect(): a datagram with a destination, or TCP Fast
+         * Open's implicit connect. */
+        int tfo = !strcmp(op, "tcp-fastopen");
+        int s = socket(AF_INET, tfo ? SOCK_STREAM : SOCK_DGRAM, 0);
+        struct sockaddr_in sin = {0};
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons(atoi(b));
+        inet_pton(AF_INET, a, &sin.sin_addr);
+        char data[] = "ping";
+        struct iovec iov = {data, 4};
+        struct msghdr mh = {0};
+        mh.msg_name = &sin;
+        mh.msg_namelen = sizeof sin;
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        long r;
+        if (!strcmp(op, "udp-sendmsg")) {
+            r = sendmsg(s, &mh, 0);
+        } else if (!strcmp(op, "udp-sendmmsg")) {
+            struct mmsghdr mm[2] = {{0}};
+            struct sockaddr_in ok = sin;
+            ok.sin_port = htons(10);
+            mm[0].msg_hdr = mh;
+            mm[0].msg_hdr.msg_name = &ok;
+            mm[1].msg_hdr = mh;
+            r = sendmmsg(s, mm, 2, 0);
+        } else if (!strcmp(op, "udp-syscall")) {
+            r = syscall(SYS_sendto, s, data, 4, 0, (struct sockaddr *)&sin, sizeof sin);
+        } else {
+            r = sendto(s, data, 4, tfo ? MSG_FASTOPEN : 0, (struct sockaddr *)&sin, sizeof sin);
+        }
+        return result(r >= 0);
     }
     fprintf(stderr, "probe: unknown op %s\n", op);
     return 2;

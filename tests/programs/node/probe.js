@@ -4,6 +4,7 @@
 const fs = require('fs');
 const cp = require('child_process');
 const net = require('net');
+const dgram = require('dgram');
 
 const [op, ...args] = process.argv.slice(2);
 const ok = (r) => console.log(r === undefined ? 'OK' : `OK ${r}`);
@@ -40,6 +41,11 @@ switch (op) {
     const s = net.connect({ host: args[0], port: Number(args[1]) });
     s.on('connect', () => { ok(); s.destroy(); });
     s.on('error', err);
+    break;
+  }
+  case 'udp-send': {
+    const s = dgram.createSocket('udp4');
+    s.send('ping', Number(args[1]), args[0], (e) => { if (e) err(e); else ok(); s.close(); });
     break;
   }
   default:

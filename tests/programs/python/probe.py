@@ -47,6 +47,11 @@ def main():
             with socket.socket() as s:
                 s.connect((args[0], int(args[1])))
         report(conn)
+    elif op == "udp-sendto":
+        def send():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.sendto(b"ping", (args[0], int(args[1])))
+        report(send)
     else:
         print("unknown op", op, file=sys.stderr)
         sys.exit(2)
