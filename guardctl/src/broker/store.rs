@@ -109,6 +109,19 @@ impl Store {
         Ok(rows.len() as u64)
     }
 
+    /// Records in the JSON Lines file (this broker's and any earlier one's).
+    pub fn records(&self) -> u64 {
+        self.seq
+    }
+
+    /// The counts the database holds for this session (a restarted `serve` continues them).
+    pub fn stored_counts(&self) -> Counts {
+        self.db
+            .as_ref()
+            .and_then(|d| d.counts(&self.session))
+            .unwrap_or_default()
+    }
+
     /// Records the final counts (events only reach the database in batches).
     pub fn finish(&mut self, counts: Counts) {
         if let Some(db) = &mut self.db {
@@ -180,6 +193,7 @@ mod tests {
             enforce_decision: None,
             dropped_before: 0,
             approval: None,
+            delivery: None,
         }
     }
 
