@@ -11,7 +11,6 @@ use crate::broker::event::SessionInfo;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 /// An attached session.
 #[derive(Clone, Debug)]
@@ -25,8 +24,9 @@ pub struct Entry {
 struct Known {
     sessions: HashMap<String, Entry>,
     ended: HashSet<String>,
-    /// When the index was last read (lookups of unknown names re-read it, rate-limited).
-    loaded: Option<Instant>,
+    /// Length of the index when it was last read: it only grows, so a lookup of an unknown
+    /// name re-reads it only when it changed (a flood of forged names costs one `stat` each).
+    loaded_len: Option<u64>,
     /// Live connections that sent events of each session.
     conns: HashMap<String, usize>,
     /// Events of each session the broker lost (queue full).
@@ -38,9 +38,6 @@ pub struct Registry {
     host: String,
     known: Mutex<Known>,
 }
-
-/// Least time between two reads of the index for an unknown session name.
-const RELOAD_EVERY: Duration = Duration::from_millis(200);
 
 impl Registry {
     pub fn new(state: PathBuf, host: String) -> Registry {
@@ -65,14 +62,16 @@ impl Registry {
         self.state.join("spill")
     }
 
-    fn reload(&self, k: &mut Known, force: bool) {
-        if !force && k.loaded.is_some_and(|t| t.elapsed() < RELOAD_EVERY) {
+    fn reload(&self, k: &mut Known) {
+        let path = self.sessions_dir().join("index.jsonl");
+        let len = std::fs::metadata(&path).map(|m| m.len()).ok();
+        if len.is_none() || len == k.loaded_len {
             return;
         }
-        k.loaded = Some(Instant::now());
-        let Ok(text) = std::fs::read_to_string(self.sessions_dir().join("index.jsonl")) else {
+        let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
+        k.loaded_len = Some(text.len() as u64);
         for line in text.lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
                 continue;
@@ -112,14 +111,14 @@ impl Registry {
         if let Some(e) = k.sessions.get(session) {
             return Some(e.info.clone());
         }
-        self.reload(&mut k, false);
+        self.reload(&mut k);
         k.sessions.get(session).map(|e| e.info.clone())
     }
 
     /// The running (not ended) session whose launcher is `pid`.
     pub fn by_launcher(&self, pid: u32) -> Option<String> {
         let mut k = self.lock();
-        self.reload(&mut k, true);
+        self.reload(&mut k);
         k.sessions
             .iter()
             .filter(|(s, e)| e.launcher == pid && !k.ended.contains(*s))
