@@ -447,6 +447,34 @@ fn serve_killed_and_restarted(label: &str, program: &[&str]) {
     );
     assert!(unreachable.get("uid").is_none(), "{label}: {unreachable}");
 
+    // The SQLite index (used with filters) agrees on delivery and on the approver.
+    let query = |action: &str| -> Vec<serde_json::Value> {
+        let out = f
+            .guardctl()
+            .args(["log", "--session", &session, "--action", action, "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let indexed = query("read");
+    assert_eq!(indexed.len(), 3 * N, "{label}: {indexed:?}");
+    assert!(
+        targets_with(&indexed, "b-")
+            .iter()
+            .all(|e| e["delivery"] == "spill"),
+        "{label}"
+    );
+    let execs = query("exec");
+    assert!(
+        execs
+            .iter()
+            .any(|e| e["approval"]["uid"].as_u64() == Some(u64::from(uid))),
+        "{label}: {execs:?}"
+    );
+
     let verify = f
         .guardctl()
         .args(["log", "verify", "--session", &session])
