@@ -345,6 +345,7 @@ fn end_attached(
         return Summary {
             events: v["events"].as_u64().unwrap_or(0),
             dropped: v["dropped"].as_u64().unwrap_or(0),
+            spilled: v["spilled"].as_u64().unwrap_or(0),
             ..Summary::default()
         };
     }
@@ -386,7 +387,7 @@ fn end_attached(
     }
     store.finish(counts);
     Summary {
-        events: store.records(),
+        events: store.events(),
         dropped: counts.broker_dropped + counts.client_dropped,
         spilled,
         ..Summary::default()

@@ -57,10 +57,12 @@ pub enum Item {
 /// A session's totals when its store is closed.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SessionTotals {
-    /// Records in its JSON Lines file.
+    /// Events in its JSON Lines file (`lost` records not included).
     pub records: u64,
     /// Broker drops plus client-reported drops (`dropped_before`, `lost` records).
     pub dropped: u64,
+    /// Records that came from spill files (this broker's; included in `records`).
+    pub spilled: u64,
 }
 
 /// Seconds between two spill passes.
@@ -422,7 +424,7 @@ fn end_session(stream: &UnixStream, shared: &Shared, tx: &SyncSender<Item>) -> (
     match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(t) => (
             true,
-            serde_json::json!({"session": session, "events": t.records, "dropped": t.dropped})
+            serde_json::json!({"session": session, "events": t.records, "dropped": t.dropped, "spilled": t.spilled})
                 .to_string(),
         ),
         Err(_) => (false, "the audit writer did not answer".into()),
@@ -649,11 +651,19 @@ pub struct Many {
     registry: Arc<Registry>,
     /// Per session: its store (holding an exclusive `flock` on the JSON Lines file, so that a
     /// launcher's fallback ingest never interleaves with it) and its counts.
-    open: HashMap<String, (Store, Counts)>,
+    open: HashMap<String, Open>,
+}
+
+/// One attached session's open store.
+struct Open {
+    store: Store,
+    /// Its totals, continued from what the database held when it was opened.
+    counts: Counts,
+    spilled: u64,
 }
 
 impl Many {
-    fn store(&mut self, session: &str) -> Option<&mut (Store, Counts)> {
+    fn store(&mut self, session: &str) -> Option<&mut Open> {
         if !self.open.contains_key(session) {
             let path = self
                 .registry
@@ -676,7 +686,14 @@ impl Many {
             let db = self.registry.sessions_dir().join("audit.db");
             let store = Store::open(file, Some(&db), session).ok()?;
             let counts = store.stored_counts();
-            self.open.insert(session.to_string(), (store, counts));
+            self.open.insert(
+                session.to_string(),
+                Open {
+                    store,
+                    counts,
+                    spilled: 0,
+                },
+            );
         }
         self.open.get_mut(session)
     }
@@ -691,16 +708,24 @@ impl Many {
         }
         let mut written = 0;
         for (session, evs) in by_session {
-            let broker_dropped = self.registry.dropped(&session);
-            let Some((store, counts)) = self.store(&session) else {
+            let more = self.registry.take_dropped(&session);
+            let Some(o) = self.store(&session) else {
+                // Back in the registry: they stay counted for when the store opens.
+                for _ in 0..more {
+                    self.registry.add_dropped(&session);
+                }
                 for _ in &evs {
                     self.registry.add_dropped(&session);
                 }
                 continue;
             };
-            counts.client_dropped += evs.iter().map(|e| e.dropped_before).sum::<u64>();
-            counts.broker_dropped = counts.broker_dropped.max(broker_dropped);
-            match store.write_batch(&evs, *counts) {
+            o.counts.client_dropped += evs.iter().map(|e| e.dropped_before).sum::<u64>();
+            o.spilled += evs
+                .iter()
+                .filter(|e| e.delivery.as_deref() == Some("spill"))
+                .count() as u64;
+            o.counts.broker_dropped += more;
+            match o.store.write_batch(&evs, o.counts) {
                 Ok(n) => written += n,
                 Err(e) => eprintln!("guard: serve: writing the audit log of {session}: {e}"),
             }
@@ -709,18 +734,19 @@ impl Many {
     }
 
     fn close(&mut self, session: &str) -> SessionTotals {
-        let broker_dropped = self.registry.dropped(session);
+        let more = self.registry.take_dropped(session);
         match self.store(session) {
-            Some((store, counts)) => {
-                counts.broker_dropped = counts.broker_dropped.max(broker_dropped);
-                let c = *counts;
-                store.finish(c);
-                let records = store.records();
-                self.open.remove(session);
-                SessionTotals {
-                    records,
+            Some(o) => {
+                o.counts.broker_dropped += more;
+                let c = o.counts;
+                o.store.finish(c);
+                let totals = SessionTotals {
+                    records: o.store.events(),
                     dropped: c.broker_dropped + c.client_dropped,
-                }
+                    spilled: o.spilled,
+                };
+                self.open.remove(session);
+                totals
             }
             None => SessionTotals::default(),
         }
@@ -747,11 +773,15 @@ fn flush(sink: &mut Sink, events: Vec<AuditEvent>, shared: &Shared) -> std::io::
     if events.is_empty() {
         return Ok(());
     }
+    // `lost` records stand for events that never arrived; they are counted as drops.
+    let lost = events.iter().filter(|e| e.action == "lost").count() as u64;
     let n = match sink {
         Sink::One(store) => store.write_batch(&events, counts(shared))?,
         Sink::Many(m) => m.write(events),
     };
-    shared.written.fetch_add(n, Ordering::AcqRel);
+    shared
+        .written
+        .fetch_add(n.saturating_sub(lost), Ordering::AcqRel);
     Ok(())
 }
 

@@ -29,7 +29,7 @@ struct Known {
     loaded_len: Option<u64>,
     /// Live connections that sent events of each session.
     conns: HashMap<String, usize>,
-    /// Events of each session the broker lost (queue full).
+    /// Events of each session the broker lost (queue full) not yet added to its store's counts.
     dropped: HashMap<String, u64>,
 }
 
@@ -150,7 +150,9 @@ impl Registry {
         *self.lock().dropped.entry(session.to_string()).or_default() += 1;
     }
 
-    pub fn dropped(&self, session: &str) -> u64 {
-        self.lock().dropped.get(session).copied().unwrap_or(0)
+    /// The session's broker drops counted since the last call (they are added to its store's
+    /// totals, which continue across restarts through the database).
+    pub fn take_dropped(&self, session: &str) -> u64 {
+        self.lock().dropped.remove(session).unwrap_or(0)
     }
 }

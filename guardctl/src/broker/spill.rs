@@ -188,6 +188,8 @@ pub fn ingest_dir(dir: &Path, info: &SessionInfo, wait: Duration) -> Ingested {
             let n = u64::from_le_bytes(n);
             if n > 0 {
                 out.lost += n;
+                // A record of its own: a count must reach the log even when the process
+                // spilled nothing it could attach it to. Not an event: `events` totals skip it.
                 out.events.push(lost_record(pid, n, info));
             }
         }

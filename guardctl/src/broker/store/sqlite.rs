@@ -207,6 +207,18 @@ impl Db {
         tx.commit()
     }
 
+    /// How many `lost` records of `session` the database holds.
+    pub fn lost_records(&self, session: &str) -> u64 {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE session = ?1 AND action = 'lost'",
+                params![session],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .unwrap_or(0)
+    }
+
     /// The stored counts of `session`, if it has a row.
     pub fn counts(&self, session: &str) -> Option<Counts> {
         self.conn
