@@ -11,6 +11,11 @@
 //! closes the connection or sends garbage denies at once; no answer within the timeout denies.
 //! Each outcome other than an approval writes one line to the caller's stderr saying why, so the
 //! agent (which reads tool output) learns it.
+//!
+//! Every ask that happened has a non-zero id in its audit event: a broker that holds the ask
+//! for a human first sends a `pending` reply carrying its id (the one `guardctl pending` shows),
+//! so a timeout still knows it; when no broker ever numbered the ask (unreachable, or gone
+//! before it replied) the id is minted here from the pid and a per-process counter.
 
 use crate::raw::{self, Buf};
 use core::sync::atomic::{AtomicU32, Ordering};

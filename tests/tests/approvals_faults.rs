@@ -705,3 +705,51 @@ fn a_live_serve_survives_hostile_clients() {
     signal(&serve, libc::SIGTERM);
     let _ = serve.wait();
 }
+
+/// `serve` killed and never restarted: at the end the launcher finds no broker to hand the
+/// session to, and stores the spilled events itself (same file, same chain).
+#[test]
+fn a_session_outliving_serve_stores_its_spilled_events_itself() {
+    let f = Faults::new("faults-orphan");
+    for p in ["a", "b"] {
+        for i in 1..=N {
+            std::fs::write(f.notes.join(format!("{p}-{i}")), "note").unwrap();
+        }
+    }
+    let script = format!(
+        "for i in $(seq 1 {N}); do : < {notes}/a-$i; done; : > {ctl}/a-done; \
+         while [ ! -e {ctl}/go1 ]; do sleep 0.05; done; \
+         for i in $(seq 1 {N}); do : < {notes}/b-$i; done; echo finished",
+        notes = f.notes.display(),
+        ctl = f.ctl.display()
+    );
+    let mut serve = f.start_serve();
+    let mut child = f.spawn(&["bash".into(), "-c".into(), script]);
+    let session = f.session();
+    f.wait_mark("a-done", &mut child);
+    wait_for("phase A stored", Duration::from_secs(20), || {
+        targets_with(&f.log(&session), "a-").len() == N
+    });
+    signal(&serve, libc::SIGKILL);
+    let _ = serve.wait();
+    f.mark("go1");
+    let out = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(e.contains("storing this session's spilled events"), "{e}");
+    let evs = f.log(&session);
+    let (a, b) = (targets_with(&evs, "a-"), targets_with(&evs, "b-"));
+    assert_eq!((a.len(), b.len()), (N, N));
+    assert!(b.iter().all(|e| e["delivery"] == "spill"), "{b:?}");
+    let end = f.end_record(&session);
+    assert_eq!(end["events"].as_u64(), Some(evs.len() as u64), "{end}");
+    let spilled = evs.iter().filter(|e| e["delivery"] == "spill").count();
+    assert!(spilled >= N, "{end}");
+    assert_eq!(end["spilled"].as_u64(), Some(spilled as u64), "{end}");
+    let verify = f
+        .guardctl()
+        .args(["log", "verify", "--session", &session])
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{verify:?}");
+}

@@ -3,8 +3,10 @@
 //!
 //! An ask arrives on a connection of its own; that connection's thread parks here until the ask
 //! is answered, the client's timeout (plus a grace) passes, or the client goes away, and then
-//! writes the `AskReply`. Approvals "remembered" for the session answer identical later asks
-//! (same rule, action and target) at once.
+//! writes the `AskReply` (after an early `pending` reply that tells the client the ask's id).
+//! Approvals "remembered" for the session answer identical later asks (same rule, action and
+//! target) at once. The answer's `who` names the human by the credentials of the control
+//! connection that answered (`<user> (uid <uid>)`, see [`human`]), never by client-supplied text.
 //!
 //! Control commands are refused unless the peer is clearly outside every guarded tree: the
 //! same uid as the broker (`SO_PEERCRED`), and neither the peer nor any of its ancestors (the
