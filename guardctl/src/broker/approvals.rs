@@ -84,8 +84,11 @@ struct Inner {
     /// Recent human denials: (pid, key, when). `execvp` and Python's subprocess retry a refused
     /// exec with the next `PATH` entry; the same process asking the same thing again at once
     /// gets the same answer instead of a second prompt.
-    recent_denials: Vec<(u32, (String, String, String), Instant, String)>,
+    recent_denials: Vec<Denial>,
 }
+
+/// A recent human denial: (pid, (rule, action, target), when, who).
+type Denial = (u32, (String, String, String), Instant, String);
 
 /// How long a denial answers identical asks of the same process.
 const DENIAL_ECHO: Duration = Duration::from_secs(3);

@@ -44,7 +44,9 @@ macro_rules! eprintln {
     }};
 }
 
-/// What the writer receives.
+/// What the writer receives. Events are nearly every item, and boxing them would add an
+/// allocation per event on the broker's hot path.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     Event(AuditEvent),
     /// `guardctl serve`: flush and close the store of a session that ended, then report.
