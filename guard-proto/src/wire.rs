@@ -37,12 +37,12 @@ pub struct Event<'a> {
     pub tags: &'a str,
     /// Events this process could not send before this one (queue full, broker away).
     pub dropped_before: u64,
-    /// The broker's id of the ask this event concludes; 0 when no ask was made or the broker
-    /// never replied (timeout, unreachable).
+    /// The id of the ask this event concludes; 0 when no ask was made. The broker's id when
+    /// it numbered the ask (also after a timeout), else one libguard minted (bit 52 set).
     pub approval_id: u64,
     /// `approved`, `denied`, `timeout`, `unreachable`; empty when no ask was made.
     pub approval_answer: &'a str,
-    /// Who answered, as the broker reported it (`guardctl pid N`, `remembered`, ...), or
+    /// Who answered, as the broker reported it (`alice (uid 1000)`, ...), or
     /// `timeout` when the client gave up waiting; empty when nobody answered.
     pub approval_who: &'a str,
     /// Milliseconds from sending the request to the reply (or to giving up), measured by the
@@ -64,7 +64,8 @@ pub enum Role {
 /// An ask: the hooked call waits for the [`AskReply`] on the same (dedicated) connection.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AskRequest<'a> {
-    /// Chosen by the broker; the client sends 0.
+    /// Chosen by the broker (it tells the client in an early `pending` reply); the client
+    /// sends 0.
     pub id: u64,
     pub session: &'a str,
     pub agent: &'a str,
@@ -81,12 +82,16 @@ pub struct AskRequest<'a> {
     pub timeout_ms: u32,
 }
 
-/// The answer to an ask. `decision` is `allow` or `deny`.
+/// The answer to an ask. `decision` is `allow` or `deny`. Before the answer, a broker that
+/// holds the ask for a human first sends one reply with `decision` = `pending` and the ask's
+/// `id`, so that a client that gives up (timeout) still knows the id `guardctl pending` showed.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct AskReply<'a> {
     pub id: u64,
     pub decision: &'a str,
-    /// Who answered: `user:<name> pid <pid>`, `remembered`, `timeout`.
+    /// Who answered: `<user> (uid <uid>)` from the approving client's credentials, with
+    /// ` remembered` or ` earlier denial` appended when an earlier answer applied; `broker`
+    /// for the broker's own refusals.
     pub who: &'a str,
     /// Milliseconds between the request and the answer.
     pub latency_ms: u64,

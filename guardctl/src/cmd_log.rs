@@ -295,7 +295,8 @@ fn query_db(
     let mut sql = String::from(
         "SELECT ts, session, agent, model, host, pid, ppid, exe, runtime, cwd, action, target,
          decision, rule, reason, tags, enforce_decision, dropped_before, seq, hash,
-         approval_id, approval_answer, approval_who, approval_latency_ms
+         approval_id, approval_answer, approval_who, approval_latency_ms,
+         approval_uid, approval_user, delivery
          FROM events WHERE 1=1",
     );
     let mut params: Vec<Sql> = Vec::new();
@@ -362,15 +363,20 @@ fn query_db(
         }
         // Same shape as the JSON Lines record: present only on events that concluded an ask.
         if let Some(answer) = text(21)? {
-            m.insert(
-                "approval".into(),
-                serde_json::json!({
-                    "id": r.get::<_, Option<i64>>(20)?.unwrap_or(0),
-                    "answer": answer,
-                    "who": text(22)?.unwrap_or_default(),
-                    "latency_ms": r.get::<_, Option<i64>>(23)?.unwrap_or(0),
-                }),
-            );
+            let mut a = serde_json::json!({
+                "id": r.get::<_, Option<i64>>(20)?.unwrap_or(0),
+                "answer": answer,
+                "who": text(22)?.unwrap_or_default(),
+                "latency_ms": r.get::<_, Option<i64>>(23)?.unwrap_or(0),
+            });
+            if let Some(uid) = r.get::<_, Option<i64>>(24)? {
+                a["uid"] = Value::from(uid);
+                a["user"] = Value::from(text(25)?.unwrap_or_default());
+            }
+            m.insert("approval".into(), a);
+        }
+        if let Some(d) = text(26)? {
+            m.insert("delivery".into(), Value::from(d));
         }
         m.insert("seq".into(), Value::from(r.get::<_, i64>(18)?));
         m.insert(

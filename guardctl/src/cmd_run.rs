@@ -7,8 +7,9 @@
 //! status (128+signal when it was killed). Launcher failures exit 2 without running anything,
 //! like `main` documents; a command that cannot be executed gives 127 (not found) or 126.
 
-use crate::broker::Broker;
 use crate::broker::event::{SessionInfo, compact_utc, hostname, rfc3339_ms};
+use crate::broker::store::Store;
+use crate::broker::{Broker, Summary, spill};
 use crate::state::Dirs;
 use clap::Args;
 use guard_policy::{CompileContext, Policy};
@@ -161,19 +162,37 @@ pub fn run(args: RunArgs) -> ExitCode {
             ));
         }
     };
-    let socket = dirs.run.join(format!("{session}.sock"));
+    // Events that cannot be sent wait here (libguard's spill files) until a broker ingests them.
+    let spill_dir = dirs.state.join("spill").join(&session);
+    if let Err(e) = spill::create_dir(&spill_dir) {
+        eprintln!(
+            "guard: warning: cannot create the spill directory {}: {e}; events that cannot be sent are only counted",
+            spill_dir.display()
+        );
+    }
+    // A running `guardctl serve` is this session's broker (events and asks); else we are.
+    let attached = crate::cmd_serve::running(&dirs);
+    let socket = match &attached {
+        Some(s) => s.clone(),
+        None => dirs.run.join(format!("{session}.sock")),
+    };
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return fail(format_args!(
             "socket path {} is longer than {MAX_SOCKET_PATH} bytes; set GUARD_STATE_DIR or XDG_RUNTIME_DIR to a shorter directory",
             socket.display()
         ));
     }
-    let _ = fs::remove_file(&socket);
-    let listener = match UnixListener::bind(&socket) {
-        Ok(l) => l,
-        Err(e) => return fail(format_args!("cannot listen on {}: {e}", socket.display())),
+    let listener = if attached.is_none() {
+        let _ = fs::remove_file(&socket);
+        let l = match UnixListener::bind(&socket) {
+            Ok(l) => l,
+            Err(e) => return fail(format_args!("cannot listen on {}: {e}", socket.display())),
+        };
+        let _ = fs::set_permissions(&socket, fs::Permissions::from_mode(0o600));
+        Some(l)
+    } else {
+        None
     };
-    let _ = fs::set_permissions(&socket, fs::Permissions::from_mode(0o600));
 
     // Block the relayed signals before any thread exists, so that every thread inherits the
     // mask and they all reach the main loop's sigtimedwait instead of killing us.
@@ -181,10 +200,19 @@ pub fn run(args: RunArgs) -> ExitCode {
     // SAFETY: `waitset` is a valid, initialised signal set.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &waitset, std::ptr::null_mut()) };
 
-    let broker = match Broker::start_with_db(listener, log, &dirs.sessions().join("audit.db"), info)
-    {
-        Ok(b) => b,
-        Err(e) => return fail(format_args!("cannot start the broker: {e}")),
+    let db = dirs.sessions().join("audit.db");
+    let broker = match listener {
+        Some(listener) => {
+            match Broker::start_session(listener, log, &db, info.clone(), spill_dir.clone()) {
+                Ok(b) => Some(b),
+                Err(e) => return fail(format_args!("cannot start the broker: {e}")),
+            }
+        }
+        // `serve` appends to the log we created (so it exists from the start).
+        None => {
+            drop(log);
+            None
+        }
     };
     append_index(
         &dirs,
@@ -199,6 +227,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             "command": args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
             "log": log_path.to_string_lossy(),
             "ruleset": ruleset.to_string_lossy(),
+            // `serve` reads this record to accept the session's events (its registration).
+            "broker": if attached.is_some() { "serve" } else { "session" },
         }),
     );
 
@@ -217,6 +247,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             ld_preload(&lib, std::env::var_os("LD_PRELOAD").as_deref()),
         )
         .env("GUARD_SOCKET", &socket)
+        .env("GUARD_SPILL_DIR", &spill_dir)
         .env("GUARD_RULESET", &ruleset)
         .env("GUARD_SESSION", &session)
         .env("GUARD_AGENT", &agent)
@@ -227,8 +258,8 @@ pub fn run(args: RunArgs) -> ExitCode {
             protect_list(&dirs, &args.policy, &lib, &exe, &ruleset),
         )
         .env("UV_USE_IO_URING", "0");
-    // A running `guardctl serve` answers this session's asks; else our own broker does.
-    match crate::cmd_serve::running(&dirs) {
+    // An attached session's asks go to `serve` too; else our own broker answers them.
+    match &attached {
         Some(shared) => {
             cmd.env("GUARD_ASK_SOCKET", shared);
         }
@@ -261,9 +292,16 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
 
-    let summary = broker.finish(DRAIN_QUIET, DRAIN_MAX);
+    let summary = match broker {
+        Some(b) => {
+            let s = b.finish(DRAIN_QUIET, DRAIN_MAX);
+            let _ = fs::remove_file(&socket);
+            s
+        }
+        None => end_attached(&socket, &info, &log_path, &db, &spill_dir),
+    };
     reap_all(-1, &mut None);
-    let _ = fs::remove_file(&socket);
+    spill::remove_dir_if_empty(&spill_dir);
     append_index(
         &dirs,
         &serde_json::json!({
@@ -274,6 +312,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             "events": summary.events,
             "dropped": summary.dropped,
             "rejected_connections": summary.rejected_connections,
+            "spilled": summary.spilled,
             "log": log_path.to_string_lossy(),
         }),
     );
@@ -284,6 +323,75 @@ pub fn run(args: RunArgs) -> ExitCode {
         log_path.display()
     );
     ExitCode::from(status)
+}
+
+/// Ends a session attached to `serve`: asks it to store what is left (connections, spill
+/// files) and report the totals. When no `serve` answers (killed and not restarted), ingests the
+/// spill files into the session's store ourselves, under the same exclusive lock on the log that
+/// `serve` holds while it writes it, so the two never interleave records.
+fn end_attached(
+    serve: &Path,
+    info: &SessionInfo,
+    log_path: &Path,
+    db: &Path,
+    spill_dir: &Path,
+) -> Summary {
+    // The processes' last events may still be on their way to `serve`.
+    std::thread::sleep(DRAIN_QUIET);
+    if let Some(mut c) = crate::cmd_approve::Control::connect(&serve.to_path_buf())
+        && let Some((true, body)) = c.request("end-session", 0, false)
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+    {
+        return Summary {
+            events: v["events"].as_u64().unwrap_or(0),
+            dropped: v["dropped"].as_u64().unwrap_or(0),
+            spilled: v["spilled"].as_u64().unwrap_or(0),
+            ..Summary::default()
+        };
+    }
+    eprintln!(
+        "guard: the shared broker (guardctl serve) is gone; storing this session's spilled events"
+    );
+    let file = match OpenOptions::new()
+        .read(true)
+        .append(true)
+        .mode(0o600)
+        .open(log_path)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("guard: {}: {e}", log_path.display());
+            return Summary::default();
+        }
+    };
+    if !crate::broker::lock_exclusive(&file, Duration::from_secs(2)) {
+        eprintln!(
+            "guard: {} is held by a restarted serve; it will ingest the spill files",
+            log_path.display()
+        );
+        return Summary::default();
+    }
+    let mut store = match Store::open(file, Some(db), &info.session) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("guard: {}: {e}", log_path.display());
+            return Summary::default();
+        }
+    };
+    let mut counts = store.stored_counts();
+    let got = spill::ingest_dir(spill_dir, info, Duration::from_millis(300));
+    counts.client_dropped += got.events.iter().map(|e| e.dropped_before).sum::<u64>();
+    let spilled = got.events.len() as u64;
+    if let Err(e) = store.write_batch(&got.events, counts) {
+        eprintln!("guard: {}: {e}", log_path.display());
+    }
+    store.finish(counts);
+    Summary {
+        events: store.events(),
+        dropped: counts.broker_dropped + counts.client_dropped,
+        spilled,
+        ..Summary::default()
+    }
 }
 
 /// `GUARD_PROTECT`: what guarded processes may never modify, whatever the policy says (see

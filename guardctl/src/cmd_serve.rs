@@ -1,19 +1,23 @@
 //! `guardctl serve`: a long-lived approvals broker for every session of one user.
 //!
-//! It listens on `<socket dir>/broker.sock`. A `guardctl run` started while it runs points its
-//! processes' asks at it (`GUARD_ASK_SOCKET`), so one console (`guardctl watch`, `pending`,
-//! `approve`, `deny`) answers the asks of several sessions and survives them; audit events still
-//! go to each session's own broker and log. Without a running `serve`, each `guardctl run`
-//! answers its own asks. Killing `serve` makes every later ask of the attached sessions deny at
-//! once (the broker is unreachable). Stops on SIGINT/SIGTERM. The systemd user unit is
+//! It listens on `<socket dir>/broker.sock`. A `guardctl run` started while it runs attaches:
+//! its processes send their events (`GUARD_SOCKET`) and asks (`GUARD_ASK_SOCKET`) here, `serve`
+//! stores each attached session's events in that session's own log and database rows (so
+//! `guardctl log --session ID` works as for any session), and one console (`guardctl watch`,
+//! `pending`, `approve`, `deny`) answers the asks of several sessions and survives them.
+//! Without a running `serve`, each `guardctl run` is its own broker.
+//!
+//! Killing `serve` makes every later ask of the attached sessions deny at once (the broker is
+//! unreachable); their events go to the processes' spill files, which a restarted `serve`
+//! ingests (at start and every second), as does the launcher at session end when no `serve`
+//! answers it. Stops on SIGINT/SIGTERM. The systemd user unit is
 //! `packaging/systemd/guard-broker.service`.
 
 use crate::broker::Broker;
-use crate::broker::event::{SessionInfo, hostname};
 use crate::state::Dirs;
 use clap::Args;
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,24 +71,7 @@ pub fn run(_args: ServeArgs) -> ExitCode {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    // Sessions send their events to their own brokers; anything sent here is kept too.
-    let log_path = dirs.state.join("serve-events.jsonl");
-    let log = match OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(&log_path)
-    {
-        Ok(f) => f,
-        Err(e) => return fail(format_args!("{}: {e}", log_path.display())),
-    };
-    let info = SessionInfo {
-        session: String::new(),
-        agent: String::new(),
-        model: String::new(),
-        host: hostname(),
-    };
-    let broker = match Broker::start(listener, log, info) {
+    let broker = match Broker::start_serve(listener, &dirs.state) {
         Ok(b) => b,
         Err(e) => return fail(format_args!("cannot start the broker: {e}")),
     };

@@ -11,8 +11,14 @@
 //! closes the connection or sends garbage denies at once; no answer within the timeout denies.
 //! Each outcome other than an approval writes one line to the caller's stderr saying why, so the
 //! agent (which reads tool output) learns it.
+//!
+//! Every ask that happened has a non-zero id in its audit event: a broker that holds the ask
+//! for a human first sends a `pending` reply carrying its id (the one `guardctl pending` shows),
+//! so a timeout still knows it; when no broker ever numbered the ask (unreachable, or gone
+//! before it replied) the id is minted here from the pid and a per-process counter.
 
 use crate::raw::{self, Buf};
+use core::sync::atomic::{AtomicU32, Ordering};
 use guard_proto::wire::{AskRequest, Message, decode_frame, encode_frame};
 
 /// Why an ask ended the way it did.
@@ -62,7 +68,8 @@ const WHO_MAX: usize = 96;
 #[derive(Clone, Copy, Debug)]
 pub struct Asked {
     pub answer: Answer,
-    /// The broker's id of the ask; 0 when it never replied.
+    /// The ask's id: the broker's when it numbered the ask (also on a timeout, from its early
+    /// notice), else minted here (`mint_id`); never 0.
     pub id: u64,
     /// From sending the request to the reply (or to giving up), on the monotonic clock.
     pub latency_ms: u64,
@@ -92,6 +99,33 @@ impl Asked {
     pub fn who(&self) -> &str {
         raw::utf8_prefix(self.who.get(..self.who_len as usize).unwrap_or(&[]))
     }
+}
+
+/// `AskReply.decision` of the broker's early notice that an ask is pending (see `wait_reply`).
+const PENDING: &str = "pending";
+
+/// Per-process counter for ask ids minted here. Only ever incremented atomically, so a vfork
+/// child sharing it with its parent cannot corrupt it (at worst the parent skips a value); a
+/// fork child has another pid, which is part of the id.
+static MINTED: AtomicU32 = AtomicU32::new(0);
+
+/// Marks ids minted by libguard (broker ids stay below 2^42); keeps every id below 2^53, so
+/// JSON consumers that read numbers as doubles see them exactly.
+const MINTED_FLAG: u64 = 1 << 52;
+
+/// An id for an ask no broker numbered (unreachable, or gone before it replied): flag, pid,
+/// and a per-process counter that starts from the clock, so that a later process reusing the
+/// pid does not repeat the first ids of an earlier one.
+fn mint_id() -> u64 {
+    let _ = MINTED.compare_exchange(
+        0,
+        (now_ms() as u32).wrapping_mul(2654435761) | 1,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    let n = MINTED.fetch_add(1, Ordering::AcqRel) as u64 & 0x3fff_ffff;
+    let pid = raw::getpid() as u32 as u64 & 0x3f_ffff;
+    MINTED_FLAG | pid << 30 | n.max(1)
 }
 
 /// Used when the ruleset carries no timeout (0): a hung call must still end.
@@ -187,12 +221,22 @@ enum Wait {
     Broken,
 }
 
-fn wait_reply(fd: i32, deadline: u64) -> Wait {
+fn wait_reply(fd: i32, deadline: u64, seen_id: &mut u64) -> Wait {
     let mut buf = [0u8; 1024];
     let mut have = 0usize;
     loop {
         if let Some(got) = buf.get(..have) {
             match decode_frame(got) {
+                // The broker's early notice: the ask is pending under this id (the one
+                // `guardctl pending` shows); the answer follows on the same connection.
+                Ok((Message::AskReply(r), used)) if r.decision == PENDING => {
+                    if r.id != 0 {
+                        *seen_id = r.id;
+                    }
+                    buf.copy_within(used..have, 0);
+                    have -= used;
+                    continue;
+                }
                 Ok((Message::AskReply(r), _)) => {
                     // The reply borrows `buf`; copy `who` out before it goes.
                     let mut who = [0u8; WHO_MAX];
@@ -301,35 +345,49 @@ pub fn ask(
         timeout_ms,
     };
     let mut frame = [0u8; crate::broker::FRAME_MAX];
-    let unreachable =
-        |start: u64| Asked::new(Answer::Unreachable, 0, now_ms().saturating_sub(start), b"");
+    // The broker's id when it numbered the ask (its early notice or its reply), else one
+    // minted here: every ask that happened has a non-zero id in the audit event.
+    let mut id = 0u64;
     let asked = match encode_frame(&Message::AskRequest(req), &mut frame) {
-        Err(_) => unreachable(start),
+        Err(_) => Asked::new(Answer::Unreachable, 0, 0, b""),
         Ok(n) => match ask_connect() {
-            None => unreachable(start),
+            None => Asked::new(Answer::Unreachable, 0, now_ms().saturating_sub(start), b""),
             Some((fd, _, _)) => {
                 // Latency counts from the request going out, not from the connect's retries.
                 let sent_at = now_ms();
                 let a = if !send_all(fd, frame.get(..n).unwrap_or(&[]), deadline) {
-                    unreachable(sent_at)
+                    Asked::new(
+                        Answer::Unreachable,
+                        0,
+                        now_ms().saturating_sub(sent_at),
+                        b"",
+                    )
                 } else {
-                    let w = wait_reply(fd, deadline);
+                    let w = wait_reply(fd, deadline, &mut id);
                     let took = now_ms().saturating_sub(sent_at);
                     match w {
-                        Wait::Reply(ok, id, who, len) => Asked::new(
+                        Wait::Reply(ok, rid, who, len) => Asked::new(
                             if ok { Answer::Approved } else { Answer::Denied },
-                            id,
+                            if rid != 0 { rid } else { id },
                             took,
                             who.get(..len).unwrap_or(&[]),
                         ),
-                        Wait::Timeout => Asked::new(Answer::Timeout, 0, took, b"timeout"),
-                        Wait::Broken => Asked::new(Answer::Unreachable, 0, took, b""),
+                        Wait::Timeout => Asked::new(Answer::Timeout, id, took, b"timeout"),
+                        Wait::Broken => Asked::new(Answer::Unreachable, id, took, b""),
                     }
                 };
                 raw::close(fd);
                 a
             }
         },
+    };
+    let asked = if asked.id == 0 {
+        Asked {
+            id: mint_id(),
+            ..asked
+        }
+    } else {
+        asked
     };
     if !asked.answer.allows() {
         explain(action, target, rule, asked.answer, timeout_ms);

@@ -289,18 +289,11 @@ pub fn emit(action: &str, target: &[u8], o: &Outcome, one_shot: bool, why: &str)
     };
     let mut frame = [0u8; broker::FRAME_MAX];
     let sent = match encode_frame(&Message::Event(ev), &mut frame) {
-        Ok(n) => {
-            let f = frame.get(..n).unwrap_or(&[]);
-            if one_shot {
-                broker::send_one_shot(f)
-            } else {
-                broker::send(f)
-            }
-        }
+        Ok(n) => broker::deliver(frame.get(..n).unwrap_or(&[]), one_shot),
         Err(_) => false,
     };
     if !sent {
-        broker::add_dropped(dropped.saturating_add(1));
+        broker::lost(dropped.saturating_add(1));
     }
 }
 

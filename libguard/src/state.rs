@@ -55,7 +55,7 @@ impl Drop for Inside {
 }
 
 /// The GUARD_* variables re-injected into children.
-pub const GUARD_VARS: [&[u8]; 8] = [
+pub const GUARD_VARS: [&[u8]; 9] = [
     b"GUARD_SOCKET",
     b"GUARD_RULESET",
     b"GUARD_SESSION",
@@ -64,6 +64,8 @@ pub const GUARD_VARS: [&[u8]; 8] = [
     b"GUARD_WORKSPACE",
     b"GUARD_PROTECT",
     b"GUARD_ASK_SOCKET",
+    // Where events that cannot be sent are spilled (`broker.rs`); read from `inject` there.
+    b"GUARD_SPILL_DIR",
 ];
 
 pub const MAX_INJECT: usize = GUARD_VARS.len() + 2;

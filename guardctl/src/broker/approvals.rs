@@ -3,8 +3,10 @@
 //!
 //! An ask arrives on a connection of its own; that connection's thread parks here until the ask
 //! is answered, the client's timeout (plus a grace) passes, or the client goes away, and then
-//! writes the `AskReply`. Approvals "remembered" for the session answer identical later asks
-//! (same rule, action and target) at once.
+//! writes the `AskReply` (after an early `pending` reply that tells the client the ask's id).
+//! Approvals "remembered" for the session answer identical later asks (same rule, action and
+//! target) at once. The answer's `who` names the human by the credentials of the control
+//! connection that answered (`<user> (uid <uid>)`, see [`human`]), never by client-supplied text.
 //!
 //! Control commands are refused unless the peer is clearly outside every guarded tree: the
 //! same uid as the broker (`SO_PEERCRED`), and neither the peer nor any of its ancestors (the
@@ -16,7 +18,7 @@
 //! cannot be read is refused (fail closed).
 
 use guard_proto::wire::{self, AskReply, AskRequest, ControlReply, ControlRequest, Message};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -46,17 +48,47 @@ struct Pending {
     answer: Option<(bool, String)>,
 }
 
+/// The approving human as stored in the audit event's `approval.who`: `<user> (uid <uid>)`,
+/// from the control connection's `SO_PEERCRED` (never from anything the client says).
+/// `event::parse_who` reads it back into `uid` and `user`.
+pub fn human(uid: u32) -> String {
+    format!("{} (uid {uid})", user_name(uid))
+}
+
+/// The user name of `uid` from the password database; the uid in decimal when it has none.
+pub fn user_name(uid: u32) -> String {
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 4096];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pw` and `buf` (sized as given) and sets `out`.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    if rc == 0 && !out.is_null() && !pw.pw_name.is_null() {
+        // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+        let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+        let name = name.to_string_lossy();
+        // `(uid ` inside a name would make `who` ambiguous; no real user name holds it.
+        if !name.is_empty() && !name.contains('(') {
+            return name.into_owned();
+        }
+    }
+    uid.to_string()
+}
+
 #[derive(Default)]
 struct Inner {
     next: u64,
     pending: BTreeMap<u64, Pending>,
-    /// (rule, action, target) approved with `--remember session`.
-    remembered: HashSet<(String, String, String)>,
+    /// (rule, action, target) approved with `--remember session`, and who approved it.
+    remembered: HashMap<(String, String, String), String>,
     /// Recent human denials: (pid, key, when). `execvp` and Python's subprocess retry a refused
     /// exec with the next `PATH` entry; the same process asking the same thing again at once
     /// gets the same answer instead of a second prompt.
-    recent_denials: Vec<(u32, (String, String, String), Instant)>,
+    recent_denials: Vec<Denial>,
 }
+
+/// A recent human denial: (pid, (rule, action, target), when, who).
+type Denial = (u32, (String, String, String), Instant, String);
 
 /// How long a denial answers identical asks of the same process.
 const DENIAL_ECHO: Duration = Duration::from_secs(3);
@@ -102,20 +134,17 @@ impl Approvals {
             g.next += 1;
             let id = self.id_base | (g.next & 0xf_ffff);
             g.recent_denials
-                .retain(|(_, _, t)| t.elapsed() < DENIAL_ECHO);
-            if g.remembered.contains(&key) {
-                (id, Some((true, "remembered".to_string())))
-            } else if g
+                .retain(|(_, _, t, _)| t.elapsed() < DENIAL_ECHO);
+            if let Some(who) = g.remembered.get(&key) {
+                (id, Some((true, format!("{who} remembered"))))
+            } else if let Some((_, _, _, who)) = g
                 .recent_denials
                 .iter()
-                .any(|(pid, k, _)| *pid == req.pid && *k == key)
+                .find(|(pid, k, _, _)| *pid == req.pid && *k == key)
             {
-                (id, Some((false, "denied moments ago".to_string())))
+                (id, Some((false, format!("{who} earlier denial"))))
             } else if g.pending.len() >= MAX_PENDING {
-                (
-                    id,
-                    Some((false, "broker: too many pending asks".to_string())),
-                )
+                (id, Some((false, "broker".to_string())))
             } else {
                 g.pending.insert(
                     id,
@@ -142,7 +171,18 @@ impl Approvals {
         };
         let verdict = match verdict {
             Some(v) => v,
-            None => self.wait(id, stream, start, req.timeout_ms),
+            None => {
+                // Tell the client its id at once: if nobody answers in time, its audit event
+                // still carries the id `guardctl pending` showed.
+                let notice = AskReply {
+                    id,
+                    decision: "pending",
+                    who: "",
+                    latency_ms: 0,
+                };
+                let _ = send(stream, &Message::AskReply(notice));
+                self.wait(id, stream, start, req.timeout_ms)
+            }
         };
         let reply = AskReply {
             id,
@@ -191,13 +231,13 @@ impl Approvals {
         if p.answer.is_some() {
             return false;
         }
-        p.answer = Some((approve, who));
+        p.answer = Some((approve, who.clone()));
         let key = (p.rule.clone(), p.action.clone(), p.target.clone());
         let pid = p.pid;
         if approve && remember {
-            g.remembered.insert(key);
+            g.remembered.insert(key, who);
         } else if !approve {
-            g.recent_denials.push((pid, key, Instant::now()));
+            g.recent_denials.push((pid, key, Instant::now(), who));
         }
         self.cv.notify_all();
         true
@@ -238,14 +278,15 @@ impl Approvals {
         let (ok, body) = match peer_refusal(stream, self.launcher) {
             Some(why) => (false, format!("refused: {why}")),
             None => {
-                let who = peer_pid(stream)
-                    .map(|p| format!("pid {p}"))
-                    .unwrap_or_default();
+                // peer_refusal succeeded, so the credentials are readable.
+                let who = peer_cred(stream)
+                    .map(|c| human(c.uid))
+                    .unwrap_or_else(|| "unknown".into());
                 match req.op {
                     "pending" => (true, self.pending_json()),
                     "approve" | "deny" => {
                         let approve = req.op == "approve";
-                        if self.answer(req.id, approve, req.remember, format!("guardctl {who}")) {
+                        if self.answer(req.id, approve, req.remember, who) {
                             (
                                 true,
                                 format!(
@@ -267,6 +308,19 @@ impl Approvals {
             &Message::ControlReply(ControlReply { ok, body: &body }),
         );
     }
+}
+
+/// The peer's pid from `SO_PEERCRED`.
+pub fn peer_cred_pid(stream: &UnixStream) -> Option<u32> {
+    peer_cred(stream)
+        .map(|c| c.pid)
+        .filter(|&p| p > 0)
+        .map(|p| p as u32)
+}
+
+/// Writes a `ControlReply`.
+pub fn reply_control(stream: &UnixStream, ok: bool, body: &str) {
+    let _ = send(stream, &Message::ControlReply(ControlReply { ok, body }));
 }
 
 /// Handles a message other than an event. Returns false when the connection must close.
@@ -331,10 +385,6 @@ fn peer_cred(stream: &UnixStream) -> Option<libc::ucred> {
         )
     };
     (rc == 0).then_some(cred)
-}
-
-fn peer_pid(stream: &UnixStream) -> Option<u32> {
-    peer_cred(stream).map(|c| c.pid as u32)
 }
 
 /// Why the peer of `stream` may not use control commands, or `None` when it may.
@@ -482,13 +532,15 @@ mod tests {
             let mut off = 0;
             let mut buf = chunk[..n].to_vec();
             while let Ok((Message::AskReply(r), used)) = wire::decode_frame(&buf[off..]) {
-                got.push((r.decision.to_string(), r.who.to_string()));
+                if r.decision != "pending" {
+                    got.push((r.decision.to_string(), r.who.to_string()));
+                }
                 off += used;
             }
             buf.clear();
         }
         assert_eq!(got[0].0, "allow");
-        assert_eq!(got[1], ("allow".into(), "remembered".into()));
+        assert_eq!(got[1], ("allow".into(), "test remembered".into()));
     }
 
     /// A broker on a socket in a fresh scratch directory named after `tag` and this process:
@@ -590,8 +642,16 @@ mod tests {
             let k = c.read(&mut buf[got..]).unwrap();
             assert!(k > 0, "broker closed without answering");
             got += k;
-            if let Ok((Message::AskReply(r), _)) = wire::decode_frame(&buf[..got]) {
-                break (r.decision.to_string(), r.who.to_string());
+            let mut off = 0;
+            let mut last = None;
+            while let Ok((Message::AskReply(r), used)) = wire::decode_frame(&buf[off..got]) {
+                off += used;
+                if r.decision != "pending" {
+                    last = Some((r.decision.to_string(), r.who.to_string()));
+                }
+            }
+            if let Some(r) = last {
+                break r;
             }
         };
         assert_eq!(reply, ("deny".to_string(), "timeout".to_string()));
@@ -683,8 +743,16 @@ mod tests {
                 let k = c.read(&mut buf[got..]).unwrap();
                 assert!(k > 0);
                 got += k;
-                if let Ok((Message::AskReply(r), _)) = wire::decode_frame(&buf[..got]) {
-                    assert_eq!(r.decision, "allow");
+                let mut off = 0;
+                let mut done = false;
+                while let Ok((Message::AskReply(r), used)) = wire::decode_frame(&buf[off..got]) {
+                    off += used;
+                    if r.decision != "pending" {
+                        assert_eq!(r.decision, "allow");
+                        done = true;
+                    }
+                }
+                if done {
                     break;
                 }
             }

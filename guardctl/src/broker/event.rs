@@ -42,6 +42,10 @@ pub struct AuditEvent {
     /// Present on events that concluded an ask.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// `spill` when the event reached the broker through the process's spill file (the broker
+    /// was dead or not reading when it happened); absent for events received live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<String>,
 }
 
 /// How an ask was answered, as the asking process saw it.
@@ -51,10 +55,29 @@ pub struct Approval {
     pub id: u64,
     /// `approved`, `denied`, `timeout` or `unreachable`.
     pub answer: String,
-    /// Who answered (`guardctl pid N`, `remembered`, `timeout`, ...).
+    /// Who answered: `<user> (uid <uid>)` for a human (the approving client's credentials),
+    /// with ` remembered` / ` earlier denial` appended when an earlier answer of that human
+    /// applied; `timeout` when the asking process gave up; `broker` for the broker's own
+    /// refusals; empty when no broker could be asked.
     pub who: String,
     /// From sending the request to the reply (or giving up), measured by the asking process.
     pub latency_ms: u64,
+    /// The approving human's uid (from `SO_PEERCRED` of the approve/deny/watch connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// That uid's user name (from the password database; the uid in decimal if it has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// The `(uid, user)` inside a `who` written by the broker (`alice (uid 1000)[ suffix]`).
+pub fn parse_who(who: &str) -> Option<(u32, String)> {
+    let open = who.rfind(" (uid ")?;
+    let rest = &who[open + 6..];
+    let close = rest.find(')')?;
+    let uid = rest[..close].parse().ok()?;
+    let user = &who[..open];
+    (!user.is_empty()).then(|| (uid, user.to_string()))
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -98,12 +121,18 @@ impl AuditEvent {
             tags,
             enforce_decision,
             dropped_before: ev.dropped_before,
-            approval: (!ev.approval_answer.is_empty()).then(|| Approval {
-                id: ev.approval_id,
-                answer: ev.approval_answer.to_string(),
-                who: ev.approval_who.to_string(),
-                latency_ms: ev.approval_latency_ms,
+            approval: (!ev.approval_answer.is_empty()).then(|| {
+                let human = parse_who(ev.approval_who);
+                Approval {
+                    id: ev.approval_id,
+                    answer: ev.approval_answer.to_string(),
+                    who: ev.approval_who.to_string(),
+                    latency_ms: ev.approval_latency_ms,
+                    uid: human.as_ref().map(|h| h.0),
+                    user: human.map(|h| h.1),
+                }
             }),
+            delivery: None,
         }
     }
 }
@@ -375,5 +404,15 @@ mod tests {
             json["approval"],
             serde_json::json!({"id": 12, "answer": "denied", "who": "guardctl pid 5", "latency_ms": 321})
         );
+        let human = wire::Event {
+            approval_who: "al ice (uid 1000) remembered",
+            ..asked
+        };
+        let json = serde_json::to_value(AuditEvent::from_wire(&human, &info, UNIX_EPOCH)).unwrap();
+        assert_eq!(json["approval"]["uid"], 1000);
+        assert_eq!(json["approval"]["user"], "al ice");
+        assert_eq!(parse_who("timeout"), None);
+        assert_eq!(parse_who(" (uid 7)"), None);
+        assert_eq!(parse_who("x (uid nope)"), None);
     }
 }

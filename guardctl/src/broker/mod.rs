@@ -1,5 +1,10 @@
-//! The session broker: receives audit events from every guarded process of one session over a
-//! private Unix socket and appends them, as JSON Lines, to the session's audit log.
+//! The broker: receives audit events from the guarded processes of one session (`guardctl
+//! run`) or of every attached session (`guardctl serve`) over a private Unix socket and appends
+//! them to each session's audit store (hash-chained JSON Lines plus SQLite).
+//!
+//! Events a process could not send wait in its spill file (see [`spill`]); a spill thread
+//! ingests them at start, every second and at the end, into the same queue, so they join the
+//! hash chain like any other event, marked `delivery: spill`.
 //!
 //! Threads: one acceptor, one reader per connection (guarded processes connect lazily, one
 //! stream each, and connections are few), and one writer fed by a bounded queue, so a slow disk
@@ -9,18 +14,23 @@
 
 pub mod approvals;
 pub mod event;
+pub mod registry;
+pub mod spill;
 pub mod store;
 
 use event::{AuditEvent, SessionInfo};
 use guard_proto::wire::{self, FrameError, Message};
+use registry::Registry;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 use store::{Counts, Store};
@@ -33,6 +43,32 @@ macro_rules! eprintln {
         let _ = writeln!(std::io::stderr(), $($t)*);
     }};
 }
+
+/// What the writer receives. Events are nearly every item, and boxing them would add an
+/// allocation per event on the broker's hot path.
+#[allow(clippy::large_enum_variant)]
+pub enum Item {
+    Event(AuditEvent),
+    /// `guardctl serve`: flush and close the store of a session that ended, then report.
+    Close {
+        session: String,
+        done: mpsc::Sender<SessionTotals>,
+    },
+}
+
+/// A session's totals when its store is closed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SessionTotals {
+    /// Events in its JSON Lines file (`lost` records not included).
+    pub records: u64,
+    /// Broker drops plus client-reported drops (`dropped_before`, `lost` records).
+    pub dropped: u64,
+    /// Records that came from spill files (this broker's; included in `records`).
+    pub spilled: u64,
+}
+
+/// Seconds between two spill passes.
+const SPILL_EVERY: Duration = Duration::from_secs(1);
 
 /// Events waiting for the writer; beyond this the broker drops and counts.
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -56,6 +92,16 @@ struct Shared {
     written: AtomicU64,
     /// Asks waiting for a human, and the control commands answering them.
     approvals: Arc<approvals::Approvals>,
+    /// `guardctl serve`: the attached sessions (None in a session broker).
+    registry: Option<Arc<Registry>>,
+    /// The session's spill directory (session broker); serve uses the registry's root.
+    spill: Option<PathBuf>,
+    /// Events taken from spill files.
+    spilled: AtomicU64,
+    /// Serialises spill passes (the periodic thread, session ends, the final pass).
+    spill_lock: Mutex<()>,
+    /// Tells the spill thread to stop (before `stop`, so the final pass is still written).
+    spill_stop: AtomicBool,
 }
 
 impl Shared {
@@ -76,10 +122,14 @@ pub struct Summary {
     /// Lost by the broker (queue full) plus reported lost by guarded processes.
     pub dropped: u64,
     pub rejected_connections: u64,
+    /// Events that arrived through spill files (included in `events`).
+    pub spilled: u64,
 }
 
 pub struct Broker {
     shared: Arc<Shared>,
+    tx: SyncSender<Item>,
+    spiller: Option<JoinHandle<()>>,
     writer: Option<JoinHandle<std::io::Result<()>>>,
     /// A second handle on the listening socket, to see connections not yet accepted.
     listener: Option<UnixListener>,
@@ -93,6 +143,7 @@ impl Broker {
     }
 
     /// [`Broker::start`], also indexing every event in the SQLite database at `db`.
+    #[allow(dead_code)] // the skeleton's API; `guardctl run` uses `start_session`
     pub fn start_with_db(
         listener: UnixListener,
         log: File,
@@ -101,6 +152,50 @@ impl Broker {
     ) -> std::io::Result<Broker> {
         let store = Store::open(log, Some(db), &info.session)?;
         Broker::start_store(listener, store, info, QUEUE_CAPACITY)
+    }
+
+    /// A session broker (`guardctl run`) that also ingests the session's spill directory.
+    pub fn start_session(
+        listener: UnixListener,
+        log: File,
+        db: &Path,
+        info: SessionInfo,
+        spill: PathBuf,
+    ) -> std::io::Result<Broker> {
+        let store = Store::open(log, Some(db), &info.session)?;
+        Broker::start_inner(
+            listener,
+            Sink::One(store),
+            info,
+            QUEUE_CAPACITY,
+            None,
+            Some(spill),
+        )
+    }
+
+    /// The shared broker (`guardctl serve`): stores the events of every attached session (see
+    /// [`registry`]) in that session's own files, and ingests their spill directories.
+    pub fn start_serve(listener: UnixListener, state: &Path) -> std::io::Result<Broker> {
+        let host = event::hostname();
+        let registry = Arc::new(Registry::new(state.to_path_buf(), host.clone()));
+        let info = SessionInfo {
+            session: String::new(),
+            agent: String::new(),
+            model: String::new(),
+            host,
+        };
+        let many = Many {
+            registry: Arc::clone(&registry),
+            open: HashMap::new(),
+        };
+        Broker::start_inner(
+            listener,
+            Sink::Many(many),
+            info,
+            QUEUE_CAPACITY,
+            Some(registry),
+            None,
+        )
     }
 
     /// [`Broker::start`] with a queue of `capacity` events.
@@ -122,6 +217,17 @@ impl Broker {
         info: SessionInfo,
         capacity: usize,
     ) -> std::io::Result<Broker> {
+        Broker::start_inner(listener, Sink::One(store), info, capacity, None, None)
+    }
+
+    fn start_inner(
+        listener: UnixListener,
+        sink: Sink,
+        info: SessionInfo,
+        capacity: usize,
+        registry: Option<Arc<Registry>>,
+        spill: Option<PathBuf>,
+    ) -> std::io::Result<Broker> {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             last_activity_ms: AtomicU64::new(0),
@@ -133,19 +239,37 @@ impl Broker {
             written: AtomicU64::new(0),
             approvals: Arc::new(approvals::Approvals::new(&info.agent)),
             info,
+            registry,
+            spill,
+            spilled: AtomicU64::new(0),
+            spill_lock: Mutex::new(()),
+            spill_stop: AtomicBool::new(false),
         });
-        let (tx, rx) = mpsc::sync_channel::<AuditEvent>(capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Item>(capacity.max(1));
         let w_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
             .name("guard-writer".into())
-            .spawn(move || write_loop(rx, store, &w_shared))?;
+            .spawn(move || write_loop(rx, sink, &w_shared))?;
         let a_shared = Arc::clone(&shared);
         let watch = listener.try_clone().ok();
+        let a_tx = tx.clone();
         thread::Builder::new()
             .name("guard-accept".into())
-            .spawn(move || accept_loop(listener, tx, a_shared))?;
+            .spawn(move || accept_loop(listener, a_tx, a_shared))?;
+        let spiller = if shared.spill.is_some() || shared.registry.is_some() {
+            let (s_shared, s_tx) = (Arc::clone(&shared), tx.clone());
+            Some(
+                thread::Builder::new()
+                    .name("guard-spill".into())
+                    .spawn(move || spill_loop(&s_shared, &s_tx))?,
+            )
+        } else {
+            None
+        };
         Ok(Broker {
             shared,
+            tx,
+            spiller,
             writer: Some(writer),
             listener: watch,
         })
@@ -180,6 +304,13 @@ impl Broker {
             }
             thread::sleep(Duration::from_millis(10));
         }
+        self.shared.spill_stop.store(true, Ordering::Release);
+        if let Some(s) = self.spiller.take() {
+            let _ = s.join();
+        }
+        // The last pass: every process of a session broker has exited by now; wait a little
+        // for a file a writer still holds. Before `stop`, so the writer takes all of it.
+        spill_pass(&self.shared, &self.tx, Duration::from_millis(300), None);
         self.shared.stop.store(true, Ordering::Release);
         if let Some(w) = self.writer.take() {
             match w.join() {
@@ -196,7 +327,109 @@ impl Broker {
                 .load(Ordering::Acquire)
                 .saturating_add(s.client_dropped.load(Ordering::Acquire)),
             rejected_connections: s.rejected.load(Ordering::Acquire),
+            spilled: s.spilled.load(Ordering::Acquire),
         }
+    }
+}
+
+/// Spill passes every [`SPILL_EVERY`] until the broker stops (the first one at once, which
+/// is the ingest "at restart" for a `serve` that comes back).
+fn spill_loop(shared: &Shared, tx: &SyncSender<Item>) {
+    loop {
+        spill_pass(shared, tx, Duration::ZERO, None);
+        let t = Instant::now();
+        while t.elapsed() < SPILL_EVERY {
+            if shared.spill_stop.load(Ordering::Acquire) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Ingests spill files into the queue (blocking sends: nothing taken from a file is dropped).
+/// `only`: in serve, just this session's directory.
+fn spill_pass(shared: &Shared, tx: &SyncSender<Item>, wait: Duration, only: Option<&str>) {
+    let _g = shared.spill_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let push = |got: spill::Ingested| {
+        for ev in got.events {
+            shared.spilled.fetch_add(1, Ordering::Relaxed);
+            if shared.registry.is_none() && ev.dropped_before > 0 {
+                shared
+                    .client_dropped
+                    .fetch_add(ev.dropped_before, Ordering::Relaxed);
+            }
+            if tx.send(Item::Event(ev)).is_err() {
+                shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    };
+    if let Some(dir) = &shared.spill {
+        push(spill::ingest_dir(dir, &shared.info, wait));
+        return;
+    }
+    let Some(reg) = &shared.registry else {
+        return;
+    };
+    let root = reg.spill_root();
+    let dirs: Vec<PathBuf> = match only {
+        Some(s) => vec![root.join(s)],
+        None => std::fs::read_dir(&root)
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default(),
+    };
+    for dir in dirs {
+        let Some(session) = dir.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        // Spill files of a session nobody registered stay where they are.
+        let Some(info) = reg.lookup(session) else {
+            continue;
+        };
+        push(spill::ingest_dir(&dir, &info, wait));
+        if reg.ended(session) {
+            spill::remove_dir_if_empty(&dir);
+        }
+    }
+}
+
+/// `end-session` from an attached launcher (serve only): waits for the session's connections
+/// to close, ingests its spill files, closes its store and answers with its totals as JSON.
+fn end_session(stream: &UnixStream, shared: &Shared, tx: &SyncSender<Item>) -> (bool, String) {
+    let Some(reg) = &shared.registry else {
+        return (false, "not a shared broker".into());
+    };
+    let pid = approvals::peer_cred_pid(stream);
+    let Some(session) = pid.and_then(|p| reg.by_launcher(p)) else {
+        return (
+            false,
+            "refused: the peer is not the launcher of a session attached here".into(),
+        );
+    };
+    let t = Instant::now();
+    while (reg.conns(&session) > 0 || shared.quiet_for() < Duration::from_millis(50))
+        && t.elapsed() < Duration::from_secs(2)
+    {
+        thread::sleep(Duration::from_millis(10));
+    }
+    spill_pass(shared, tx, Duration::from_millis(300), Some(&session));
+    let (done, rx) = mpsc::channel();
+    if tx
+        .send(Item::Close {
+            session: session.clone(),
+            done,
+        })
+        .is_err()
+    {
+        return (false, "the broker is stopping".into());
+    }
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(t) => (
+            true,
+            serde_json::json!({"session": session, "events": t.records, "dropped": t.dropped, "spilled": t.spilled})
+                .to_string(),
+        ),
+        Err(_) => (false, "the audit writer did not answer".into()),
     }
 }
 
@@ -212,7 +445,7 @@ fn pending_connection(listener: &UnixListener) -> bool {
     n > 0 && pfd.revents & libc::POLLIN != 0
 }
 
-fn accept_loop(listener: UnixListener, tx: SyncSender<AuditEvent>, shared: Arc<Shared>) {
+fn accept_loop(listener: UnixListener, tx: SyncSender<Item>, shared: Arc<Shared>) {
     for conn in listener.incoming() {
         if shared.stop.load(Ordering::Acquire) {
             return;
@@ -270,7 +503,21 @@ fn peer_is_us(stream: &UnixStream) -> bool {
     rc == 0 && (cred.uid == me || cred.uid == 0)
 }
 
-fn read_loop(mut stream: UnixStream, tx: &SyncSender<AuditEvent>, shared: &Shared) {
+/// The session a serve connection's events belong to (checked once, then reused).
+#[derive(Default)]
+struct Bound {
+    session: Option<(String, SessionInfo)>,
+}
+
+fn read_loop(stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared) {
+    let mut bound = Bound::default();
+    read_frames(stream, tx, shared, &mut bound);
+    if let (Some(reg), Some((s, _))) = (&shared.registry, &bound.session) {
+        reg.conn_closed(s);
+    }
+}
+
+fn read_frames(mut stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared, bound: &mut Bound) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 16 * 1024];
     loop {
@@ -288,7 +535,12 @@ fn read_loop(mut stream: UnixStream, tx: &SyncSender<AuditEvent>, shared: &Share
                 Ok((msg, len)) => {
                     used += len;
                     if matches!(msg, Message::Event(_)) {
-                        handle(msg, tx, shared);
+                        handle(msg, tx, shared, bound);
+                    } else if let Message::ControlRequest(r) = &msg
+                        && r.op == "end-session"
+                    {
+                        let (ok, body) = end_session(&stream, shared, tx);
+                        approvals::reply_control(&stream, ok, &body);
                     } else if !approvals::on_message(
                         &stream,
                         &msg,
@@ -311,9 +563,34 @@ fn read_loop(mut stream: UnixStream, tx: &SyncSender<AuditEvent>, shared: &Share
     }
 }
 
+/// The session identity to stamp on `ev`: the broker's own session, or in serve the attached
+/// session it names (`None`: not attached, the event is refused and counted).
+fn session_of<'b>(
+    ev: &wire::Event<'_>,
+    shared: &'b Shared,
+    bound: &'b mut Bound,
+) -> Option<&'b SessionInfo> {
+    let Some(reg) = &shared.registry else {
+        return Some(&shared.info);
+    };
+    let same = bound
+        .session
+        .as_ref()
+        .is_some_and(|(s, _)| s.as_str() == ev.session);
+    if !same {
+        let info = reg.lookup(ev.session)?;
+        if let Some((old, _)) = &bound.session {
+            reg.conn_closed(old);
+        }
+        reg.conn_opened(ev.session);
+        bound.session = Some((ev.session.to_string(), info));
+    }
+    bound.session.as_ref().map(|(_, i)| i)
+}
+
 // Other message kinds may be added to the wire protocol; this broker only stores events.
 #[allow(unreachable_patterns, clippy::single_match)]
-fn handle(msg: Message<'_>, tx: &SyncSender<AuditEvent>, shared: &Shared) {
+fn handle(msg: Message<'_>, tx: &SyncSender<Item>, shared: &Shared, bound: &mut Bound) {
     match msg {
         Message::Event(ev) => {
             if ev.dropped_before > 0 {
@@ -321,10 +598,21 @@ fn handle(msg: Message<'_>, tx: &SyncSender<AuditEvent>, shared: &Shared) {
                     .client_dropped
                     .fetch_add(ev.dropped_before, Ordering::Relaxed);
             }
-            let out = AuditEvent::from_wire(&ev, &shared.info, SystemTime::now());
-            match tx.try_send(out) {
+            let Some(info) = session_of(&ev, shared, bound) else {
+                shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let out = AuditEvent::from_wire(&ev, info, SystemTime::now());
+            match tx.try_send(Item::Event(out)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                Err(TrySendError::Full(Item::Event(ev)))
+                | Err(TrySendError::Disconnected(Item::Event(ev))) => {
+                    shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
+                    if let Some(reg) = &shared.registry {
+                        reg.add_dropped(&ev.session);
+                    }
+                }
+                Err(_) => {
                     shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -354,13 +642,154 @@ fn test_delay() -> Option<Duration> {
         .map(Duration::from_micros)
 }
 
-fn write_loop(
-    rx: mpsc::Receiver<AuditEvent>,
-    mut store: Store,
-    shared: &Shared,
-) -> std::io::Result<()> {
+/// Where the writer puts events: one session's store, or (serve) one store per session.
+pub enum Sink {
+    One(Store),
+    Many(Many),
+}
+
+/// The stores of serve's attached sessions, opened on their first event.
+pub struct Many {
+    registry: Arc<Registry>,
+    /// Per session: its store (holding an exclusive `flock` on the JSON Lines file, so that a
+    /// launcher's fallback ingest never interleaves with it) and its counts.
+    open: HashMap<String, Open>,
+}
+
+/// One attached session's open store.
+struct Open {
+    store: Store,
+    /// Its totals, continued from what the database held when it was opened.
+    counts: Counts,
+    spilled: u64,
+}
+
+impl Many {
+    fn store(&mut self, session: &str) -> Option<&mut Open> {
+        if !self.open.contains_key(session) {
+            let path = self
+                .registry
+                .sessions_dir()
+                .join(format!("{session}.jsonl"));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&path)
+                .ok()?;
+            if !lock_exclusive(&file, Duration::from_secs(5)) {
+                eprintln!(
+                    "guard: serve: {} stays locked by another writer; events of {session} are dropped",
+                    path.display()
+                );
+                return None;
+            }
+            let db = self.registry.sessions_dir().join("audit.db");
+            let store = Store::open(file, Some(&db), session).ok()?;
+            let counts = store.stored_counts();
+            self.open.insert(
+                session.to_string(),
+                Open {
+                    store,
+                    counts,
+                    spilled: 0,
+                },
+            );
+        }
+        self.open.get_mut(session)
+    }
+
+    fn write(&mut self, events: Vec<AuditEvent>) -> u64 {
+        let mut by_session: Vec<(String, Vec<AuditEvent>)> = Vec::new();
+        for ev in events {
+            match by_session.iter_mut().find(|(s, _)| *s == ev.session) {
+                Some((_, v)) => v.push(ev),
+                None => by_session.push((ev.session.clone(), vec![ev])),
+            }
+        }
+        let mut written = 0;
+        for (session, evs) in by_session {
+            let more = self.registry.take_dropped(&session);
+            let Some(o) = self.store(&session) else {
+                // Back in the registry: they stay counted for when the store opens.
+                for _ in 0..more {
+                    self.registry.add_dropped(&session);
+                }
+                for _ in &evs {
+                    self.registry.add_dropped(&session);
+                }
+                continue;
+            };
+            o.counts.client_dropped += evs.iter().map(|e| e.dropped_before).sum::<u64>();
+            o.spilled += evs
+                .iter()
+                .filter(|e| e.delivery.as_deref() == Some("spill"))
+                .count() as u64;
+            o.counts.broker_dropped += more;
+            match o.store.write_batch(&evs, o.counts) {
+                Ok(n) => written += n,
+                Err(e) => eprintln!("guard: serve: writing the audit log of {session}: {e}"),
+            }
+        }
+        written
+    }
+
+    fn close(&mut self, session: &str) -> SessionTotals {
+        let more = self.registry.take_dropped(session);
+        match self.store(session) {
+            Some(o) => {
+                o.counts.broker_dropped += more;
+                let c = o.counts;
+                o.store.finish(c);
+                let totals = SessionTotals {
+                    records: o.store.events(),
+                    dropped: c.broker_dropped + c.client_dropped,
+                    spilled: o.spilled,
+                };
+                self.open.remove(session);
+                totals
+            }
+            None => SessionTotals::default(),
+        }
+    }
+}
+
+/// Takes an exclusive `flock` on `f`, retrying for up to `wait`.
+pub fn lock_exclusive(f: &File, wait: Duration) -> bool {
+    let t = Instant::now();
+    loop {
+        // SAFETY: flock on an open file.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return true;
+        }
+        if t.elapsed() >= wait {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Writes `events` to the sink, counting them.
+fn flush(sink: &mut Sink, events: Vec<AuditEvent>, shared: &Shared) -> std::io::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // `lost` records stand for events that never arrived; they are counted as drops.
+    let lost = events.iter().filter(|e| e.action == "lost").count() as u64;
+    let n = match sink {
+        Sink::One(store) => store.write_batch(&events, counts(shared))?,
+        Sink::Many(m) => m.write(events),
+    };
+    shared
+        .written
+        .fetch_add(n.saturating_sub(lost), Ordering::AcqRel);
+    Ok(())
+}
+
+fn write_loop(rx: mpsc::Receiver<Item>, mut sink: Sink, shared: &Shared) -> std::io::Result<()> {
     let delay = test_delay();
-    let mut batch: Vec<AuditEvent> = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Item> = Vec::with_capacity(BATCH);
     let mut after_stop = 0usize;
     let result = loop {
         let stopping = shared.stop.load(Ordering::Acquire);
@@ -381,22 +810,52 @@ fn write_loop(
         if let Some(d) = delay {
             thread::sleep(d * batch.len() as u32);
         }
-        match store.write_batch(&batch, counts(shared)) {
-            Ok(n) => {
-                shared.written.fetch_add(n, Ordering::AcqRel);
+        let n = batch.len();
+        let mut events = Vec::with_capacity(n);
+        let mut failed = None;
+        for item in batch.drain(..) {
+            match item {
+                Item::Event(ev) => events.push(ev),
+                Item::Close { session, done } => {
+                    // Events queued before the close belong to the session: write them first.
+                    if let Err(e) = flush(&mut sink, std::mem::take(&mut events), shared) {
+                        failed = Some(e);
+                        break;
+                    }
+                    let totals = match &mut sink {
+                        Sink::Many(m) => m.close(&session),
+                        Sink::One(_) => SessionTotals::default(),
+                    };
+                    let _ = done.send(totals);
+                }
             }
-            Err(e) => break Err(e),
+        }
+        if failed.is_none()
+            && let Err(e) = flush(&mut sink, events, shared)
+        {
+            failed = Some(e);
+        }
+        if let Some(e) = failed {
+            break Err(e);
         }
         if stopping {
             // Drain what was queued when we were told to stop, but a process that keeps
             // flooding after its session ended must not keep the launcher alive.
-            after_stop += batch.len();
+            after_stop += n;
             if after_stop > QUEUE_CAPACITY {
                 break Ok(());
             }
         }
     };
-    store.finish(counts(shared));
+    if let Sink::One(store) = &mut sink {
+        store.finish(counts(shared));
+    }
+    if let Sink::Many(m) = &mut sink {
+        let sessions: Vec<String> = m.open.keys().cloned().collect();
+        for s in sessions {
+            m.close(&s);
+        }
+    }
     result
 }
 

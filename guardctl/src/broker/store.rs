@@ -31,6 +31,9 @@ pub struct Store {
     prev: String,
     /// Records in the file so far.
     seq: u64,
+    /// Of those, `lost` records (the broker's records of events a process could not deliver;
+    /// not events themselves).
+    lost_records: u64,
     db: Option<sqlite::Db>,
     line: Vec<u8>,
     out: Vec<u8>,
@@ -68,11 +71,18 @@ impl Store {
                 None
             }
         });
+        // A continued file (restarted serve, launcher fallback) may hold `lost` records already.
+        let lost_records = if seq > 0 {
+            db.as_ref().map(|d| d.lost_records(session)).unwrap_or(0)
+        } else {
+            0
+        };
         Ok(Store {
             jsonl,
             session: session.to_string(),
             prev,
             seq,
+            lost_records,
             db,
             line: Vec::with_capacity(1024),
             out: Vec::with_capacity(64 * 1024),
@@ -92,6 +102,9 @@ impl Store {
             self.out.extend_from_slice(&self.line);
             self.out.push(b'\n');
             rows.push((seq, hash.clone()));
+            if ev.action == "lost" {
+                self.lost_records += 1;
+            }
             self.seq = seq;
             self.prev = hash;
         }
@@ -107,6 +120,20 @@ impl Store {
             self.db = None;
         }
         Ok(rows.len() as u64)
+    }
+
+    /// Events in the JSON Lines file (this broker's and any earlier one's): its records
+    /// except `lost` records.
+    pub fn events(&self) -> u64 {
+        self.seq.saturating_sub(self.lost_records)
+    }
+
+    /// The counts the database holds for this session (a restarted `serve` continues them).
+    pub fn stored_counts(&self) -> Counts {
+        self.db
+            .as_ref()
+            .and_then(|d| d.counts(&self.session))
+            .unwrap_or_default()
     }
 
     /// Records the final counts (events only reach the database in batches).
@@ -180,6 +207,7 @@ mod tests {
             enforce_decision: None,
             dropped_before: 0,
             approval: None,
+            delivery: None,
         }
     }
 

@@ -177,6 +177,7 @@ mod tests {
             enforce_decision: None,
             dropped_before: 0,
             approval: None,
+            delivery: None,
         }
     }
 

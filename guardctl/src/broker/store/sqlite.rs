@@ -58,11 +58,14 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 /// Columns added after the first release (nullable, so the change is additive): added to
 /// databases created before them when a broker opens one.
-const ADDED_COLUMNS: [(&str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str); 7] = [
     ("approval_id", "INTEGER"),
     ("approval_answer", "TEXT"),
     ("approval_who", "TEXT"),
     ("approval_latency_ms", "INTEGER"),
+    ("approval_uid", "INTEGER"),
+    ("approval_user", "TEXT"),
+    ("delivery", "TEXT"),
 ];
 
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
@@ -138,9 +141,9 @@ impl Db {
                 "INSERT OR REPLACE INTO events (session, seq, ts, ts_ms, agent, model, host, pid, ppid,
                  exe, runtime, cwd, action, target, decision, enforce_decision, rule, reason, tags,
                  dropped_before, hash, approval_id, approval_answer, approval_who,
-                 approval_latency_ms)
+                 approval_latency_ms, approval_uid, approval_user, delivery)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,
-                 ?22,?23,?24,?25)",
+                 ?22,?23,?24,?25,?26,?27,?28)",
             )?;
             // Events that failed to serialise have no row; they are skipped in both.
             for (ev, (seq, hash)) in events.iter().zip(rows) {
@@ -171,6 +174,9 @@ impl Db {
                     ev.approval.as_ref().map(|a| a.answer.as_str()),
                     ev.approval.as_ref().map(|a| a.who.as_str()),
                     ev.approval.as_ref().map(|a| a.latency_ms as i64),
+                    ev.approval.as_ref().and_then(|a| a.uid),
+                    ev.approval.as_ref().and_then(|a| a.user.as_deref()),
+                    ev.delivery,
                 ])?;
             }
             if let Some((seq, hash)) = rows.last() {
@@ -199,6 +205,34 @@ impl Db {
             }
         }
         tx.commit()
+    }
+
+    /// How many `lost` records of `session` the database holds.
+    pub fn lost_records(&self, session: &str) -> u64 {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE session = ?1 AND action = 'lost'",
+                params![session],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .unwrap_or(0)
+    }
+
+    /// The stored counts of `session`, if it has a row.
+    pub fn counts(&self, session: &str) -> Option<Counts> {
+        self.conn
+            .query_row(
+                "SELECT broker_dropped, client_dropped FROM sessions WHERE session = ?1",
+                params![session],
+                |r| {
+                    Ok(Counts {
+                        broker_dropped: r.get::<_, i64>(0)? as u64,
+                        client_dropped: r.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+            .ok()
     }
 }
 
