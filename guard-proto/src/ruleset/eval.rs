@@ -231,6 +231,11 @@ impl<'a> Ruleset<'a> {
             if !self.table_empty(SEC_BASE_E) {
                 self.lookup(SEC_BASE_B, SEC_BASE_E, key_hash(base), base, &mut check);
             }
+            if let Some(k) = base.get(..BASE_PREFIX_LEN)
+                && !self.table_empty(SEC_BPFX_E)
+            {
+                self.lookup(SEC_BPFX_B, SEC_BPFX_E, key_hash(k), k, &mut check);
+            }
             if !self.table_empty(SEC_EXT_E) {
                 for (j, &c) in base.iter().enumerate() {
                     if c == b'.' {
@@ -675,5 +680,135 @@ impl<'a> Ruleset<'a> {
                 .is_some_and(|re| re.is_match(body)),
             None => super::build_regex(text).is_ok_and(|re| re.is_match(body)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::NoEnv;
+    use crate::decision::Decision;
+    use crate::ruleset::writer::{RuleBody, RuleSpec, RulesetSpec, WhenSpec, write};
+
+    /// The indexes (anchor, basename, extension, basename prefix, always) must find exactly the
+    /// rules a scan of every file rule finds, for every path.
+    #[test]
+    fn indexed_file_matching_agrees_with_a_full_scan() {
+        let globs: [&[&str]; 12] = [
+            &["/h/.ssh/**"],
+            &["/h/.ssh/id_*", "/etc/shadow"],
+            &["**/.env", "**/.env.*", "**/.envrc"],
+            &["**/*.pem", "**/*.tar.gz"],
+            &["**/id_*"],
+            &["**/.git/hooks/**"],
+            &["/h/p/**/secret*"],
+            &["**/a/.netrc*"],
+            &["*/x", "**/ab*"],
+            &["/*"],
+            &["**/node_modules/**"],
+            &["/h/p/.git/config", "**/x/.git/config"],
+        ];
+        let spec = RulesetSpec {
+            name: "t".into(),
+            default: Decision::Allow,
+            unguardable_exec: Decision::Audit,
+            rules: globs
+                .iter()
+                .enumerate()
+                .map(|(i, g)| RuleSpec {
+                    id: format!("r{i}"),
+                    reason: String::new(),
+                    tags: vec![],
+                    source: "t.toml".into(),
+                    line: 1,
+                    decision: Decision::Deny,
+                    inactive: false,
+                    when: WhenSpec::default(),
+                    body: RuleBody::File {
+                        include: g.iter().map(|s| s.to_string()).collect(),
+                        exclude: vec![],
+                        access: 7,
+                    },
+                })
+                .collect(),
+            monitor: false,
+            ask_timeout_ms: 0,
+            secrets: vec![],
+            env_strip: vec![],
+            env_keep: vec![],
+            value_options: vec![],
+            secret_scope: vec![],
+            secret_exclude: vec![],
+        };
+        let bytes = write(&spec);
+        let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let parts = [
+            "h",
+            ".ssh",
+            "id_rsa",
+            "id_",
+            "p",
+            ".env",
+            ".env.local",
+            ".envrc",
+            "x.pem",
+            "a.tar.gz",
+            "a",
+            ".netrc",
+            ".netrc.bak",
+            "x",
+            ".git",
+            "hooks",
+            "config",
+            "secret.txt",
+            "ab",
+            "node_modules",
+            "etc",
+            "shadow",
+            "é",
+            "abé",
+        ];
+        let env = NoEnv;
+        let ctx = Context {
+            env: &env,
+            cwd: b"/",
+            agent: b"",
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut matched = 0;
+        for _ in 0..20000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = 1 + (seed % 5) as usize;
+            let mut path = String::new();
+            for i in 0..n {
+                path.push('/');
+                path.push_str(parts[((seed >> (8 + 5 * i)) % parts.len() as u64) as usize]);
+            }
+            let mut indexed = Vec::new();
+            rs.visit_file(
+                path.as_bytes(),
+                FileAccess::Read,
+                &ctx,
+                Mode::Normal,
+                &mut |r| indexed.push(r),
+            );
+            indexed.sort_unstable();
+            indexed.dedup();
+            let (s, n) = Ruleset::range(rs.meta(), META_FILE_ALL);
+            let full: Vec<u32> = (s..s + n)
+                .map(|i| rs.list(0, i))
+                .filter(|&r| {
+                    rs.file_rule_matches(r, path.as_bytes(), FileAccess::Read, &ctx, Mode::Normal)
+                })
+                .collect();
+            assert_eq!(indexed, full, "{path}");
+            matched += usize::from(!full.is_empty());
+        }
+        assert!(
+            matched > 1000,
+            "the generated paths rarely hit a rule ({matched})"
+        );
     }
 }

@@ -27,8 +27,8 @@
 
 pub const MAGIC: [u8; 8] = *b"GRDRULE\0";
 /// 2: secret records carry the entropy floor; META carries the secret scan scope; all_args
-/// patterns carry their brace group.
-pub const FORMAT_VERSION: u32 = 2;
+/// patterns carry their brace group. 3: the base-prefix index (`SEC_BPFX_*`).
+pub const FORMAT_VERSION: u32 = 3;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 16;
 
@@ -50,7 +50,14 @@ pub const SEC_PROG_E: usize = 14;
 pub const SEC_VOPT_B: usize = 15;
 pub const SEC_VOPT_E: usize = 16;
 pub const SEC_SECRETS: usize = 17;
-pub const SECTION_COUNT: usize = 18;
+/// File globs `**/.../HEAD*` whose last component starts with a literal of at least
+/// [`BASE_PREFIX_LEN`] bytes, keyed by those first bytes (the basename must start with them).
+pub const SEC_BPFX_B: usize = 18;
+pub const SEC_BPFX_E: usize = 19;
+pub const SECTION_COUNT: usize = 20;
+
+/// Key length of the base-prefix index.
+pub const BASE_PREFIX_LEN: usize = 3;
 
 /// Record size of each section (1 for byte sections).
 pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
@@ -58,7 +65,7 @@ pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
     META_LEN, RULE_LEN, PAT_LEN, NET_LEN, 4, // ports: lo u16, hi u16
     4, // lists: u32
     4, // buckets
-    ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, SECRET_LEN,
+    ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, SECRET_LEN, 4, ENTRY_LEN,
 ];
 
 // META (one record)

@@ -358,6 +358,7 @@ impl<'a> Ruleset<'a> {
             (SEC_EXT_B, SEC_EXT_E),
             (SEC_PROG_B, SEC_PROG_E),
             (SEC_VOPT_B, SEC_VOPT_E),
+            (SEC_BPFX_B, SEC_BPFX_E),
         ] {
             let nb = self.count(b);
             if nb < 2 || !(nb - 1).is_power_of_two() {

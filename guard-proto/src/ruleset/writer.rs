@@ -261,6 +261,7 @@ enum FileKey {
     Anchor(String),
     Base(String),
     Ext(String),
+    BasePrefix(String),
     Always,
 }
 
@@ -282,6 +283,14 @@ fn classify_file_glob(g: &str) -> FileKey {
             && !ext.contains('{')
         {
             return FileKey::Ext(ext.to_string());
+        }
+        // `**/.env.*`, `**/id_*`: the basename starts with the literal head.
+        let head = &last[..first_wildcard(last.as_bytes()).unwrap_or(last.len())];
+        if head.len() >= BASE_PREFIX_LEN
+            && head.is_char_boundary(BASE_PREFIX_LEN)
+            && !head.contains('\\')
+        {
+            return FileKey::BasePrefix(head[..BASE_PREFIX_LEN].to_string());
         }
         return FileKey::Always;
     }
@@ -309,6 +318,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
     let mut anchor = Table::new();
     let mut base = Table::new();
     let mut ext = Table::new();
+    let mut bpfx = Table::new();
     let mut prog = Table::new();
     let mut file_always: Vec<u32> = Vec::new();
     let mut file_all = Vec::new();
@@ -343,6 +353,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
                         FileKey::Anchor(k) => anchor.add(&k, ri),
                         FileKey::Base(k) => base.add(&k, ri),
                         FileKey::Ext(k) => ext.add(&k, ri),
+                        FileKey::BasePrefix(k) => bpfx.add(&k, ri),
                         FileKey::Always => {
                             if file_always.last() != Some(&ri) {
                                 file_always.push(ri)
@@ -506,6 +517,7 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
     let (ext_b, ext_e) = ext.layout(&mut out);
     let (prog_b, prog_e) = prog.layout(&mut out);
     let (vopt_b, vopt_e) = vopt.layout(&mut out);
+    let (bpfx_b, bpfx_e) = bpfx.layout(&mut out);
 
     let lists: Vec<u8> = out.lists.iter().flat_map(|v| v.to_le_bytes()).collect();
     let sections: [&[u8]; SECTION_COUNT] = [
@@ -527,6 +539,8 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         &vopt_b,
         &vopt_e,
         &secrets,
+        &bpfx_b,
+        &bpfx_e,
     ];
     assemble(&sections)
 }
@@ -577,6 +591,7 @@ mod tests {
             FileKey::Anchor(k) => format!("anchor:{k}"),
             FileKey::Base(k) => format!("base:{k}"),
             FileKey::Ext(k) => format!("ext:{k}"),
+            FileKey::BasePrefix(k) => format!("base-prefix:{k}"),
             FileKey::Always => "always".into(),
         }
     }
@@ -593,7 +608,14 @@ mod tests {
         assert_eq!(key("**/x/.git/config"), "base:config");
         assert_eq!(key("**/*.pem"), "ext:pem");
         assert_eq!(key("**/*.tar.gz"), "ext:tar.gz");
-        assert_eq!(key("**/id_*"), "always");
+        assert_eq!(key("**/id_*"), "base-prefix:id_");
+        assert_eq!(key("**/.env.*"), "base-prefix:.en");
+        assert_eq!(key("**/a/.netrc*"), "base-prefix:.ne");
+        assert_eq!(key("**/ab*"), "always");
+        assert_eq!(key(r"**/a\*b*"), "always");
+        assert_eq!(key("**/abé*"), "always");
+        assert_eq!(key("**/aé*"), "base-prefix:aé");
+        assert_eq!(key("**/.git/hooks/**"), "always");
         assert_eq!(key("*/x"), "always");
     }
 
