@@ -404,3 +404,45 @@ fn sends_with_a_destination_are_gated_like_connect() {
         ("deny", "no-discard-port")
     );
 }
+
+/// A hard link is a second name for the same file: it must not turn a denied or redacted file
+/// into one the rules do not name (`ln ~/secret/key /tmp/k`, `mv .env /tmp/e`).
+#[test]
+fn hard_links_and_moves_cannot_rename_a_file_out_of_its_rules() {
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nid = \"env-redact\"\non = \"file\"\npaths = [\"**/.env\"]\n\
+         access = [\"read\"]\ndecision = \"redact\"\nreason = \"dotenv\"\n\
+         examples = {{ match = [\"~/.env\"] }}\n"
+    );
+    let env = Env::with_policy("c-links", &policy);
+    let bin = probe(0);
+    std::fs::write(env.home().join("public/.env"), "TOKEN=abc\n").unwrap();
+    std::os::unix::fs::symlink(env.home().join("secret/key"), env.home().join("public/sk"))
+        .unwrap();
+    std::os::unix::fs::symlink(env.home().join("public/.env"), env.home().join("public/el"))
+        .unwrap();
+    let out_dir = env.sb.root.join("elsewhere");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let dst = |n: &str| out_dir.join(n).to_string_lossy().into_owned();
+    let cases = [
+        ("link", env.h("secret/key"), dst("k1")),
+        ("link-syscall", env.h("secret/key"), dst("k2")),
+        ("linkat-follow", env.h("public/sk"), dst("k3")),
+        ("link", env.h("public/.env"), dst("e1")),
+        ("linkat-follow", env.h("public/el"), dst("e2")),
+        ("rename", env.h("public/.env"), dst("e3")),
+        ("link", env.h("public/file"), env.h("protected/new-link")),
+    ];
+    for (op, a, b) in &cases {
+        let (o, _) = p(&env, &bin, &[op, a, b]);
+        assert_eq!(o.trim(), "ERR EACCES", "{op} {a} {b}");
+    }
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
+    assert!(env.home().join("public/.env").exists());
+    // Links of plain files still work.
+    let (o, _) = p(&env, &bin, &["link", &env.h("public/file"), &dst("ok")]);
+    assert_eq!(o.trim(), "OK");
+    env.broker.wait_for("link of a denied file", |e| {
+        e.rule == "secret-files" && e.decision == "deny"
+    });
+}

@@ -30,6 +30,18 @@ fn bash_redirections_and_tools() {
     );
     let (o, _, code) = bash(&env, &format!("cat < {}", env.h("public/file")));
     assert_eq!((o.as_str(), code), ("hello\n", Some(0)));
+    // A second name for the key (hard link, also `ln -L` through a symlink) is refused, so the
+    // `cat` after it has nothing to read.
+    let (o, e, code) = bash(
+        &env,
+        &format!(
+            "ln {k} {d}/k1; ln -s {k} {d}/sym; ln -L {d}/sym {d}/k2; cat {d}/k1 {d}/k2",
+            k = env.h("secret/key"),
+            d = env.h("public")
+        ),
+    );
+    assert_eq!((o.as_str(), code), ("", Some(1)), "{e}");
+    assert!(!env.home().join("public/k1").exists() && !env.home().join("public/k2").exists());
     env.broker.wait_for("cat's denied read", |e| {
         e.rule == "secret-files" && e.exe.ends_with("/cat")
     });

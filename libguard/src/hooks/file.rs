@@ -436,7 +436,9 @@ pub fn rename_denied(
     let Some(_g) = Inside::enter() else {
         return false;
     };
-    let mut deny = file_denied(olddir, old, FileAccess::Delete);
+    // Moving a file the agent reads redacted to another name would hand it over unredacted.
+    let mut deny = crate::redact::write_refused(olddir, old);
+    deny |= file_denied(olddir, old, FileAccess::Delete);
     deny |= file_denied(newdir, new, FileAccess::Write);
     if flags & libc::RENAME_EXCHANGE != 0 {
         deny |= file_denied(olddir, old, FileAccess::Write);

@@ -5,6 +5,7 @@
 
 pub mod exec;
 pub mod file;
+pub mod link;
 pub mod net;
 pub mod sys;
 pub mod tls;
@@ -56,6 +57,7 @@ impl<F: Copy> Real<F> {
 /// not in a vfork child).
 pub fn resolve_all() {
     file::resolve_all();
+    link::resolve_all();
     exec::resolve_all();
     net::resolve_all();
     sys::resolve_all();

@@ -95,6 +95,12 @@ pub unsafe extern "C" fn libguard_syscall(
         libc::SYS_connect => {
             net::denied(a2 as usize as *const libc::sockaddr, a3 as libc::socklen_t)
         }
+        libc::SYS_link => {
+            super::link::link_denied(libc::AT_FDCWD, path(a1), libc::AT_FDCWD, path(a2), 0)
+        }
+        libc::SYS_linkat => {
+            super::link::link_denied(a1 as c_int, path(a2), a3 as c_int, path(a4), a5 as c_int)
+        }
         libc::SYS_sendto => {
             a5 != 0 && net::denied(a5 as usize as *const libc::sockaddr, a6 as libc::socklen_t)
         }

@@ -101,6 +101,12 @@ int main(int argc, char **argv) {
         return result(unlink(a) == 0);
     } else if (!strcmp(op, "rename")) {
         return result(rename(a, b) == 0);
+    } else if (!strcmp(op, "link")) {
+        return result(link(a, b) == 0);
+    } else if (!strcmp(op, "linkat-follow")) {
+        return result(linkat(AT_FDCWD, a, AT_FDCWD, b, AT_SYMLINK_FOLLOW) == 0);
+    } else if (!strcmp(op, "link-syscall")) {
+        return result(syscall(SYS_linkat, AT_FDCWD, a, AT_FDCWD, b, 0) == 0);
     } else if (!strcmp(op, "truncate")) {
         return result(truncate(a, 0) == 0);
     } else if (!strcmp(op, "openat2")) {

@@ -1,0 +1,108 @@
+//! Hard links: `link`, `linkat` (and their raw syscalls, through `hooks/sys.rs`).
+//!
+//! A hard link is a second name for the same file, and rules judge names: `ln ~/.ssh/id_rsa
+//! /tmp/k` would otherwise let a later `open("/tmp/k")` read a denied key, and a link of a
+//! redacted `.env` out of the content scope would hand over the secrets. So a link is refused
+//! when reading, writing or deleting the source is denied, when the source is read redacted, or
+//! when creating the new name is denied. With `AT_SYMLINK_FOLLOW` the source's checks run on
+//! the name the symlink leads to (`file_denied` resolves it), and a redacted file reached
+//! through a symlink is refused too (the source must not be a symlink to a redacted path).
+
+use super::Real;
+use crate::eval::file_denied;
+use crate::raw::set_errno;
+use crate::state::Inside;
+use core::ffi::{c_char, c_int};
+use guard_proto::FileAccess;
+
+type LinkFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+type LinkatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_int) -> c_int;
+
+static LINK: Real<LinkFn> = Real::new(c"link");
+static LINKAT: Real<LinkatFn> = Real::new(c"linkat");
+
+pub fn resolve_all() {
+    LINK.resolve();
+    LINKAT.resolve();
+}
+
+/// True when creating `new` as a hard link to `old` must fail with `EACCES`.
+pub fn link_denied(
+    olddir: c_int,
+    old: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> bool {
+    if old.is_null() || new.is_null() {
+        return false;
+    }
+    let Some(_g) = Inside::enter() else {
+        return false;
+    };
+    // A redacted source (the policy's redact rules are judged on the lexical name).
+    if crate::redact::write_refused(olddir, old) {
+        return true;
+    }
+    if flags & libc::AT_SYMLINK_FOLLOW != 0 && is_symlink(olddir, old) {
+        // The redact check above saw the symlink's own name, not the file it leads to.
+        return true;
+    }
+    file_denied(olddir, old, FileAccess::Read)
+        || file_denied(olddir, old, FileAccess::Write)
+        || file_denied(olddir, old, FileAccess::Delete)
+        || file_denied(newdir, new, FileAccess::Write)
+}
+
+fn is_symlink(dirfd: c_int, path: *const c_char) -> bool {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let r = unsafe {
+        crate::raw::sys(
+            libc::SYS_newfstatat,
+            dirfd as isize as usize,
+            path as usize,
+            &mut st as *mut libc::stat as usize,
+            libc::AT_SYMLINK_NOFOLLOW as usize,
+        )
+    };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+fn eacces() -> c_int {
+    set_errno(libc::EACCES);
+    -1
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn link(old: *const c_char, new: *const c_char) -> c_int {
+    if link_denied(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0) {
+        return eacces();
+    }
+    match LINK.get() {
+        Some(f) => unsafe { f(old, new) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn linkat(
+    olddir: c_int,
+    old: *const c_char,
+    newdir: c_int,
+    new: *const c_char,
+    flags: c_int,
+) -> c_int {
+    if link_denied(olddir, old, newdir, new, flags) {
+        return eacces();
+    }
+    match LINKAT.get() {
+        Some(f) => unsafe { f(olddir, old, newdir, new, flags) },
+        None => {
+            set_errno(libc::ENOSYS);
+            -1
+        }
+    }
+}
