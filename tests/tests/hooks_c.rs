@@ -406,7 +406,8 @@ fn sends_with_a_destination_are_gated_like_connect() {
 }
 
 /// A hard link is a second name for the same file: it must not turn a denied or redacted file
-/// into one the rules do not name (`ln ~/secret/key /tmp/k`, `mv .env /tmp/e`).
+/// into one the rules do not name (`ln ~/secret/key /tmp/k`, `mv .env /tmp/e`); and creating a
+/// name (link, symlink, directory) inside a write-protected tree is a write there.
 #[test]
 fn hard_links_and_moves_cannot_rename_a_file_out_of_its_rules() {
     let policy = format!(
@@ -432,6 +433,8 @@ fn hard_links_and_moves_cannot_rename_a_file_out_of_its_rules() {
         ("linkat-follow", env.h("public/el"), dst("e2")),
         ("rename", env.h("public/.env"), dst("e3")),
         ("link", env.h("public/file"), env.h("protected/new-link")),
+        ("symlink", env.h("public/file"), env.h("protected/new-sym")),
+        ("mkdir", env.h("protected/new-dir"), String::new()),
     ];
     for (op, a, b) in &cases {
         let (o, _) = p(&env, &bin, &[op, a, b]);
@@ -439,9 +442,20 @@ fn hard_links_and_moves_cannot_rename_a_file_out_of_its_rules() {
     }
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 0);
     assert!(env.home().join("public/.env").exists());
+    for n in ["new-link", "new-sym", "new-dir"] {
+        assert!(!env.home().join("protected").join(n).exists(), "{n}");
+    }
     // Links of plain files still work.
     let (o, _) = p(&env, &bin, &["link", &env.h("public/file"), &dst("ok")]);
     assert_eq!(o.trim(), "OK");
+    let (o, _) = p(&env, &bin, &["symlink", &env.h("secret/key"), &dst("sym")]);
+    assert_eq!(
+        o.trim(),
+        "OK",
+        "a symlink to a denied file is harmless: opens judge its target"
+    );
+    let (o, _) = p(&env, &bin, &["read", &dst("sym")]);
+    assert_eq!(o.trim(), "ERR EACCES");
     env.broker.wait_for("link of a denied file", |e| {
         e.rule == "secret-files" && e.decision == "deny"
     });

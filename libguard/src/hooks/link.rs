@@ -1,4 +1,6 @@
-//! Hard links: `link`, `linkat` (and their raw syscalls, through `hooks/sys.rs`).
+//! New names: hard links (`link`, `linkat`), symlinks (`symlink`, `symlinkat`) and
+//! directories (`mkdir`, `mkdirat`), and their raw syscalls (through `hooks/sys.rs`). Creating
+//! a name is a write of that name: a write-protected tree stays as it is.
 //!
 //! A hard link is a second name for the same file, and rules judge names: `ln ~/.ssh/id_rsa
 //! /tmp/k` would otherwise let a later `open("/tmp/k")` read a denied key, and a link of a
@@ -17,13 +19,36 @@ use guard_proto::FileAccess;
 
 type LinkFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
 type LinkatFn = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_int) -> c_int;
+type SymlinkatFn = unsafe extern "C" fn(*const c_char, c_int, *const c_char) -> c_int;
+type MkdirFn = unsafe extern "C" fn(*const c_char, libc::mode_t) -> c_int;
+type MkdiratFn = unsafe extern "C" fn(c_int, *const c_char, libc::mode_t) -> c_int;
 
 static LINK: Real<LinkFn> = Real::new(c"link");
 static LINKAT: Real<LinkatFn> = Real::new(c"linkat");
+static SYMLINK: Real<LinkFn> = Real::new(c"symlink");
+static SYMLINKAT: Real<SymlinkatFn> = Real::new(c"symlinkat");
+static MKDIR: Real<MkdirFn> = Real::new(c"mkdir");
+static MKDIRAT: Real<MkdiratFn> = Real::new(c"mkdirat");
 
 pub fn resolve_all() {
     LINK.resolve();
     LINKAT.resolve();
+    SYMLINK.resolve();
+    SYMLINKAT.resolve();
+    MKDIR.resolve();
+    MKDIRAT.resolve();
+}
+
+/// True when creating the name (`dirfd`, `path`) must fail with `EACCES` (a symlink's target
+/// needs no check: opening through the link is judged on the file it leads to).
+pub fn create_denied(dirfd: c_int, path: *const c_char) -> bool {
+    if path.is_null() {
+        return false;
+    }
+    match Inside::enter() {
+        Some(_g) => file_denied(dirfd, path, FileAccess::Write),
+        None => false,
+    }
 }
 
 /// True when creating `new` as a hard link to `old` must fail with `EACCES`.
@@ -104,5 +129,58 @@ pub unsafe extern "C" fn linkat(
             set_errno(libc::ENOSYS);
             -1
         }
+    }
+}
+
+fn enosys() -> c_int {
+    set_errno(libc::ENOSYS);
+    -1
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn symlink(target: *const c_char, new: *const c_char) -> c_int {
+    if create_denied(libc::AT_FDCWD, new) {
+        return eacces();
+    }
+    match SYMLINK.get() {
+        Some(f) => unsafe { f(target, new) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn symlinkat(
+    target: *const c_char,
+    dirfd: c_int,
+    new: *const c_char,
+) -> c_int {
+    if create_denied(dirfd, new) {
+        return eacces();
+    }
+    match SYMLINKAT.get() {
+        Some(f) => unsafe { f(target, dirfd, new) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mkdir(path: *const c_char, mode: libc::mode_t) -> c_int {
+    if create_denied(libc::AT_FDCWD, path) {
+        return eacces();
+    }
+    match MKDIR.get() {
+        Some(f) => unsafe { f(path, mode) },
+        None => enosys(),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: libc::mode_t) -> c_int {
+    if create_denied(dirfd, path) {
+        return eacces();
+    }
+    match MKDIRAT.get() {
+        Some(f) => unsafe { f(dirfd, path, mode) },
+        None => enosys(),
     }
 }

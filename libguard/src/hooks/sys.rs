@@ -101,6 +101,10 @@ pub unsafe extern "C" fn libguard_syscall(
         libc::SYS_linkat => {
             super::link::link_denied(a1 as c_int, path(a2), a3 as c_int, path(a4), a5 as c_int)
         }
+        libc::SYS_symlink => super::link::create_denied(libc::AT_FDCWD, path(a2)),
+        libc::SYS_symlinkat => super::link::create_denied(a2 as c_int, path(a3)),
+        libc::SYS_mkdir => super::link::create_denied(libc::AT_FDCWD, path(a1)),
+        libc::SYS_mkdirat => super::link::create_denied(a1 as c_int, path(a2)),
         libc::SYS_sendto => {
             a5 != 0 && net::denied(a5 as usize as *const libc::sockaddr, a6 as libc::socklen_t)
         }

@@ -101,6 +101,10 @@ int main(int argc, char **argv) {
         return result(unlink(a) == 0);
     } else if (!strcmp(op, "rename")) {
         return result(rename(a, b) == 0);
+    } else if (!strcmp(op, "symlink")) {
+        return result(symlink(a, b) == 0);
+    } else if (!strcmp(op, "mkdir")) {
+        return result(mkdir(a, 0755) == 0);
     } else if (!strcmp(op, "link")) {
         return result(link(a, b) == 0);
     } else if (!strcmp(op, "linkat-follow")) {
