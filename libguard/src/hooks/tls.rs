@@ -953,6 +953,11 @@ fn exe_symbol(name: &CStr) -> *mut u8 {
 
 /// Patches the executable's own OpenSSL entries. Runs from the constructor, single-threaded.
 pub fn patch_executable() {
+    if !trampoline::supported() {
+        // No patcher on this architecture (aarch64: designed, not enabled): the executable's
+        // own OpenSSL stays unseen, and the first connect to port 443 says so (`tls-unseen`).
+        return;
+    }
     let w = exe_symbol(c"SSL_write");
     if w.is_null() {
         return; // no OpenSSL in the executable (or a shared one: interposition covers it)
