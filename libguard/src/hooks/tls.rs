@@ -34,7 +34,9 @@
 //!   `SSL_write_ex` returns 0, `errno = EACCES`, nothing queued in OpenSSL's error stack, so
 //!   `SSL_get_error` says `SSL_ERROR_SYSCALL` and runtimes surface "Permission denied". The held
 //!   bytes are dropped and the connection is dead: every later write on it fails the same way,
-//!   so no byte of the refused request (or one behind it) ever reaches the server.
+//!   so no byte of the refused request (or one behind it) ever reaches the server. The socket
+//!   is also shut down, so a client that ignores the failed write (node's HTTP/2 session)
+//!   still sees the connection end instead of waiting for a response.
 //! - A request still incomplete after this write: the bytes are held (copied) and the write is
 //!   reported done in full (as OpenSSL reports a write it has buffered), so the caller sends the
 //!   rest. With `SSL_MODE_ENABLE_PARTIAL_WRITE` that is still correct: a full count is a legal
@@ -50,8 +52,11 @@
 //! Bodies larger than the reassembler's capture limit (1 MiB) are judged on their head and
 //! prefix, then streamed.
 //!
-//! Not done: redaction of outbound bodies; `SSL_write_early_data`/`SSL_sendfile`; an `SSL*`
-//! from a second, different libssl in the same process (the first libssl that resolves wins).
+//! `SSL_write_early_data` (TLS 1.3 0-RTT) goes through the same gate as `SSL_write_ex`.
+//!
+//! Not done: `SSL_sendfile` (kernel TLS only; a file's bytes never pass through user space);
+//! an `SSL*` from a second, different libssl in the same process (the first libssl that
+//! resolves wins).
 
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
@@ -120,12 +125,15 @@ macro_rules! get {
 struct SslApi {
     write: Sym,
     write_ex: Sym,
+    write_early: Sym,
     read: Sym,
     read_ex: Sym,
     ctrl: Sym,
     free: Sym,
     get_fd: Sym,
     get_error: Sym,
+    get_wbio: Sym,
+    bio_write: Sym,
     err_new: Sym,
     err_set_error: Sym,
 }
@@ -135,12 +143,15 @@ impl SslApi {
         SslApi {
             write: Sym::new(c"SSL_write"),
             write_ex: Sym::new(c"SSL_write_ex"),
+            write_early: Sym::new(c"SSL_write_early_data"),
             read: Sym::new(c"SSL_read"),
             read_ex: Sym::new(c"SSL_read_ex"),
             ctrl: Sym::new(c"SSL_ctrl"),
             free: Sym::new(c"SSL_free"),
             get_fd: Sym::new(c"SSL_get_fd"),
             get_error: Sym::new(c"SSL_get_error"),
+            get_wbio: Sym::new(c"SSL_get_wbio"),
+            bio_write: Sym::new(c"BIO_write"),
             err_new: Sym::new(c"ERR_new"),
             err_set_error: Sym::new(c"ERR_set_error"),
         }
@@ -175,15 +186,46 @@ fn resolve_dynamic(name: &CStr) -> *mut c_void {
     core::ptr::null_mut()
 }
 
+/// Whether `p` lies in a loaded segment of this library. Address ranges from
+/// `dl_iterate_phdr`, not `dladdr`: `_dl_addr` walks the whole dynamic symbol table of the
+/// object, which for node is ~1M instructions per call.
 fn is_ours(p: *const c_void) -> bool {
-    let mut a: libc::Dl_info = unsafe { core::mem::zeroed() };
-    let mut b: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr only reads the addresses.
-    unsafe {
-        libc::dladdr(p, &mut a) != 0
-            && libc::dladdr(is_ours as *const c_void, &mut b) != 0
-            && a.dli_fbase == b.dli_fbase
+    in_object_of(is_ours as *const c_void as usize, p as usize)
+}
+
+/// Whether `p` lies in a `PT_LOAD` segment of the object that also contains `anchor`
+/// (`anchor == 0`: the main executable, the loader's first object).
+fn in_object_of(anchor: usize, p: usize) -> bool {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader's record of one object; `data` is our (anchor, addr, found).
+        let info = unsafe { &*info };
+        let (anchor, addr, found) = unsafe { &mut *(data as *mut (usize, usize, bool)) };
+        let mut has_anchor = *anchor == 0;
+        let mut has_addr = false;
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phnum program headers follow dlpi_phdr.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD {
+                let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                let hi = lo + ph.p_memsz as usize;
+                has_anchor |= (lo..hi).contains(anchor);
+                has_addr |= (lo..hi).contains(addr);
+            }
+        }
+        if has_anchor {
+            *found = has_addr;
+            return 1; // the object is found: stop
+        }
+        0
     }
+    let mut d = (anchor, p, false);
+    // SAFETY: the callback only reads the loader's records.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut d as *mut _ as *mut c_void) };
+    d.2
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,6 +597,7 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
     if inspect(api, ssl, c, new).is_err() {
         c.dead = true;
         c.held = Vec::new();
+        end_connection(api, ssl);
         return Flow::Refuse;
     }
     if c.res.request_started {
@@ -566,6 +609,22 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
     } else {
         c.held.extend_from_slice(new);
         Flow::Flush
+    }
+}
+
+/// Shuts the socket under a refused connection down (both directions; the descriptor stays the
+/// program's). A failed write alone is not always noticed: node's HTTP/2 session ignores it and
+/// its stream would wait for a response forever. After the shutdown every runtime sees the
+/// connection end, and the server sees it closed with no byte of the refused request.
+fn end_connection(api: &SslApi, ssl: *mut c_void) {
+    let Some(get_fd) = get!(api, get_fd, GetFdFn) else {
+        return;
+    };
+    // SAFETY: a live SSL*, as the caller passed it to SSL_write.
+    let fd = unsafe { get_fd(ssl) };
+    if fd >= 0 {
+        // SAFETY: shutdown on the program's socket; harmless on a non-socket (ENOTSOCK).
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
     }
 }
 
@@ -621,6 +680,7 @@ fn gated_write(
     ssl: *mut c_void,
     buf: *const c_void,
     len: usize,
+    nested_write: bool,
     real: impl FnOnce() -> (c_int, usize),
 ) -> Result<(c_int, usize), ()> {
     if buf.is_null() || len == 0 {
@@ -643,8 +703,17 @@ fn gated_write(
         Flow::Refuse => Err(()),
         Flow::Held => Ok((1, len)),
         Flow::Pass => {
-            drop(g);
+            // `SSL_write_early_data` writes through the exported `SSL_write_ex`, which is this
+            // hook again: keep the guard, so that inner call passes straight through instead
+            // of waiting on the connection this call holds (and judging the bytes twice).
+            let g = if nested_write {
+                Some(g)
+            } else {
+                drop(g);
+                None
+            };
             let (r, n) = real();
+            drop(g);
             // What the real call did not take comes back in the retry, already parsed.
             l.conn().fed_ahead = if r > 0 { len.saturating_sub(n) } else { len };
             Ok((r, n))
@@ -671,7 +740,7 @@ fn write_common(api: &SslApi, ssl: *mut c_void, buf: *const c_void, num: c_int) 
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real(ssl, buf, num) };
     }
-    let r = gated_write(api, ssl, buf, num as usize, || {
+    let r = gated_write(api, ssl, buf, num as usize, false, || {
         // SAFETY: forwarding the caller's arguments.
         let r = unsafe { real(ssl, buf, num) };
         (r, if r > 0 { r as usize } else { 0 })
@@ -680,6 +749,11 @@ fn write_common(api: &SslApi, ssl: *mut c_void, buf: *const c_void, num: c_int) 
         Ok((1, n)) if n == num as usize => num,
         Ok((r, _)) => r,
         Err(()) => {
+            // Without a queued error, `SSL_get_error` falls back on the connection's last I/O
+            // state: after a read that would have blocked it says WANT_READ, and a client
+            // (curl over HTTP/2) retries the refused write forever. The system error makes it
+            // SSL_ERROR_SYSCALL with errno EACCES.
+            refuse_in_openssl(api, ssl);
             raw::set_errno(libc::EACCES);
             -1
         }
@@ -697,7 +771,20 @@ fn write_ex_common(
         raw::set_errno(libc::ENOSYS);
         return 0;
     };
-    let r = gated_write(api, ssl, buf, num, || {
+    size_t_write(api, real, false, ssl, buf, num, written)
+}
+
+/// `SSL_write_ex` and `SSL_write_early_data` (same signature, same results: 1 or 0).
+fn size_t_write(
+    api: &SslApi,
+    real: WriteExFn,
+    nested: bool,
+    ssl: *mut c_void,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+) -> c_int {
+    let r = gated_write(api, ssl, buf, num, nested, || {
         let mut w = 0usize;
         // SAFETY: forwarding the caller's arguments.
         let r = unsafe { real(ssl, buf, num, &mut w) };
@@ -718,7 +805,7 @@ fn write_ex_common(
             // `SSL_write_ex` returns 0 for every failure, and callers that read errno only do so
             // for a -1 (CPython reports a bare 0 as an unexpected EOF): queue a system-library
             // error, so `SSL_get_error` says SSL_ERROR_SYSCALL and the error text is EACCES's.
-            push_sys_error(api);
+            refuse_in_openssl(api, ssl);
             raw::set_errno(libc::EACCES);
             0
         }
@@ -727,6 +814,31 @@ fn write_ex_common(
 
 type ErrNewFn = unsafe extern "C" fn();
 type ErrSetErrorFn = unsafe extern "C" fn(c_int, c_int, *const core::ffi::c_char, ...);
+
+type GetBioFn = unsafe extern "C" fn(*const c_void) -> *mut c_void;
+type BioWriteFn = unsafe extern "C" fn(*mut c_void, *const c_void, c_int) -> c_int;
+
+/// What a refused write tells the caller's OpenSSL: `ERR_raise(ERR_LIB_SYS, EACCES)`, and an
+/// empty write on the connection's output BIO, which clears the retry state the last real I/O
+/// left there. Without that, a client that keeps its own I/O state in a custom BIO (curl ≥ 7.87
+/// remembers "would block" from the last read) takes the refusal for "try again" and retries
+/// the refused write forever.
+fn refuse_in_openssl(api: &SslApi, ssl: *mut c_void) {
+    push_sys_error(api);
+    if let (Some(wbio), Some(write)) = (
+        get!(api, get_wbio, GetBioFn),
+        get!(api, bio_write, BioWriteFn),
+    ) {
+        // SAFETY: a live SSL*; a zero-length BIO_write writes nothing (a socket BIO sends 0
+        // bytes, a memory BIO appends nothing).
+        unsafe {
+            let b = wbio(ssl);
+            if !b.is_null() {
+                write(b, c"".as_ptr() as *const c_void, 0);
+            }
+        }
+    }
+}
 
 /// `ERR_raise(ERR_LIB_SYS, EACCES)` in the caller's OpenSSL (3.x; absent in 1.1: skipped).
 fn push_sys_error(api: &SslApi) {
@@ -795,6 +907,24 @@ pub unsafe extern "C" fn SSL_write_ex(
     written: *mut usize,
 ) -> c_int {
     write_ex_common(&DYN, ssl, buf, num, written)
+}
+
+/// 0-RTT data is a request like any other (and replayable by an attacker on the path): the
+/// same gate as `SSL_write_ex`. Bytes held from an early-data write are flushed, when their
+/// request is complete and allowed, with the real `SSL_write`: they then go out after the
+/// handshake instead of as early data, which every server must accept.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_write_early_data(
+    ssl: *mut c_void,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+) -> c_int {
+    let Some(real) = get!(DYN, write_early, WriteExFn) else {
+        raw::set_errno(libc::ENOSYS);
+        return 0;
+    };
+    size_t_write(&DYN, real, true, ssl, buf, num, written)
 }
 
 #[unsafe(no_mangle)]
@@ -913,30 +1043,7 @@ unsafe extern "C" fn exe_ssl_free(ssl: *mut c_void) {
 
 /// Whether `p` lies in a loaded segment of the main executable.
 fn in_main_exe(p: *const c_void) -> bool {
-    unsafe extern "C" fn cb(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: the loader's record of the first object (the executable), then we stop.
-        let info = unsafe { &*info };
-        let (addr, found) = unsafe { &mut *(data as *mut (usize, bool)) };
-        for i in 0..info.dlpi_phnum as usize {
-            let ph = unsafe { &*info.dlpi_phdr.add(i) };
-            if ph.p_type == libc::PT_LOAD {
-                let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-                let hi = lo + ph.p_memsz as usize;
-                if (lo..hi).contains(addr) {
-                    *found = true;
-                }
-            }
-        }
-        1
-    }
-    let mut d = (p as usize, false);
-    // SAFETY: the callback only reads the loader's records.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut d as *mut _ as *mut c_void) };
-    d.1
+    in_object_of(0, p as usize)
 }
 
 /// What the patching at load time found, for the audit (written once by the constructor).
@@ -945,7 +1052,8 @@ static EXE_REFUSED: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 fn exe_symbol(name: &CStr) -> *mut u8 {
     // SAFETY: dlsym with a valid C string.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    if p.is_null() || is_ours(p) || !in_main_exe(p) {
+    // In the executable means not in this library: no `is_ours` needed.
+    if p.is_null() || !in_main_exe(p) {
         return core::ptr::null_mut();
     }
     p as *mut u8
@@ -966,6 +1074,8 @@ pub fn patch_executable() {
     for s in [
         &EXE.get_fd,
         &EXE.get_error,
+        &EXE.get_wbio,
+        &EXE.bio_write,
         &EXE.ctrl,
         &EXE.err_new,
         &EXE.err_set_error,
