@@ -291,3 +291,93 @@ fn early_data_is_gated_like_ssl_write() {
     assert!(!seen.contains("volumeDelete"), "{seen}");
     deny_event(&env, "native", "POST https://localhost/graphql ");
 }
+
+const AUDIT_LIST: &str = r#"
+[policy]
+name = "tls-status"
+default = "allow"
+
+[[rule]]
+id = "test-volume-list"
+on = "http"
+hosts = ["localhost"]
+graphql = ["volumes"]
+graphql_operation = ["query"]
+decision = "audit"
+reason = "listing volumes is recorded"
+examples = { match = ['POST https://localhost/graphql {"query":"query { volumes { id } }"}'] }
+
+[[rule]]
+id = "test-volume-delete"
+on = "http"
+hosts = ["localhost"]
+graphql = ["volumeDelete"]
+decision = "deny"
+examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'] }
+"#;
+
+/// Every audited request got a follow-up `http-response` event with its target and status.
+fn assert_statuses(env: &Env, runtime: &str, audited: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let evs = env.broker.events();
+        let reqs: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| e.action == "http" && e.rule == "test-volume-list" && e.runtime == runtime)
+            .collect();
+        let resps: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| e.action == "http-response" && e.runtime == runtime)
+            .collect();
+        if reqs.len() >= audited && resps.len() >= audited {
+            for (q, r) in reqs.iter().zip(&resps) {
+                assert_eq!(q.target, r.target, "the follow-up names its request");
+                assert_eq!(r.reason, "status 200", "{r:?}");
+                assert_eq!(r.decision, "audit");
+                assert_eq!(q.pid, r.pid);
+            }
+            // The refused mutation never got a response, so it has no follow-up.
+            assert!(resps.iter().all(|r| !r.target.contains("volumeDelete")));
+            assert_eq!(resps.len(), audited, "{resps:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: {} audited requests, {} statuses: {evs:?}",
+            reqs.len(),
+            resps.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn response_status_of_audited_http1_requests_is_recorded() {
+    let env = Env::with_policy("tls-status-h1", AUDIT_LIST);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let mut c = env.cmd(python().unwrap());
+    c.arg(program_src("tls/agent.py"))
+        .arg(srv.url())
+        .arg(srv.cert());
+    let (o, e, _) = out(c);
+    assert!(o.contains("LIST2 OK"), "{o} / {e}");
+    // LIST and LIST2 are audited (one connection each: urllib closes after a response).
+    assert_statuses(&env, "python", 2);
+}
+
+#[test]
+fn response_status_of_audited_http2_streams_is_recorded() {
+    let Some(node) = which("node") else {
+        panic!("node is required")
+    };
+    let env = Env::with_policy("tls-status-h2", AUDIT_LIST);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let mut c = env.cmd(node);
+    c.arg(program_src("tls/agent_h2.mjs"))
+        .arg(srv.url())
+        .env("NODE_EXTRA_CA_CERTS", srv.cert());
+    let (o, e, _) = out(c);
+    assert!(o.contains("LIST2 OK 200"), "{o} / {e}");
+    // Streams 1 and 3 of one session, paired by stream id.
+    assert_statuses(&env, "node", 2);
+}

@@ -65,8 +65,9 @@ use crate::trampoline;
 use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int, c_long, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use guard_http::{Connection, Event, FeedResult, Request};
+use guard_http::{Connection, Event, FeedResult, Limits, Protocol, Request, Responses, Status};
 use guard_proto::{Action, Decision};
+use std::collections::VecDeque;
 
 type WriteFn = unsafe extern "C" fn(*mut c_void, *const c_void, c_int) -> c_int;
 type WriteExFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut usize) -> c_int;
@@ -243,8 +244,12 @@ struct Conn {
     fed_ahead: usize,
     /// A request was refused: the connection never carries another byte.
     dead: bool,
-    /// Requests allowed whose response status has not been read yet (for the audit).
-    awaiting_status: bool,
+    /// Requests sent whose response status has not been read yet, oldest first (HTTP/1: all
+    /// of them, to pair statuses in order; HTTP/2: those with an audit event, by stream).
+    awaiting: VecDeque<Awaited>,
+    /// Follows the server's side for statuses, created at the first read that needs it.
+    resp: Option<Responses>,
+    statuses: Vec<Status>,
     /// (st_dev, st_ino) of the socket under the connection when last seen: a different one
     /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
     /// (node's `SSL_free` cannot be patched: its prologue branches).
@@ -263,13 +268,31 @@ impl Conn {
             sni: Vec::new(),
             fed_ahead: 0,
             dead: false,
-            awaiting_status: false,
+            awaiting: VecDeque::new(),
+            resp: None,
+            statuses: Vec::new(),
             sock: (0, 0),
             peer: Vec::new(),
             peer_known: false,
         }
     }
 }
+
+/// A request waiting for its response status.
+struct Awaited {
+    stream: u32,
+    /// The target of the request's audit event (None: it had none, nothing to follow up).
+    event: Option<Vec<u8>>,
+}
+
+/// Most requests remembered per connection for statuses (a client that never reads its
+/// responses must not grow this).
+const AWAITED_MAX: usize = 64;
+
+/// Set once any connection of this process speaks HTTP/2: from then on every read is looked
+/// at (an HTTP/2 server's frames must all be followed); before, only reads that start with an
+/// HTTP/1 status line are, so HTTP/1-only processes pay nothing on other reads.
+static ANY_H2: AtomicBool = AtomicBool::new(false);
 
 struct Slot {
     key: AtomicUsize,
@@ -461,8 +484,16 @@ fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
     }
 }
 
-/// Evaluates one request on every known name; records it; true when it must not be sent.
-fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
+/// What judging one request decided.
+struct Judged {
+    /// It must not be sent.
+    blocks: bool,
+    /// The target of the audit event recorded for it, if one was.
+    event: Option<Vec<u8>>,
+}
+
+/// Evaluates one request on every known name; records it.
+fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> Judged {
     let header = req.host().map(|h| strip_port(h.as_bytes())).unwrap_or(b"");
     let names: [&[u8]; 3] = [header, sni, peer];
     // The header names the request; SNI and the connect-time name cross-check it.
@@ -493,7 +524,13 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
             });
         }
     });
-    let Some((mut o, i)) = best else { return false };
+    let Some((mut o, i)) = best else {
+        return Judged {
+            blocks: false,
+            event: None,
+        };
+    };
+    let mut event = None;
     if o.enforce != Decision::Allow {
         let host = names
             .get(i)
@@ -511,8 +548,12 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
         // answers through the broker; the same path file and exec asks take.
         eval::resolve_ask(&mut o, "http", t.as_bytes());
         eval::emit("http", t.as_bytes(), &o, false, why);
+        event = Some(t.as_bytes().to_vec());
     }
-    o.blocks()
+    Judged {
+        blocks: o.blocks(),
+        event,
+    }
 }
 
 fn note(action_target: &[u8], why: &str, d: Decision) {
@@ -534,14 +575,28 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
         c.peer = peer.get(..pn).unwrap_or(&[]).to_vec();
         c.peer_known = true;
     }
+    if !ANY_H2.load(Ordering::Relaxed) && c.http.protocol() == Some(Protocol::Http2) {
+        ANY_H2.store(true, Ordering::Relaxed);
+    }
     let peer = &c.peer[..];
     for e in c.res.events.iter() {
         match e {
             Event::Complete(r) | Event::TooLarge(r) | Event::Head(r) => {
-                if judge(r, &c.sni, peer) {
+                let j = judge(r, &c.sni, peer);
+                if j.blocks {
                     return Err(());
                 }
-                c.awaiting_status = true;
+                // HTTP/1 statuses pair with requests in order, so every request takes a
+                // place; HTTP/2 pairs by stream, so only those with an event do.
+                if r.stream_id() == 0 || j.event.is_some() {
+                    if c.awaiting.len() >= AWAITED_MAX {
+                        c.awaiting.pop_front();
+                    }
+                    c.awaiting.push_back(Awaited {
+                        stream: r.stream_id(),
+                        event: j.event,
+                    });
+                }
             }
             Event::Malformed(m) => {
                 let mut t = Buf::<1024>::new();
@@ -856,15 +911,18 @@ fn push_sys_error(api: &SslApi) {
     }
 }
 
-/// After a read: the status line of the response to an allowed request, for the audit of
-/// requests that matched a rule (recorded only when the read starts a response).
+/// After a read: the statuses of responses to requests that have an audit event are recorded
+/// as a follow-up event (`http-response`, same target as the request's event, reason
+/// `status NNN`). HTTP/1: a status line at the start of a read, paired with the oldest request
+/// sent; HTTP/2: the server's frames are followed and `:status` is paired by stream.
 fn after_read(ssl: *mut c_void, buf: *const u8, n: usize) {
-    if n < 12 || buf.is_null() {
+    if n == 0 || buf.is_null() {
         return;
     }
-    // Only a read that starts a response is of interest; checked before any lookup.
-    // SAFETY: the real read filled n >= 12 bytes.
-    if unsafe { core::slice::from_raw_parts(buf, 7) } != b"HTTP/1." {
+    // SAFETY: the real read filled n bytes.
+    let b = unsafe { core::slice::from_raw_parts(buf, n) };
+    // Checked before any lookup: most reads are neither.
+    if !b.starts_with(b"HTTP/1.") && !ANY_H2.load(Ordering::Relaxed) {
         return;
     }
     let Some(_g) = Inside::enter() else { return };
@@ -872,24 +930,49 @@ fn after_read(ssl: *mut c_void, buf: *const u8, n: usize) {
         return;
     };
     let c = l.conn();
-    if !c.awaiting_status {
+    let h2 = match c.http.protocol() {
+        Some(Protocol::Http2) => true,
+        Some(Protocol::Http1) => false,
+        _ => return,
+    };
+    if !h2 && c.awaiting.is_empty() {
         return;
     }
-    c.awaiting_status = false;
-    // SAFETY: the real read filled n bytes.
-    let b = unsafe { core::slice::from_raw_parts(buf, n.min(64)) };
-    if b.starts_with(b"HTTP/1.") && b.get(8) == Some(&b' ') {
-        let status = b.get(9..12).unwrap_or(b"");
-        let code = core::str::from_utf8(status)
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(0);
-        LAST_STATUS.store(code as u32, Ordering::Relaxed);
+    let resp = c.resp.get_or_insert_with(|| {
+        if h2 {
+            Responses::http2(Limits::default())
+        } else {
+            Responses::http1()
+        }
+    });
+    c.statuses.clear();
+    resp.feed(b, &mut c.statuses);
+    for st in c.statuses.iter() {
+        let pos = if h2 {
+            c.awaiting.iter().position(|a| a.stream == st.stream_id)
+        } else if c.awaiting.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
+        let Some(a) = pos.and_then(|p| c.awaiting.remove(p)) else {
+            continue;
+        };
+        if let Some(target) = a.event {
+            let mut why = Buf::<32>::new();
+            why.push_trunc(b"status ");
+            raw::push_num(&mut why, u64::from(st.code));
+            let o = Outcome::from_verdict(Decision::Audit, None, false, false);
+            eval::emit(
+                "http-response",
+                &target,
+                &o,
+                false,
+                raw::utf8_prefix(why.as_bytes()),
+            );
+        }
     }
 }
-
-/// Status of the last response seen (diagnostics and tests).
-static LAST_STATUS: AtomicU32 = AtomicU32::new(0);
 
 // ---------------------------------------------------------------------------------------------
 // Interposed exports (dynamic libssl).
