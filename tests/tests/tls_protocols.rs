@@ -381,3 +381,39 @@ fn response_status_of_audited_http2_streams_is_recorded() {
     // Streams 1 and 3 of one session, paired by stream id.
     assert_statuses(&env, "node", 2);
 }
+
+#[test]
+fn expect_100_continue_is_judged_on_the_whole_request() {
+    // The head (with `Expect: 100-continue`) is held: the server never sees it, so it sends no
+    // `100 Continue`; curl sends the body after its 1 s expect timeout, which completes the
+    // request, and the decision is taken on head and body. The refusal depends on the body
+    // (the GraphQL operation), so a decision on the head alone could not have refused it.
+    let env = Env::with_policy("tls-expect", DENY_DELETE);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let mut c = env.cmd("sh");
+    c.arg(program_src("tls/agent_expect.sh"))
+        .arg(srv.url())
+        .arg(srv.cert());
+    let (o, e, _) = out(c);
+    assert!(
+        o.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("LIST OK") && l.contains("vol-prod-db")),
+        "{o} / {e}"
+    );
+    assert!(
+        o.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("DELETE ERR")),
+        "{o} / {e}"
+    );
+    let (vols, ops) = srv.state();
+    assert_eq!(ops, vec!["volumes"], "the server never saw the mutation");
+    assert!(vols.contains(&"vol-prod-db".to_string()));
+    let ev = deny_event(&env, "native", "POST https://localhost:");
+    assert!(
+        ev.target.contains("volumeDelete"),
+        "decided on the body: {}",
+        ev.target
+    );
+}

@@ -152,7 +152,7 @@ impl SslApi {
             get_fd: Sym::new(c"SSL_get_fd"),
             get_error: Sym::new(c"SSL_get_error"),
             get_wbio: Sym::new(c"SSL_get_wbio"),
-            bio_write: Sym::new(c"BIO_write"),
+            bio_write: Sym::new(c"BIO_write_ex"),
             err_new: Sym::new(c"ERR_new"),
             err_set_error: Sym::new(c"ERR_set_error"),
         }
@@ -871,10 +871,10 @@ type ErrNewFn = unsafe extern "C" fn();
 type ErrSetErrorFn = unsafe extern "C" fn(c_int, c_int, *const core::ffi::c_char, ...);
 
 type GetBioFn = unsafe extern "C" fn(*const c_void) -> *mut c_void;
-type BioWriteFn = unsafe extern "C" fn(*mut c_void, *const c_void, c_int) -> c_int;
+type BioWriteExFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut usize) -> c_int;
 
 /// What a refused write tells the caller's OpenSSL: `ERR_raise(ERR_LIB_SYS, EACCES)`, and an
-/// empty write on the connection's output BIO, which clears the retry state the last real I/O
+/// empty write through the connection's output BIO, which clears the retry state the last real I/O
 /// left there. Without that, a client that keeps its own I/O state in a custom BIO (curl ≥ 7.87
 /// remembers "would block" from the last read) takes the refusal for "try again" and retries
 /// the refused write forever.
@@ -882,14 +882,17 @@ fn refuse_in_openssl(api: &SslApi, ssl: *mut c_void) {
     push_sys_error(api);
     if let (Some(wbio), Some(write)) = (
         get!(api, get_wbio, GetBioFn),
-        get!(api, bio_write, BioWriteFn),
+        get!(api, bio_write, BioWriteExFn),
     ) {
-        // SAFETY: a live SSL*; a zero-length BIO_write writes nothing (a socket BIO sends 0
-        // bytes, a memory BIO appends nothing).
+        // `BIO_write_ex`, not `BIO_write`: the latter returns early for a zero length without
+        // calling the BIO's method, which is what must run to reset its state.
+        // SAFETY: a live SSL*; a zero-length write writes nothing (a socket BIO sends 0 bytes,
+        // a memory BIO appends nothing).
         unsafe {
             let b = wbio(ssl);
+            let mut n = 0usize;
             if !b.is_null() {
-                write(b, c"".as_ptr() as *const c_void, 0);
+                write(b, c"".as_ptr() as *const c_void, 0, &mut n);
             }
         }
     }
