@@ -417,3 +417,119 @@ fn expect_100_continue_is_judged_on_the_whole_request() {
         ev.target
     );
 }
+
+const REDACT_ECHO: &str = r#"
+[policy]
+name = "tls-redact"
+default = "allow"
+
+[[rule]]
+id = "redact-outbound"
+on = "http"
+hosts = ["localhost"]
+paths = ["/echo"]
+decision = "redact"
+reason = "no secrets leave for this host"
+examples = { match = ['POST https://localhost/echo {"k":"v"}'] }
+"#;
+
+/// A GitHub token shape the built-in detectors find (not a real token).
+const TOKEN: &str = "ghp_R8x2Lq9ZtV4mN7pK3sW6yB1cD5fG0hJ2aQ8e";
+
+fn echo_log(srv: &Server) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(srv.dir.join("echo.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn curl_echo(env: &Env, srv: &Server, extra: &[&str], body: &str) -> (String, String) {
+    let mut c = env.cmd("curl");
+    c.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(srv.cert())
+        .args(["-H", "content-type: application/json"])
+        .args(extra)
+        .args(["--data", body])
+        .arg(format!("https://localhost:{}/echo", srv.port));
+    let (o, e, _) = out(c);
+    (o, e)
+}
+
+#[test]
+fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
+    assert_eq!(TOKEN.len(), 4 + 36);
+    let env = Env::with_policy("tls-redact", REDACT_ECHO);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let body = format!("{{\"note\":\"deploy\",\"token\":\"{TOKEN}\",\"n\":1}}");
+    let expected = body.replace(TOKEN, "REDACTED_BY_POLICY");
+    // Content-Length body, then a chunked one (rewritten as a Content-Length body), then a
+    // body without a secret (sent as written).
+    let (o1, e1) = curl_echo(&env, &srv, &["--http1.1"], &body);
+    let (o2, e2) = curl_echo(
+        &env,
+        &srv,
+        &["--http1.1", "-H", "Transfer-Encoding: chunked"],
+        &body,
+    );
+    let (o3, e3) = curl_echo(&env, &srv, &["--http1.1"], "{\"clean\":true}");
+    let log = echo_log(&srv);
+    assert_eq!(log.len(), 3, "{o1} {e1} / {o2} {e2} / {o3} {e3} / {log:?}");
+    for (i, l) in log.iter().take(2).enumerate() {
+        assert_eq!(l["body"], expected.as_str(), "request {i}: {l}");
+        // The server read exactly the announced length: Content-Length was rewritten.
+        assert_eq!(
+            l["cl"],
+            expected.len().to_string().as_str(),
+            "request {i}: {l}"
+        );
+        assert!(l["te"].is_null(), "request {i}: {l}");
+    }
+    assert_eq!(log[2]["body"], "{\"clean\":true}");
+    assert!(o1.contains(&format!("\"len\": {}", expected.len())), "{o1}");
+    let evs = env.broker.events();
+    let red: Vec<&Ev> = evs
+        .iter()
+        .filter(|e| e.action == "http" && e.rule == "redact-outbound")
+        .collect();
+    assert_eq!(red.len(), 3, "{evs:?}");
+    for e in &red {
+        assert_eq!(e.decision, "redact");
+        assert!(
+            !e.target.contains(TOKEN),
+            "the audit never holds the secret: {}",
+            e.target
+        );
+    }
+    assert!(red[0].reason.contains("github-pat x1"), "{}", red[0].reason);
+    assert!(
+        red[0].target.contains("REDACTED_BY_POLICY"),
+        "{}",
+        red[0].target
+    );
+    assert!(
+        red[2].reason.contains("no secret found"),
+        "{}",
+        red[2].reason
+    );
+}
+
+#[test]
+fn redact_over_http2_refuses_a_body_with_a_secret() {
+    // HTTP/2 DATA frames are not rewritten: a body with a secret is refused instead, and a
+    // clean one goes through.
+    let env = Env::with_policy("tls-redact-h2", REDACT_ECHO);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let body = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (o1, e1) = curl_echo(&env, &srv, &["--http2"], "{\"clean\":true}");
+    let (o2, e2) = curl_echo(&env, &srv, &["--http2"], &body);
+    let log = srv.log();
+    assert_eq!(log.len(), 1, "{o1} {e1} / {o2} {e2} / {log:?}");
+    assert!(log[0].contains("/echo {\"clean\":true}"), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains(TOKEN)));
+    let e = env.broker.wait_for("h2 redact refusal", |e| {
+        e.action == "http" && e.decision == "deny" && e.reason.starts_with("redact rule:")
+    });
+    assert!(e.reason.contains("HTTP/2"), "{}", e.reason);
+    assert!(!e.target.contains(TOKEN), "{}", e.target);
+}

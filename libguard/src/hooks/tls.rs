@@ -250,6 +250,9 @@ struct Conn {
     /// Follows the server's side for statuses, created at the first read that needs it.
     resp: Option<Responses>,
     statuses: Vec<Status>,
+    /// The request just judged, rewritten (redacted): sent instead of the held bytes and
+    /// this write.
+    replace: Option<Vec<u8>>,
     /// (st_dev, st_ino) of the socket under the connection when last seen: a different one
     /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
     /// (node's `SSL_free` cannot be patched: its prologue branches).
@@ -271,6 +274,7 @@ impl Conn {
             awaiting: VecDeque::new(),
             resp: None,
             statuses: Vec::new(),
+            replace: None,
             sock: (0, 0),
             peer: Vec::new(),
             peer_known: false,
@@ -462,6 +466,11 @@ fn strip_port(h: &[u8]) -> &[u8] {
 const TARGET_BODY: usize = 400;
 
 fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
+    describe_with_body(req, host, req.body(), out)
+}
+
+/// As `describe`, quoting `body` (a redacted one) instead of the request's.
+fn describe_with_body(req: &Request, host: &[u8], body: &[u8], out: &mut Buf<1024>) {
     out.push_trunc(req.method().as_bytes());
     out.push_trunc(b" https://");
     out.push_trunc(host);
@@ -470,7 +479,6 @@ fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
         raw::push_num(out, p as u64);
     }
     out.push_trunc(req.path().as_bytes());
-    let body = req.body();
     if !body.is_empty() {
         out.push_trunc(b" ");
         let b = body.get(..body.len().min(TARGET_BODY)).unwrap_or(&[]);
@@ -490,6 +498,9 @@ struct Judged {
     blocks: bool,
     /// The target of the audit event recorded for it, if one was.
     event: Option<Vec<u8>>,
+    /// A `redact` decision, not yet recorded (the event must quote the redacted body): the
+    /// outcome and the host it matched on.
+    redact: Option<(Outcome, Vec<u8>)>,
 }
 
 /// Evaluates one request on every known name; records it.
@@ -528,6 +539,7 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> Judged {
         return Judged {
             blocks: false,
             event: None,
+            redact: None,
         };
     };
     let mut event = None;
@@ -544,6 +556,13 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> Judged {
         } else {
             ""
         };
+        if o.enforce == Decision::Redact && o.effective == Decision::Redact {
+            return Judged {
+                blocks: false,
+                event: None,
+                redact: Some((o, host.to_vec())),
+            };
+        }
         // An ask holds this write (and so the whole request, still held back) until a human
         // answers through the broker; the same path file and exec asks take.
         eval::resolve_ask(&mut o, "http", t.as_bytes());
@@ -553,7 +572,140 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> Judged {
     Judged {
         blocks: o.blocks(),
         event,
+        redact: None,
     }
+}
+
+/// The detectors outbound bodies are scrubbed with (guard-secrets' built-in set, compiled on
+/// the first `redact` decision for an http rule).
+fn http_detectors() -> &'static guard_secrets::Detectors {
+    static D: std::sync::OnceLock<guard_secrets::Detectors> = std::sync::OnceLock::new();
+    D.get_or_init(guard_secrets::Detectors::builtin)
+}
+
+/// A `redact` decision on a request: scrubs the secrets the detectors find in its body and
+/// records the event (quoting the redacted body). Returns the event's target and the rewritten
+/// request, `None` when nothing was found (sent as written). `Err`: refused, recorded as a
+/// deny, because the request cannot be rewritten safely: HTTP/2 (DATA frames and flow control
+/// would have to be rewritten), a body over the capture limit (not all of it is held), or more
+/// than this request in the bytes held (pipelining).
+fn redact_request(
+    req: &Request,
+    host: &[u8],
+    o: &Outcome,
+    whole: bool,
+    held: &[u8],
+    bytes: &[u8],
+) -> Result<(Vec<u8>, Option<Vec<u8>>), ()> {
+    let det = http_detectors();
+    let body = req.body();
+    let findings = det.scan(body);
+    let mut t = Buf::<1024>::new();
+    if findings.is_empty() {
+        describe(req, host, &mut t);
+        eval::emit(
+            "http",
+            t.as_bytes(),
+            o,
+            false,
+            "no secret found in the body",
+        );
+        return Ok((t.as_bytes().to_vec(), None));
+    }
+    let clean = guard_secrets::redact(body, &findings);
+    describe_with_body(req, host, &clean, &mut t);
+    // Recorded without the rule: an event with a rule carries the rule's reason, and this one
+    // must say why a redaction became a refusal.
+    let refuse = |why: &str| {
+        let d = Outcome::from_verdict(Decision::Deny, None, false, false);
+        eval::emit("http", t.as_bytes(), &d, false, why);
+    };
+    if req.version() == guard_http::Version::Http2 {
+        refuse("redact rule: secrets in an HTTP/2 body are not redacted (DATA frames): refused");
+        return Err(());
+    }
+    if !whole {
+        refuse(
+            "redact rule: secrets in a body that cannot be rewritten whole (over 1 MiB, or pipelined): refused",
+        );
+        return Err(());
+    }
+    let mut raw = Vec::with_capacity(held.len() + bytes.len());
+    raw.extend_from_slice(held);
+    raw.extend_from_slice(bytes);
+    let Some(rewritten) = rewrite_h1(&raw, &clean) else {
+        refuse(
+            "redact rule: secrets in a request that does not re-parse as one HTTP/1 request: refused",
+        );
+        return Err(());
+    };
+    let mut why = Buf::<256>::new();
+    why.push_trunc(b"redacted ");
+    raw::push_num(&mut why, findings.len() as u64);
+    why.push_trunc(b" secrets in the body:");
+    for (i, f) in findings.iter().enumerate() {
+        if findings
+            .get(..i)
+            .is_some_and(|p| p.iter().any(|g| g.detector == f.detector))
+        {
+            continue;
+        }
+        why.push_trunc(b" ");
+        why.push_trunc(f.detector.as_bytes());
+        why.push_trunc(b" x");
+        let n = findings.iter().filter(|g| g.detector == f.detector).count();
+        raw::push_num(&mut why, n as u64);
+    }
+    eval::emit(
+        "http",
+        t.as_bytes(),
+        o,
+        false,
+        raw::utf8_prefix(why.as_bytes()),
+    );
+    Ok((t.as_bytes().to_vec(), Some(rewritten)))
+}
+
+/// `raw` (exactly one HTTP/1 request, checked by parsing it again) with its body replaced by
+/// `body`: `Content-Length` set to the new length, `Transfer-Encoding` removed (a chunked body
+/// goes out as one Content-Length body; its trailers are dropped).
+fn rewrite_h1(raw: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let mut check = Connection::new();
+    let r = check.feed(raw);
+    if r.request_started
+        || r.events.len() != 1
+        || !matches!(r.events.first(), Some(Event::Complete(_)))
+    {
+        return None;
+    }
+    let head_end = memchr_crlfcrlf(raw)?;
+    let head = raw.get(..head_end)?;
+    let mut out = Vec::with_capacity(head_end + body.len() + 32);
+    for (i, line) in head.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
+        if i > 0
+            && (name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"transfer-encoding"))
+        {
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// Offset just past the first blank line (`\r\n\r\n`).
+fn memchr_crlfcrlf(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 fn note(action_target: &[u8], why: &str, d: Decision) {
@@ -582,9 +734,19 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
     for e in c.res.events.iter() {
         match e {
             Event::Complete(r) | Event::TooLarge(r) | Event::Head(r) => {
-                let j = judge(r, &c.sni, peer);
+                let mut j = judge(r, &c.sni, peer);
                 if j.blocks {
                     return Err(());
+                }
+                if let Some((o, host)) = j.redact.take() {
+                    let whole = matches!(e, Event::Complete(_)) && c.res.events.len() == 1;
+                    match redact_request(r, &host, &o, whole, &c.held, bytes) {
+                        Ok((target, rewritten)) => {
+                            j.event = Some(target);
+                            c.replace = rewritten;
+                        }
+                        Err(()) => return Err(()),
+                    }
                 }
                 // HTTP/1 statuses pair with requests in order, so every request takes a
                 // place; HTTP/2 pairs by stream, so only those with an event do.
@@ -654,6 +816,11 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
         c.held = Vec::new();
         end_connection(api, ssl);
         return Flow::Refuse;
+    }
+    if let Some(r) = c.replace.take() {
+        // A redacted request: what goes out is its rewritten form, not the bytes written.
+        c.held = r;
+        return Flow::Flush;
     }
     if c.res.request_started {
         c.held.extend_from_slice(new);
