@@ -30,13 +30,27 @@
 //!   sent) until a human answers through the broker (`eval::resolve_ask`); approved → as allow,
 //!   denied or timed out → as deny. The connection's slot stays locked meanwhile, which only
 //!   matters to another thread writing to the same `SSL*` (OpenSSL forbids that anyway).
-//! - Deny: the write fails — `SSL_write` returns -1,
-//!   `SSL_write_ex` returns 0, `errno = EACCES`, nothing queued in OpenSSL's error stack, so
-//!   `SSL_get_error` says `SSL_ERROR_SYSCALL` and runtimes surface "Permission denied". The held
+//! - Deny: the write fails — `SSL_write` returns -1, `SSL_write_ex` returns 0, `errno =
+//!   EACCES`. OpenSSL is told too (`refuse_in_openssl`): a system error (`EACCES`) is queued,
+//!   so `SSL_get_error` says `SSL_ERROR_SYSCALL` whatever the connection's last I/O state was,
+//!   and a zero-length `BIO_write_ex` resets the output BIO (curl keeps "would block" from its
+//!   last read in its own BIO and would otherwise retry the refused write forever). The held
 //!   bytes are dropped and the connection is dead: every later write on it fails the same way,
-//!   so no byte of the refused request (or one behind it) ever reaches the server. The socket
-//!   is also shut down, so a client that ignores the failed write (node's HTTP/2 session)
-//!   still sees the connection end instead of waiting for a response.
+//!   so no byte of the refused request (or one behind it) ever reaches the server. When the
+//!   connection has a socket of its own (`SSL_get_fd`), it is also shut down, so a client that
+//!   ignores the failed write still sees the connection end. Node's HTTP/2 session is the
+//!   exception: node's TLS socket sits behind a memory BIO, it does not act on the failed
+//!   write, and the refused stream never completes (the client's own timeout ends it).
+//! - Redact (an http rule with `decision = "redact"`): the secrets guard-secrets' built-in
+//!   detectors find in the body are replaced by `REDACTED_BY_POLICY` and the request goes out
+//!   rewritten (`Content-Length` set, chunked framing removed). Fail-closed where that cannot
+//!   be done safely (HTTP/2, a body over the capture limit, pipelined bytes): refused.
+//! - `Expect: 100-continue`: the head is held like any incomplete request, so the server never
+//!   sees it and sends no `100 Continue`; the client sends the body after its own expect
+//!   timeout (curl: 1 s) and the decision is taken on head and body. Fail-closed rule: the
+//!   head is never released on its own. A client that waits for the `100` without a timeout
+//!   stalls until it gives up, and its request is never sent (measured cost for curl: the
+//!   1 s expect timeout, once per such request).
 //! - A request still incomplete after this write: the bytes are held (copied) and the write is
 //!   reported done in full (as OpenSSL reports a write it has buffered), so the caller sends the
 //!   rest. With `SSL_MODE_ENABLE_PARTIAL_WRITE` that is still correct: a full count is a legal
@@ -53,6 +67,14 @@
 //! prefix, then streamed.
 //!
 //! `SSL_write_early_data` (TLS 1.3 0-RTT) goes through the same gate as `SSL_write_ex`.
+//!
+//! # Response statuses
+//! Reads (`SSL_read`, `SSL_read_ex`, node's patched `SSL_read`) are followed for the status of
+//! each request that has an audit event, recorded as an `http-response` event with the same
+//! target (`guard_http::Responses`): HTTP/1 status lines at the start of a read, paired in
+//! order; HTTP/2 `:status` paired by stream (every server frame is followed once any connection
+//! of the process speaks HTTP/2, to keep the HPACK state). Reads of HTTP/1-only processes that
+//! do not start with a status line return before any lookup.
 //!
 //! Not done: `SSL_sendfile` (kernel TLS only; a file's bytes never pass through user space);
 //! an `SSL*` from a second, different libssl in the same process (the first libssl that
