@@ -241,7 +241,7 @@ fn early_data_is_gated_like_ssl_write() {
         l.local_addr().unwrap().port()
     };
     let log = dir.join("server.out");
-    let mut srv = Command::new(&openssl)
+    let srv = Command::new(&openssl)
         .args([
             "s_server",
             "-quiet",
@@ -261,6 +261,12 @@ fn early_data_is_gated_like_ssl_write() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed on drop, also when an assertion fails first.
+    let mut srv = Server {
+        child: srv,
+        dir: dir.clone(),
+        port,
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "s_server did not start");
@@ -274,11 +280,11 @@ fn early_data_is_gated_like_ssl_write() {
     );
     let mut c = env.cmd(prog);
     c.arg(port.to_string());
-    let (o, e, _) = out(c);
-    let _ = srv.kill();
-    let _ = srv.wait();
+    let (o, e, code) = out(c);
+    let _ = srv.child.kill();
+    let _ = srv.child.wait();
     let seen = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(o.contains("EARLY OK"), "{o} / {e}");
+    assert!(o.contains("EARLY OK"), "{o} / {e} / {code:?}");
     assert!(o.contains("status=accepted"), "sent as 0-RTT: {o}");
     assert!(
         seen.contains("GET /early"),

@@ -1069,6 +1069,15 @@ type BioWriteExFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut
 /// the refused write forever.
 fn refuse_in_openssl(api: &SslApi, ssl: *mut c_void) {
     push_sys_error(api);
+    // Only for a BIO that is not a plain descriptor (curl's, node's memory BIO): a socket BIO
+    // keeps no state the queued error does not override, and an empty write(2) on a socket the
+    // peer has reset raises SIGPIPE, which would kill a program that does not ignore it.
+    if let Some(get_fd) = get!(api, get_fd, GetFdFn) {
+        // SAFETY: a live SSL*.
+        if unsafe { get_fd(ssl) } >= 0 {
+            return;
+        }
+    }
     if let (Some(wbio), Some(write)) = (
         get!(api, get_wbio, GetBioFn),
         get!(api, bio_write, BioWriteExFn),
