@@ -1477,3 +1477,42 @@ fn libssl_loaded() -> bool {
         !h.is_null()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_sets_content_length_and_drops_chunking() {
+        let raw =
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nX: y\r\n\r\nhello world";
+        let out = rewrite_h1(raw, b"hello REDACTED").unwrap();
+        assert_eq!(
+            out,
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nX: y\r\nContent-Length: 14\r\n\r\nhello REDACTED"
+        );
+        let chunked = b"POST /e HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n";
+        let out = rewrite_h1(chunked, b"xx").unwrap();
+        assert_eq!(
+            out,
+            b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nxx"
+        );
+        // The rewritten request parses as one complete request with the new body.
+        let mut c = Connection::new();
+        let r = c.feed(&out);
+        assert!(!r.request_started);
+        assert_eq!(
+            r.requests().next().map(|q| q.body().to_vec()),
+            Some(b"xx".to_vec())
+        );
+    }
+
+    #[test]
+    fn rewrite_refuses_anything_but_exactly_one_request() {
+        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx";
+        assert!(rewrite_h1(two, b"y").is_none());
+        let partial = b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab";
+        assert!(rewrite_h1(partial, b"y").is_none());
+        assert!(rewrite_h1(b"\x00\x01garbage", b"y").is_none());
+    }
+}
