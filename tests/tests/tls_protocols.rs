@@ -151,13 +151,9 @@ fn curl_http2_allowed_stream_passes_and_the_denied_stream_never_reaches_the_serv
     // The allowed query went over HTTP/2 and was answered.
     assert!(o.contains("vol-prod-db"), "{o} / {e}");
     assert!(o.contains("= 200 2 1"), "HTTP/2, first transfer: {o} / {e}");
-    // The mutation failed in the client: curl 7.88's HTTP/2 layer retries the refused write
-    // until --max-time (exit 28); a send error (55) is what other versions report.
+    // The mutation failed in the client with a send error (55), not the --max-time timeout.
     assert!(!o.contains("volumeDelete\":true"), "{o}");
-    assert!(
-        o.contains("EXIT 28") || o.contains("EXIT 55"),
-        "curl must fail: {o}"
-    );
+    assert!(o.contains("EXIT 55"), "curl must fail: {o}");
     assert_store_intact(&srv, "curl h2");
     let log = srv.log();
     assert_eq!(log.len(), 1, "only the allowed stream arrived: {log:?}");
@@ -189,7 +185,10 @@ fn node_http2_streams_on_one_session_are_judged_separately() {
         "{o} / {e}"
     );
     assert!(
-        lines.get(2).is_some_and(|l| l.starts_with("DELETE ERR")),
+        // An error from the connection ending, not the agent's own 5 s timeout.
+        lines
+            .get(2)
+            .is_some_and(|l| l.starts_with("DELETE ERR") && !l.contains("timeout")),
         "{o} / {e}"
     );
     assert_store_intact(&srv, "node h2");

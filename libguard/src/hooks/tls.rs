@@ -36,11 +36,11 @@
 //!   and a zero-length `BIO_write_ex` resets the output BIO (curl keeps "would block" from its
 //!   last read in its own BIO and would otherwise retry the refused write forever). The held
 //!   bytes are dropped and the connection is dead: every later write on it fails the same way,
-//!   so no byte of the refused request (or one behind it) ever reaches the server. When the
-//!   connection has a socket of its own (`SSL_get_fd`), it is also shut down, so a client that
-//!   ignores the failed write still sees the connection end. Node's HTTP/2 session is the
-//!   exception: node's TLS socket sits behind a memory BIO, it does not act on the failed
-//!   write, and the refused stream never completes (the client's own timeout ends it).
+//!   so no byte of the refused request (or one behind it) ever reaches the server. The
+//!   connection is also ended (`end_connection`), because some clients do not act on a failed
+//!   write (node's HTTP/2 session would wait for the refused stream's response forever): a
+//!   socket of its own (`SSL_get_fd`) is shut down; behind a memory BIO (node) a TLS
+//!   close_notify is queued, which the runtime sends and the server answers by closing.
 //! - Redact (an http rule with `decision = "redact"`): the secrets guard-secrets' built-in
 //!   detectors find in the body are replaced by `REDACTED_BY_POLICY` and the request goes out
 //!   rewritten (`Content-Length` set, chunked framing removed). Fail-closed where that cannot
@@ -157,6 +157,7 @@ struct SslApi {
     get_error: Sym,
     get_wbio: Sym,
     bio_write: Sym,
+    shutdown: Sym,
     err_new: Sym,
     err_set_error: Sym,
 }
@@ -175,6 +176,7 @@ impl SslApi {
             get_error: Sym::new(c"SSL_get_error"),
             get_wbio: Sym::new(c"SSL_get_wbio"),
             bio_write: Sym::new(c"BIO_write_ex"),
+            shutdown: Sym::new(c"SSL_shutdown"),
             err_new: Sym::new(c"ERR_new"),
             err_set_error: Sym::new(c"ERR_set_error"),
         }
@@ -856,10 +858,10 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
     }
 }
 
-/// Shuts the socket under a refused connection down (both directions; the descriptor stays the
-/// program's). A failed write alone is not always noticed: node's HTTP/2 session ignores it and
-/// its stream would wait for a response forever. After the shutdown every runtime sees the
-/// connection end, and the server sees it closed with no byte of the refused request.
+/// Ends a refused connection. A failed write alone is not always noticed: node's HTTP/2 session
+/// ignores it and its stream would wait for a response forever. A socket under the connection
+/// is shut down (both directions; the descriptor stays the program's), so every runtime sees
+/// the connection end and the server sees it closed with no byte of the refused request.
 fn end_connection(api: &SslApi, ssl: *mut c_void) {
     let Some(get_fd) = get!(api, get_fd, GetFdFn) else {
         return;
@@ -869,6 +871,15 @@ fn end_connection(api: &SslApi, ssl: *mut c_void) {
     if fd >= 0 {
         // SAFETY: shutdown on the program's socket; harmless on a non-socket (ENOTSOCK).
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        return;
+    }
+    // No socket in reach (a memory BIO: node): queue a TLS close_notify instead. The runtime
+    // sends it with its next flush; the server closes the connection, and the client sees it
+    // end. An alert carries no byte of the refused request.
+    type ShutdownFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+    if let Some(sd) = get!(api, shutdown, ShutdownFn) {
+        // SAFETY: a live SSL*; SSL_shutdown only queues the alert on a memory BIO.
+        unsafe { sd(ssl) };
     }
 }
 
@@ -1360,6 +1371,7 @@ pub fn patch_executable() {
         &EXE.get_error,
         &EXE.get_wbio,
         &EXE.bio_write,
+        &EXE.shutdown,
         &EXE.ctrl,
         &EXE.err_new,
         &EXE.err_set_error,

@@ -1,9 +1,8 @@
 // The agent over HTTP/2 (node:http2, one session): two allowed queries and then a
 // volumeDelete mutation, each on its own stream of the same connection.
 // Usage: node agent_h2.mjs URL   (CA from NODE_EXTRA_CA_CERTS)
-// Prints `LIST OK <status> <body>`, `LIST2 OK ...`, then `DELETE OK ...` or `DELETE ERR <why>`,
-// or `DELETE ERR timeout` when no answer came within 5 s: node's HTTP/2 session does not act
-// on a failed TLS write (the refused stream just never completes).
+// Prints `LIST OK <status> <body>`, `LIST2 OK ...`, then `DELETE OK ...` or `DELETE ERR <why>`
+// (`DELETE ERR timeout` when no answer came within 5 s).
 import http2 from "node:http2";
 
 const url = new URL(process.argv[2]);

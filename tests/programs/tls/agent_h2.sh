@@ -3,8 +3,7 @@
 # an allowed query on stream 1, then a volumeDelete mutation on stream 3.
 # Usage: agent_h2.sh URL CAFILE
 # Prints curl's output and, per transfer, `= <http_code> <http_version> <num_connects>`; then
-# `EXIT <curl status>`. `--max-time`: curl 7.88 retries a refused HTTP/2 write until then (its
-# HTTP/2 layer takes the failed write for "try again"), so a refusal ends as exit 28.
+# `EXIT <curl status>` (55, send error, for a refused request). `--max-time` bounds a hang.
 url=$1 ca=$2
 list='{"query":"query { volumes { id name } }"}'
 del='{"query":"mutation($id: ID!) { volumeDelete(volumeId: $id) }","variables":{"id":"vol-prod-db"}}'
