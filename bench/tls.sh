@@ -6,6 +6,9 @@
 #
 # Usage: bench/tls.sh            (builds release libguard + guardctl first)
 #        RUNS=5 MB=100 N=1000 bench/tls.sh
+#        CALLGRIND=1 bench/tls.sh   instruction counts instead of wall clock (repeatable on a
+#                                   loaded machine): per request = (count at 300 requests -
+#                                   count at 100) / 200, bare and guarded, Python and Node.
 set -eu
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3} MB=${MB:-100} N=${N:-1000}
@@ -57,6 +60,22 @@ row() { # name kind bare guarded
     else printf "%-22s bare %8.1f us/req guarded %8.1f us/req (%+.1f us)\n", n, b, g, g - b }'
 }
 export NODE_EXTRA_CA_CERTS="$T/cert.pem"
+if [ -n "${CALLGRIND:-}" ]; then
+  vg="valgrind --tool=callgrind --callgrind-out-file=/dev/null"
+  g="env LD_PRELOAD=$LIB GUARD_RULESET=$T/ruleset.bin GUARD_SOCKET=$T/none.sock GUARD_SESSION=bench GUARD_AGENT=bench"
+  count() { # command... ; prints the instruction count valgrind reports
+    "$@" 2>&1 >/dev/null | awk '/Collected/ {print $4}'
+  }
+  for rt in python node; do
+    if [ $rt = python ]; then C="$PY tests/programs/tls/bench_client.py $PORT $T/cert.pem"; else C="node tests/programs/tls/bench_client.mjs $PORT"; fi
+    b1=$(count $vg $C ping 100); b3=$(count $vg $C ping 300)
+    g1=$(count $g $vg $C ping 100); g3=$(count $g $vg $C ping 300)
+    awk -v n="$rt" -v b1="$b1" -v b3="$b3" -v g1="$g1" -v g3="$g3" 'BEGIN {
+      b = (b3 - b1) / 200; g = (g3 - g1) / 200;
+      printf "%-8s per request: bare %.1fk guarded %.1fk instructions (%+.1fk, %+.2f%%)\n", n, b / 1000, g / 1000, (g - b) / 1000, (g - b) / b * 100 }'
+  done
+  exit 0
+fi
 for rt in python node; do
   if [ $rt = python ]; then C="$PY tests/programs/tls/bench_client.py $PORT $T/cert.pem"; else C="node tests/programs/tls/bench_client.mjs $PORT"; fi
   set -- $(pair upload $C upload "$MB"); row "$rt upload ${MB}MB" upload "$1" "$2"

@@ -105,9 +105,11 @@ mod h2;
 mod hpack;
 mod huffman;
 mod request;
+mod response;
 
 pub use hpack::HpackError;
 pub use request::{Request, Version};
+pub use response::{Responses, Status, h1_status};
 
 /// Bounds on everything the parser buffers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -425,10 +425,11 @@ impl<'s> Loader<'s> {
         }
         let decision = parse_decision(st, &r.decision, true)?;
         let kind_name = r.on.get_ref().as_str();
-        if decision == Decision::Redact && kind_name != "file" {
+        // `redact` scrubs what a file read returns, or the secrets in an outbound HTTP body.
+        if decision == Decision::Redact && kind_name != "file" && kind_name != "http" {
             return Err(st.err(
                 r.decision.span(),
-                "`redact` applies to reads only: use it on a file rule with access = [\"read\"]",
+                "`redact` applies to file reads and outbound HTTP bodies: use it on a file rule with access = [\"read\"] or on an http rule",
             ));
         }
         // Keys allowed per kind, to refuse e.g. `command` on a file rule.

@@ -166,7 +166,7 @@ fn redact_on_non_read_rules() {
         "[[rule]]\nid = \"a\"\non = \"exec\"\ncommand = \"x\"\ndecision = \"redact\"\nexamples = { match = [\"x\"] }\n",
         5,
         12,
-        "reads only",
+        "file reads and outbound HTTP bodies",
     );
 }
 

@@ -1,39 +1,60 @@
-//! Inline patching of a function's entry (x86_64): the few bytes at its start are replaced by
-//! an absolute jump to a hook, and the instructions they held are copied into an executable
-//! trampoline page, followed by a jump back, so the hook can still call the original.
+//! Inline patching of a function's entry: the first bytes are replaced by an absolute jump to a
+//! hook, and the instructions they held are copied into an executable trampoline page,
+//! followed by a jump back, so the hook can still call the original.
 //!
 //! Used for the OpenSSL that node (official builds) links statically: node calls its own
 //! `SSL_write`, so symbol interposition never sees it (see `hooks/tls.rs`).
 //!
+//! # Architecture split
+//! This file is the architecture-independent sequence (mapping the trampoline page, the order
+//! of writes and protection changes). What depends on the instruction set lives in one module
+//! per architecture, with the same items: `SUPPORTED`, `JMP_LEN` (bytes the entry jump needs),
+//! `prologue_len` (whole instructions covering them, or a refusal), `relocate` (the displaced
+//! instructions as they must run from the trampoline), `jump`, `FILL` and `sync_icache`.
+//! - `x86_64.rs`: enabled. A length decoder for position-independent prologue forms and a
+//!   14-byte `jmp [rip+0]`.
+//! - `aarch64.rs`: designed, disabled (`SUPPORTED = false`): [`patch`] refuses with
+//!   [`Refused::Arch`] and the process gets the `tls-unseen` audit event instead. Its module
+//!   doc is the plan (16-byte `LDR X16, #8; BR X16` jump, BTI landing pads, ADR/ADRP, B/BL,
+//!   conditional branch and LDR-literal fixups through a literal pool, `__clear_cache`).
+//! - Every other architecture uses the aarch64 module, and so is disabled the same way.
+//!
 //! Safety discipline:
-//! - Only instructions this module can prove position-independent are relocated (a small
-//!   length decoder for the usual prologue forms: `endbr64`, `push`, register `mov`s, `sub`/`add`
-//!   of `rsp`, `test`/`xor` between registers). Anything else (RIP-relative operands, branches,
-//!   unknown opcodes) makes [`patch`] refuse, and the caller records an audit note instead.
+//! - Only instructions the architecture module can prove position-independent are relocated;
+//!   anything else makes [`patch`] refuse, and the caller records an audit note instead.
 //! - Patching happens in the library's constructor, before the program has started threads,
 //!   so no thread can be executing the bytes being rewritten.
 //! - Pages are made writable only for the write (`mprotect`), and returned to read+execute.
 //!   The trampoline page is written, then made read+execute (never writable and executable).
-//!   x86_64 keeps instruction and data caches coherent; an aarch64 port must add
-//!   `__clear_cache` over both ranges after writing (marked below).
-//!
-//! aarch64 would follow the same structure: fixed 4-byte instructions (no length decoder),
-//! the prologue check refusing `adr`/`adrp`/`b`/`bl`/`ldr literal`, and a 16-byte
-//! `ldr x16, #8; br x16; .quad target` jump.
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[cfg(any(test, target_arch = "x86_64"))]
+pub mod x86_64;
+
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg(any(test, not(target_arch = "x86_64")))]
+pub mod aarch64;
+
+#[cfg(target_arch = "x86_64")]
+use x86_64 as arch;
+
+#[cfg(not(target_arch = "x86_64"))]
+use aarch64 as arch;
 
 use core::ffi::c_void;
 
-/// `jmp qword ptr [rip+0]` followed by the 8-byte target.
-pub const JMP_LEN: usize = 14;
+/// Bytes the entry jump of this architecture takes.
+pub const JMP_LEN: usize = arch::JMP_LEN;
 
 /// Why a function could not be patched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
-    /// An instruction in the bytes to be overwritten is not one the decoder can relocate.
-    Unrelocatable { offset: usize, opcode: u8 },
+    /// An instruction in the bytes to be overwritten is not one the decoder can relocate
+    /// (`opcode`: its first byte on x86_64, the instruction word on aarch64).
+    Unrelocatable { offset: usize, opcode: u32 },
     /// `mmap`/`mprotect` failed.
     Memory,
-    /// Not x86_64.
+    /// Inline patching is not enabled on this architecture.
     Arch,
 }
 
@@ -41,78 +62,22 @@ impl Refused {
     pub fn as_str(&self) -> &'static str {
         match self {
             Refused::Unrelocatable { .. } => {
-                "the function's prologue has an instruction that cannot be relocated (RIP-relative, branch or unknown)"
+                "the function's prologue has an instruction that cannot be relocated (PC-relative, branch or unknown)"
             }
             Refused::Memory => "mprotect/mmap of the code pages failed",
-            Refused::Arch => "inline patching is only implemented on x86_64",
+            Refused::Arch => "inline patching is only enabled on x86_64",
         }
     }
 }
 
-/// Length of one instruction at the start of `code` if it is one of the relocatable forms
-/// (position-independent: it can run at any address unchanged); `None` otherwise.
-pub fn insn_len(code: &[u8]) -> Option<usize> {
-    let b0 = *code.first()?;
-    // endbr64
-    if code.starts_with(&[0xf3, 0x0f, 0x1e, 0xfa]) {
-        return Some(4);
-    }
-    // push/pop r64 (50-5f); with REX.B (41).
-    if (0x50..=0x5f).contains(&b0) {
-        return Some(1);
-    }
-    let (rex, rest) = if (0x40..=0x4f).contains(&b0) {
-        (true, code.get(1..)?)
-    } else {
-        (false, code)
-    };
-    let op = *rest.first()?;
-    let pre = usize::from(rex);
-    if rex && (0x50..=0x5f).contains(&op) {
-        return Some(2);
-    }
-    let modrm = *rest.get(1)?;
-    let reg_reg = modrm >> 6 == 3;
-    match op {
-        // mov r/m,r | mov r,r/m | test | xor | sub | add | and | or | cmp, register forms only
-        0x89 | 0x8b | 0x85 | 0x31 | 0x33 | 0x29 | 0x2b | 0x01 | 0x03 | 0x21 | 0x23 | 0x09
-        | 0x0b | 0x39 | 0x3b
-            if reg_reg =>
-        {
-            Some(pre + 2)
-        }
-        // group 1 with imm8 / imm32 on a register (sub rsp, 0x48 etc.)
-        0x83 if reg_reg => Some(pre + 3),
-        0x81 if reg_reg => Some(pre + 6),
-        _ => None,
-    }
+/// Whether [`patch`] can patch on this architecture.
+pub const fn supported() -> bool {
+    arch::SUPPORTED
 }
 
-/// How many whole instructions cover at least `min` bytes of `code`; `Err(offset, opcode)` at
-/// the first instruction that cannot be relocated.
+/// How many bytes of whole, relocatable instructions cover at least `min` bytes of `code`.
 pub fn prologue_len(code: &[u8], min: usize) -> Result<usize, Refused> {
-    let mut off = 0;
-    while off < min {
-        let rest = code.get(off..).unwrap_or(&[]);
-        match insn_len(rest) {
-            Some(n) => off += n,
-            None => {
-                return Err(Refused::Unrelocatable {
-                    offset: off,
-                    opcode: rest.first().copied().unwrap_or(0),
-                });
-            }
-        }
-    }
-    Ok(off)
-}
-
-fn abs_jmp(to: usize) -> [u8; JMP_LEN] {
-    let mut j = [0u8; JMP_LEN];
-    j[0] = 0xff;
-    j[1] = 0x25;
-    j[6..14].copy_from_slice(&(to as u64).to_le_bytes());
-    j
+    arch::prologue_len(code, min)
 }
 
 fn page() -> usize {
@@ -121,6 +86,9 @@ fn page() -> usize {
     if p <= 0 { 4096 } else { p as usize }
 }
 
+/// Longest displaced prologue any architecture module accepts (bytes read at the target).
+const WINDOW: usize = 32;
+
 /// Redirects `target` to `hook`; returns the trampoline: a function that behaves as the
 /// original `target` did.
 ///
@@ -128,12 +96,17 @@ fn page() -> usize {
 /// `target` is the entry of a function whose first 32 bytes are readable code; no other
 /// thread runs (or is about to run) those bytes; `hook` has the same signature.
 pub unsafe fn patch(target: *mut u8, hook: *const c_void) -> Result<*const c_void, Refused> {
-    if !cfg!(target_arch = "x86_64") {
+    if !arch::SUPPORTED {
         return Err(Refused::Arch);
     }
-    // SAFETY: the caller guarantees 32 readable bytes of code.
-    let code = unsafe { core::slice::from_raw_parts(target as *const u8, 32) };
-    let n = prologue_len(code, JMP_LEN)?;
+    // SAFETY: the caller guarantees WINDOW readable bytes of code.
+    let code = unsafe { core::slice::from_raw_parts(target as *const u8, WINDOW) };
+    let n = arch::prologue_len(code, JMP_LEN)?;
+    let mut copy = [0u8; 4 * WINDOW];
+    let m = arch::relocate(code, n, &mut copy).ok_or(Refused::Unrelocatable {
+        offset: 0,
+        opcode: 0,
+    })?;
     let pg = page();
     // The trampoline: the relocated prologue, then a jump back after it.
     // SAFETY: anonymous private mapping, checked for failure.
@@ -151,13 +124,13 @@ pub unsafe fn patch(target: *mut u8, hook: *const c_void) -> Result<*const c_voi
         return Err(Refused::Memory);
     }
     let t = tramp as *mut u8;
-    let back = abs_jmp(target as usize + n);
-    // SAFETY: the page is ours, writable and larger than n + JMP_LEN (n <= 32).
+    let back = arch::jump(target as usize + n);
+    // SAFETY: the page is ours, writable and larger than m + JMP_LEN (m <= 128).
     unsafe {
-        core::ptr::copy_nonoverlapping(code.as_ptr(), t, n);
-        core::ptr::copy_nonoverlapping(back.as_ptr(), t.add(n), JMP_LEN);
+        core::ptr::copy_nonoverlapping(copy.as_ptr(), t, m);
+        core::ptr::copy_nonoverlapping(back.as_ptr(), t.add(m), JMP_LEN);
     }
-    // aarch64: __clear_cache(t, t + n + JMP_LEN) here.
+    arch::sync_icache(t, m + JMP_LEN);
     // SAFETY: our own mapping.
     if unsafe { libc::mprotect(tramp, pg, libc::PROT_READ | libc::PROT_EXEC) } != 0 {
         unsafe { libc::munmap(tramp, pg) };
@@ -173,65 +146,25 @@ pub unsafe fn patch(target: *mut u8, hook: *const c_void) -> Result<*const c_voi
         unsafe { libc::munmap(tramp, pg) };
         return Err(Refused::Memory);
     }
-    let jmp = abs_jmp(hook as usize);
+    let jmp = arch::jump(hook as usize);
     // SAFETY: the pages are writable now; n >= JMP_LEN bytes at target are ours to rewrite;
-    // the rest of the relocated instructions become int3 (never reached: the jmp leaves first).
+    // the rest of the displaced instructions become the architecture's trap filler (never
+    // reached: the jump leaves first).
     unsafe {
         core::ptr::copy_nonoverlapping(jmp.as_ptr(), target, JMP_LEN);
         for i in JMP_LEN..n {
-            *target.add(i) = 0xcc;
+            *target.add(i) = arch::FILL;
         }
     }
-    // aarch64: __clear_cache(target, target + n) here.
+    arch::sync_icache(target, n);
     // SAFETY: as above; back to the text segment's usual protection.
     unsafe { libc::mprotect(start as *mut c_void, len, libc::PROT_READ | libc::PROT_EXEC) };
     Ok(tramp as *const c_void)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decodes_node_prologues() {
-        // node 20's SSL_write and SSL_write_ex entries (objdump).
-        let w = [
-            0x55, 0x48, 0x89, 0xe5, 0x41, 0x56, 0x41, 0x55, 0x41, 0x54, 0x48, 0x83, 0xec, 0x48,
-            0x85, 0xd2, 0x0f, 0x88,
-        ];
-        assert_eq!(prologue_len(&w, JMP_LEN), Ok(14));
-        let wx = [
-            0x55, 0x48, 0x89, 0xe5, 0x41, 0x57, 0x41, 0x56, 0x41, 0x55, 0x41, 0x54, 0x53, 0x48,
-            0x83, 0xec, 0x38, 0x48, 0x83, 0x7f, 0x30, 0x00,
-        ];
-        assert_eq!(prologue_len(&wx, JMP_LEN), Ok(17));
-        let cet = [
-            0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5, 0x48, 0x81, 0xec, 1, 2, 0, 0,
-        ];
-        assert_eq!(prologue_len(&cet, JMP_LEN), Ok(15));
-    }
-
-    #[test]
-    fn refuses_rip_relative_and_branches() {
-        // lea rax,[rip+x] at offset 1
-        let lea = [
-            0x55, 0x48, 0x8d, 0x05, 0, 0, 0, 0, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
-        ];
-        assert_eq!(
-            prologue_len(&lea, JMP_LEN),
-            Err(Refused::Unrelocatable {
-                offset: 1,
-                opcode: 0x48
-            })
-        );
-        // mov rax, [rip+x] (memory operand, mod=00 rm=101)
-        let mov = [0x48, 0x8b, 0x05, 0, 0, 0, 0];
-        assert!(prologue_len(&mov, JMP_LEN).is_err());
-        // jmp rel32 and call rel32
-        assert!(prologue_len(&[0xe9, 0, 0, 0, 0], JMP_LEN).is_err());
-        assert!(prologue_len(&[0x55, 0xe8, 0, 0, 0, 0], JMP_LEN).is_err());
-        assert!(prologue_len(&[], JMP_LEN).is_err());
-    }
 
     #[test]
     fn patches_a_function_in_a_private_page() {

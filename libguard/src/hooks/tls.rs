@@ -30,11 +30,27 @@
 //!   sent) until a human answers through the broker (`eval::resolve_ask`); approved → as allow,
 //!   denied or timed out → as deny. The connection's slot stays locked meanwhile, which only
 //!   matters to another thread writing to the same `SSL*` (OpenSSL forbids that anyway).
-//! - Deny: the write fails — `SSL_write` returns -1,
-//!   `SSL_write_ex` returns 0, `errno = EACCES`, nothing queued in OpenSSL's error stack, so
-//!   `SSL_get_error` says `SSL_ERROR_SYSCALL` and runtimes surface "Permission denied". The held
+//! - Deny: the write fails — `SSL_write` returns -1, `SSL_write_ex` returns 0, `errno =
+//!   EACCES`. OpenSSL is told too (`refuse_in_openssl`): a system error (`EACCES`) is queued,
+//!   so `SSL_get_error` says `SSL_ERROR_SYSCALL` whatever the connection's last I/O state was,
+//!   and a zero-length `BIO_write_ex` resets the output BIO (curl keeps "would block" from its
+//!   last read in its own BIO and would otherwise retry the refused write forever). The held
 //!   bytes are dropped and the connection is dead: every later write on it fails the same way,
-//!   so no byte of the refused request (or one behind it) ever reaches the server.
+//!   so no byte of the refused request (or one behind it) ever reaches the server. The
+//!   connection is also ended (`end_connection`), because some clients do not act on a failed
+//!   write (node's HTTP/2 session would wait for the refused stream's response forever): a
+//!   socket of its own (`SSL_get_fd`) is shut down; behind a memory BIO (node) a TLS
+//!   close_notify is queued, which the runtime sends and the server answers by closing.
+//! - Redact (an http rule with `decision = "redact"`): the secrets guard-secrets' built-in
+//!   detectors find in the body are replaced by `REDACTED_BY_POLICY` and the request goes out
+//!   rewritten (`Content-Length` set, chunked framing removed). Fail-closed where that cannot
+//!   be done safely (HTTP/2, a body over the capture limit, pipelined bytes): refused.
+//! - `Expect: 100-continue`: the head is held like any incomplete request, so the server never
+//!   sees it and sends no `100 Continue`; the client sends the body after its own expect
+//!   timeout (curl: 1 s) and the decision is taken on head and body. Fail-closed rule: the
+//!   head is never released on its own. A client that waits for the `100` without a timeout
+//!   stalls until it gives up, and its request is never sent (measured cost for curl: the
+//!   1 s expect timeout, once per such request).
 //! - A request still incomplete after this write: the bytes are held (copied) and the write is
 //!   reported done in full (as OpenSSL reports a write it has buffered), so the caller sends the
 //!   rest. With `SSL_MODE_ENABLE_PARTIAL_WRITE` that is still correct: a full count is a legal
@@ -50,8 +66,19 @@
 //! Bodies larger than the reassembler's capture limit (1 MiB) are judged on their head and
 //! prefix, then streamed.
 //!
-//! Not done: redaction of outbound bodies; `SSL_write_early_data`/`SSL_sendfile`; an `SSL*`
-//! from a second, different libssl in the same process (the first libssl that resolves wins).
+//! `SSL_write_early_data` (TLS 1.3 0-RTT) goes through the same gate as `SSL_write_ex`.
+//!
+//! # Response statuses
+//! Reads (`SSL_read`, `SSL_read_ex`, node's patched `SSL_read`) are followed for the status of
+//! each request that has an audit event, recorded as an `http-response` event with the same
+//! target (`guard_http::Responses`): HTTP/1 status lines at the start of a read, paired in
+//! order; HTTP/2 `:status` paired by stream (every server frame is followed once any connection
+//! of the process speaks HTTP/2, to keep the HPACK state). Reads of HTTP/1-only processes that
+//! do not start with a status line return before any lookup.
+//!
+//! Not done: `SSL_sendfile` (kernel TLS only; a file's bytes never pass through user space);
+//! an `SSL*` from a second, different libssl in the same process (the first libssl that
+//! resolves wins).
 
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
@@ -60,8 +87,9 @@ use crate::trampoline;
 use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int, c_long, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use guard_http::{Connection, Event, FeedResult, Request};
+use guard_http::{Connection, Event, FeedResult, Limits, Protocol, Request, Responses, Status};
 use guard_proto::{Action, Decision};
+use std::collections::VecDeque;
 
 type WriteFn = unsafe extern "C" fn(*mut c_void, *const c_void, c_int) -> c_int;
 type WriteExFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut usize) -> c_int;
@@ -120,12 +148,16 @@ macro_rules! get {
 struct SslApi {
     write: Sym,
     write_ex: Sym,
+    write_early: Sym,
     read: Sym,
     read_ex: Sym,
     ctrl: Sym,
     free: Sym,
     get_fd: Sym,
     get_error: Sym,
+    get_wbio: Sym,
+    bio_write: Sym,
+    shutdown: Sym,
     err_new: Sym,
     err_set_error: Sym,
 }
@@ -135,12 +167,16 @@ impl SslApi {
         SslApi {
             write: Sym::new(c"SSL_write"),
             write_ex: Sym::new(c"SSL_write_ex"),
+            write_early: Sym::new(c"SSL_write_early_data"),
             read: Sym::new(c"SSL_read"),
             read_ex: Sym::new(c"SSL_read_ex"),
             ctrl: Sym::new(c"SSL_ctrl"),
             free: Sym::new(c"SSL_free"),
             get_fd: Sym::new(c"SSL_get_fd"),
             get_error: Sym::new(c"SSL_get_error"),
+            get_wbio: Sym::new(c"SSL_get_wbio"),
+            bio_write: Sym::new(c"BIO_write_ex"),
+            shutdown: Sym::new(c"SSL_shutdown"),
             err_new: Sym::new(c"ERR_new"),
             err_set_error: Sym::new(c"ERR_set_error"),
         }
@@ -175,15 +211,46 @@ fn resolve_dynamic(name: &CStr) -> *mut c_void {
     core::ptr::null_mut()
 }
 
+/// Whether `p` lies in a loaded segment of this library. Address ranges from
+/// `dl_iterate_phdr`, not `dladdr`: `_dl_addr` walks the whole dynamic symbol table of the
+/// object, which for node is ~1M instructions per call.
 fn is_ours(p: *const c_void) -> bool {
-    let mut a: libc::Dl_info = unsafe { core::mem::zeroed() };
-    let mut b: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr only reads the addresses.
-    unsafe {
-        libc::dladdr(p, &mut a) != 0
-            && libc::dladdr(is_ours as *const c_void, &mut b) != 0
-            && a.dli_fbase == b.dli_fbase
+    in_object_of(is_ours as *const c_void as usize, p as usize)
+}
+
+/// Whether `p` lies in a `PT_LOAD` segment of the object that also contains `anchor`
+/// (`anchor == 0`: the main executable, the loader's first object).
+fn in_object_of(anchor: usize, p: usize) -> bool {
+    unsafe extern "C" fn cb(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader's record of one object; `data` is our (anchor, addr, found).
+        let info = unsafe { &*info };
+        let (anchor, addr, found) = unsafe { &mut *(data as *mut (usize, usize, bool)) };
+        let mut has_anchor = *anchor == 0;
+        let mut has_addr = false;
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phnum program headers follow dlpi_phdr.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD {
+                let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                let hi = lo + ph.p_memsz as usize;
+                has_anchor |= (lo..hi).contains(anchor);
+                has_addr |= (lo..hi).contains(addr);
+            }
+        }
+        if has_anchor {
+            *found = has_addr;
+            return 1; // the object is found: stop
+        }
+        0
     }
+    let mut d = (anchor, p, false);
+    // SAFETY: the callback only reads the loader's records.
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut d as *mut _ as *mut c_void) };
+    d.2
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,8 +268,15 @@ struct Conn {
     fed_ahead: usize,
     /// A request was refused: the connection never carries another byte.
     dead: bool,
-    /// Requests allowed whose response status has not been read yet (for the audit).
-    awaiting_status: bool,
+    /// Requests sent whose response status has not been read yet, oldest first (HTTP/1: all
+    /// of them, to pair statuses in order; HTTP/2: those with an audit event, by stream).
+    awaiting: VecDeque<Awaited>,
+    /// Follows the server's side for statuses, created at the first read that needs it.
+    resp: Option<Responses>,
+    statuses: Vec<Status>,
+    /// The request just judged, rewritten (redacted): sent instead of the held bytes and
+    /// this write.
+    replace: Option<Vec<u8>>,
     /// (st_dev, st_ino) of the socket under the connection when last seen: a different one
     /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
     /// (node's `SSL_free` cannot be patched: its prologue branches).
@@ -221,13 +295,32 @@ impl Conn {
             sni: Vec::new(),
             fed_ahead: 0,
             dead: false,
-            awaiting_status: false,
+            awaiting: VecDeque::new(),
+            resp: None,
+            statuses: Vec::new(),
+            replace: None,
             sock: (0, 0),
             peer: Vec::new(),
             peer_known: false,
         }
     }
 }
+
+/// A request waiting for its response status.
+struct Awaited {
+    stream: u32,
+    /// The target of the request's audit event (None: it had none, nothing to follow up).
+    event: Option<Vec<u8>>,
+}
+
+/// Most requests remembered per connection for statuses (a client that never reads its
+/// responses must not grow this).
+const AWAITED_MAX: usize = 64;
+
+/// Set once any connection of this process speaks HTTP/2: from then on every read is looked
+/// at (an HTTP/2 server's frames must all be followed); before, only reads that start with an
+/// HTTP/1 status line are, so HTTP/1-only processes pay nothing on other reads.
+static ANY_H2: AtomicBool = AtomicBool::new(false);
 
 struct Slot {
     key: AtomicUsize,
@@ -397,6 +490,11 @@ fn strip_port(h: &[u8]) -> &[u8] {
 const TARGET_BODY: usize = 400;
 
 fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
+    describe_with_body(req, host, req.body(), out)
+}
+
+/// As `describe`, quoting `body` (a redacted one) instead of the request's.
+fn describe_with_body(req: &Request, host: &[u8], body: &[u8], out: &mut Buf<1024>) {
     out.push_trunc(req.method().as_bytes());
     out.push_trunc(b" https://");
     out.push_trunc(host);
@@ -405,7 +503,6 @@ fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
         raw::push_num(out, p as u64);
     }
     out.push_trunc(req.path().as_bytes());
-    let body = req.body();
     if !body.is_empty() {
         out.push_trunc(b" ");
         let b = body.get(..body.len().min(TARGET_BODY)).unwrap_or(&[]);
@@ -419,8 +516,19 @@ fn describe(req: &Request, host: &[u8], out: &mut Buf<1024>) {
     }
 }
 
-/// Evaluates one request on every known name; records it; true when it must not be sent.
-fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
+/// What judging one request decided.
+struct Judged {
+    /// It must not be sent.
+    blocks: bool,
+    /// The target of the audit event recorded for it, if one was.
+    event: Option<Vec<u8>>,
+    /// A `redact` decision, not yet recorded (the event must quote the redacted body): the
+    /// outcome and the host it matched on.
+    redact: Option<(Outcome, Vec<u8>)>,
+}
+
+/// Evaluates one request on every known name; records it.
+fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> Judged {
     let header = req.host().map(|h| strip_port(h.as_bytes())).unwrap_or(b"");
     let names: [&[u8]; 3] = [header, sni, peer];
     // The header names the request; SNI and the connect-time name cross-check it.
@@ -451,7 +559,14 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
             });
         }
     });
-    let Some((mut o, i)) = best else { return false };
+    let Some((mut o, i)) = best else {
+        return Judged {
+            blocks: false,
+            event: None,
+            redact: None,
+        };
+    };
+    let mut event = None;
     if o.enforce != Decision::Allow {
         let host = names
             .get(i)
@@ -465,12 +580,156 @@ fn judge(req: &Request, sni: &[u8], peer: &[u8]) -> bool {
         } else {
             ""
         };
+        if o.enforce == Decision::Redact && o.effective == Decision::Redact {
+            return Judged {
+                blocks: false,
+                event: None,
+                redact: Some((o, host.to_vec())),
+            };
+        }
         // An ask holds this write (and so the whole request, still held back) until a human
         // answers through the broker; the same path file and exec asks take.
         eval::resolve_ask(&mut o, "http", t.as_bytes());
         eval::emit("http", t.as_bytes(), &o, false, why);
+        event = Some(t.as_bytes().to_vec());
     }
-    o.blocks()
+    Judged {
+        blocks: o.blocks(),
+        event,
+        redact: None,
+    }
+}
+
+/// The detectors outbound bodies are scrubbed with (guard-secrets' built-in set, compiled on
+/// the first `redact` decision for an http rule).
+fn http_detectors() -> &'static guard_secrets::Detectors {
+    static D: std::sync::OnceLock<guard_secrets::Detectors> = std::sync::OnceLock::new();
+    D.get_or_init(guard_secrets::Detectors::builtin)
+}
+
+/// A `redact` decision on a request: scrubs the secrets the detectors find in its body and
+/// records the event (quoting the redacted body). Returns the event's target and the rewritten
+/// request, `None` when nothing was found (sent as written). `Err`: refused, recorded as a
+/// deny, because the request cannot be rewritten safely: HTTP/2 (DATA frames and flow control
+/// would have to be rewritten), a body over the capture limit (not all of it is held), or more
+/// than this request in the bytes held (pipelining).
+fn redact_request(
+    req: &Request,
+    host: &[u8],
+    o: &Outcome,
+    whole: bool,
+    held: &[u8],
+    bytes: &[u8],
+) -> Result<(Vec<u8>, Option<Vec<u8>>), ()> {
+    let det = http_detectors();
+    let body = req.body();
+    let findings = det.scan(body);
+    let mut t = Buf::<1024>::new();
+    if findings.is_empty() {
+        describe(req, host, &mut t);
+        eval::emit(
+            "http",
+            t.as_bytes(),
+            o,
+            false,
+            "no secret found in the body",
+        );
+        return Ok((t.as_bytes().to_vec(), None));
+    }
+    let clean = guard_secrets::redact(body, &findings);
+    describe_with_body(req, host, &clean, &mut t);
+    // Recorded without the rule: an event with a rule carries the rule's reason, and this one
+    // must say why a redaction became a refusal.
+    let refuse = |why: &str| {
+        let d = Outcome::from_verdict(Decision::Deny, None, false, false);
+        eval::emit("http", t.as_bytes(), &d, false, why);
+    };
+    if req.version() == guard_http::Version::Http2 {
+        refuse("redact rule: secrets in an HTTP/2 body are not redacted (DATA frames): refused");
+        return Err(());
+    }
+    if !whole {
+        refuse(
+            "redact rule: secrets in a body that cannot be rewritten whole (over 1 MiB, or pipelined): refused",
+        );
+        return Err(());
+    }
+    let mut raw = Vec::with_capacity(held.len() + bytes.len());
+    raw.extend_from_slice(held);
+    raw.extend_from_slice(bytes);
+    let Some(rewritten) = rewrite_h1(&raw, &clean) else {
+        refuse(
+            "redact rule: secrets in a request that does not re-parse as one HTTP/1 request: refused",
+        );
+        return Err(());
+    };
+    let mut why = Buf::<256>::new();
+    why.push_trunc(b"redacted ");
+    raw::push_num(&mut why, findings.len() as u64);
+    why.push_trunc(b" secrets in the body:");
+    for (i, f) in findings.iter().enumerate() {
+        if findings
+            .get(..i)
+            .is_some_and(|p| p.iter().any(|g| g.detector == f.detector))
+        {
+            continue;
+        }
+        why.push_trunc(b" ");
+        why.push_trunc(f.detector.as_bytes());
+        why.push_trunc(b" x");
+        let n = findings.iter().filter(|g| g.detector == f.detector).count();
+        raw::push_num(&mut why, n as u64);
+    }
+    eval::emit(
+        "http",
+        t.as_bytes(),
+        o,
+        false,
+        raw::utf8_prefix(why.as_bytes()),
+    );
+    Ok((t.as_bytes().to_vec(), Some(rewritten)))
+}
+
+/// `raw` (exactly one HTTP/1 request, checked by parsing it again) with its body replaced by
+/// `body`: `Content-Length` set to the new length, `Transfer-Encoding` removed (a chunked body
+/// goes out as one Content-Length body; its trailers are dropped).
+fn rewrite_h1(raw: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let mut check = Connection::new();
+    let r = check.feed(raw);
+    if r.request_started
+        || r.events.len() != 1
+        || !matches!(r.events.first(), Some(Event::Complete(_)))
+    {
+        return None;
+    }
+    let head_end = memchr_crlfcrlf(raw)?;
+    let head = raw.get(..head_end)?;
+    let mut out = Vec::with_capacity(head_end + body.len() + 32);
+    for (i, line) in head.split(|b| *b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
+        if i > 0
+            && (name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"transfer-encoding"))
+        {
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    Some(out)
+}
+
+/// Offset just past the first blank line (`\r\n\r\n`).
+fn memchr_crlfcrlf(b: &[u8]) -> Option<usize> {
+    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 fn note(action_target: &[u8], why: &str, d: Decision) {
@@ -492,14 +751,38 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
         c.peer = peer.get(..pn).unwrap_or(&[]).to_vec();
         c.peer_known = true;
     }
+    if !ANY_H2.load(Ordering::Relaxed) && c.http.protocol() == Some(Protocol::Http2) {
+        ANY_H2.store(true, Ordering::Relaxed);
+    }
     let peer = &c.peer[..];
     for e in c.res.events.iter() {
         match e {
             Event::Complete(r) | Event::TooLarge(r) | Event::Head(r) => {
-                if judge(r, &c.sni, peer) {
+                let mut j = judge(r, &c.sni, peer);
+                if j.blocks {
                     return Err(());
                 }
-                c.awaiting_status = true;
+                if let Some((o, host)) = j.redact.take() {
+                    let whole = matches!(e, Event::Complete(_)) && c.res.events.len() == 1;
+                    match redact_request(r, &host, &o, whole, &c.held, bytes) {
+                        Ok((target, rewritten)) => {
+                            j.event = Some(target);
+                            c.replace = rewritten;
+                        }
+                        Err(()) => return Err(()),
+                    }
+                }
+                // HTTP/1 statuses pair with requests in order, so every request takes a
+                // place; HTTP/2 pairs by stream, so only those with an event do.
+                if r.stream_id() == 0 || j.event.is_some() {
+                    if c.awaiting.len() >= AWAITED_MAX {
+                        c.awaiting.pop_front();
+                    }
+                    c.awaiting.push_back(Awaited {
+                        stream: r.stream_id(),
+                        event: j.event,
+                    });
+                }
             }
             Event::Malformed(m) => {
                 let mut t = Buf::<1024>::new();
@@ -555,7 +838,13 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
     if inspect(api, ssl, c, new).is_err() {
         c.dead = true;
         c.held = Vec::new();
+        end_connection(api, ssl);
         return Flow::Refuse;
+    }
+    if let Some(r) = c.replace.take() {
+        // A redacted request: what goes out is its rewritten form, not the bytes written.
+        c.held = r;
+        return Flow::Flush;
     }
     if c.res.request_started {
         c.held.extend_from_slice(new);
@@ -566,6 +855,31 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
     } else {
         c.held.extend_from_slice(new);
         Flow::Flush
+    }
+}
+
+/// Ends a refused connection. A failed write alone is not always noticed: node's HTTP/2 session
+/// ignores it and its stream would wait for a response forever. A socket under the connection
+/// is shut down (both directions; the descriptor stays the program's), so every runtime sees
+/// the connection end and the server sees it closed with no byte of the refused request.
+fn end_connection(api: &SslApi, ssl: *mut c_void) {
+    let Some(get_fd) = get!(api, get_fd, GetFdFn) else {
+        return;
+    };
+    // SAFETY: a live SSL*, as the caller passed it to SSL_write.
+    let fd = unsafe { get_fd(ssl) };
+    if fd >= 0 {
+        // SAFETY: shutdown on the program's socket; harmless on a non-socket (ENOTSOCK).
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        return;
+    }
+    // No socket in reach (a memory BIO: node): queue a TLS close_notify instead. The runtime
+    // sends it with its next flush; the server closes the connection, and the client sees it
+    // end. An alert carries no byte of the refused request.
+    type ShutdownFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+    if let Some(sd) = get!(api, shutdown, ShutdownFn) {
+        // SAFETY: a live SSL*; SSL_shutdown only queues the alert on a memory BIO.
+        unsafe { sd(ssl) };
     }
 }
 
@@ -621,6 +935,7 @@ fn gated_write(
     ssl: *mut c_void,
     buf: *const c_void,
     len: usize,
+    nested_write: bool,
     real: impl FnOnce() -> (c_int, usize),
 ) -> Result<(c_int, usize), ()> {
     if buf.is_null() || len == 0 {
@@ -643,8 +958,17 @@ fn gated_write(
         Flow::Refuse => Err(()),
         Flow::Held => Ok((1, len)),
         Flow::Pass => {
-            drop(g);
+            // `SSL_write_early_data` writes through the exported `SSL_write_ex`, which is this
+            // hook again: keep the guard, so that inner call passes straight through instead
+            // of waiting on the connection this call holds (and judging the bytes twice).
+            let g = if nested_write {
+                Some(g)
+            } else {
+                drop(g);
+                None
+            };
             let (r, n) = real();
+            drop(g);
             // What the real call did not take comes back in the retry, already parsed.
             l.conn().fed_ahead = if r > 0 { len.saturating_sub(n) } else { len };
             Ok((r, n))
@@ -671,7 +995,7 @@ fn write_common(api: &SslApi, ssl: *mut c_void, buf: *const c_void, num: c_int) 
         // SAFETY: forwarding the caller's arguments.
         return unsafe { real(ssl, buf, num) };
     }
-    let r = gated_write(api, ssl, buf, num as usize, || {
+    let r = gated_write(api, ssl, buf, num as usize, false, || {
         // SAFETY: forwarding the caller's arguments.
         let r = unsafe { real(ssl, buf, num) };
         (r, if r > 0 { r as usize } else { 0 })
@@ -680,6 +1004,11 @@ fn write_common(api: &SslApi, ssl: *mut c_void, buf: *const c_void, num: c_int) 
         Ok((1, n)) if n == num as usize => num,
         Ok((r, _)) => r,
         Err(()) => {
+            // Without a queued error, `SSL_get_error` falls back on the connection's last I/O
+            // state: after a read that would have blocked it says WANT_READ, and a client
+            // (curl over HTTP/2) retries the refused write forever. The system error makes it
+            // SSL_ERROR_SYSCALL with errno EACCES.
+            refuse_in_openssl(api, ssl);
             raw::set_errno(libc::EACCES);
             -1
         }
@@ -697,7 +1026,20 @@ fn write_ex_common(
         raw::set_errno(libc::ENOSYS);
         return 0;
     };
-    let r = gated_write(api, ssl, buf, num, || {
+    size_t_write(api, real, false, ssl, buf, num, written)
+}
+
+/// `SSL_write_ex` and `SSL_write_early_data` (same signature, same results: 1 or 0).
+fn size_t_write(
+    api: &SslApi,
+    real: WriteExFn,
+    nested: bool,
+    ssl: *mut c_void,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+) -> c_int {
+    let r = gated_write(api, ssl, buf, num, nested, || {
         let mut w = 0usize;
         // SAFETY: forwarding the caller's arguments.
         let r = unsafe { real(ssl, buf, num, &mut w) };
@@ -718,7 +1060,7 @@ fn write_ex_common(
             // `SSL_write_ex` returns 0 for every failure, and callers that read errno only do so
             // for a -1 (CPython reports a bare 0 as an unexpected EOF): queue a system-library
             // error, so `SSL_get_error` says SSL_ERROR_SYSCALL and the error text is EACCES's.
-            push_sys_error(api);
+            refuse_in_openssl(api, ssl);
             raw::set_errno(libc::EACCES);
             0
         }
@@ -727,6 +1069,43 @@ fn write_ex_common(
 
 type ErrNewFn = unsafe extern "C" fn();
 type ErrSetErrorFn = unsafe extern "C" fn(c_int, c_int, *const core::ffi::c_char, ...);
+
+type GetBioFn = unsafe extern "C" fn(*const c_void) -> *mut c_void;
+type BioWriteExFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize, *mut usize) -> c_int;
+
+/// What a refused write tells the caller's OpenSSL: `ERR_raise(ERR_LIB_SYS, EACCES)`, and an
+/// empty write through the connection's output BIO, which clears the retry state the last real I/O
+/// left there. Without that, a client that keeps its own I/O state in a custom BIO (curl ≥ 7.87
+/// remembers "would block" from the last read) takes the refusal for "try again" and retries
+/// the refused write forever.
+fn refuse_in_openssl(api: &SslApi, ssl: *mut c_void) {
+    push_sys_error(api);
+    // Only for a BIO that is not a plain descriptor (curl's, node's memory BIO): a socket BIO
+    // keeps no state the queued error does not override, and an empty write(2) on a socket the
+    // peer has reset raises SIGPIPE, which would kill a program that does not ignore it.
+    if let Some(get_fd) = get!(api, get_fd, GetFdFn) {
+        // SAFETY: a live SSL*.
+        if unsafe { get_fd(ssl) } >= 0 {
+            return;
+        }
+    }
+    if let (Some(wbio), Some(write)) = (
+        get!(api, get_wbio, GetBioFn),
+        get!(api, bio_write, BioWriteExFn),
+    ) {
+        // `BIO_write_ex`, not `BIO_write`: the latter returns early for a zero length without
+        // calling the BIO's method, which is what must run to reset its state.
+        // SAFETY: a live SSL*; a zero-length write writes nothing (a socket BIO sends 0 bytes,
+        // a memory BIO appends nothing).
+        unsafe {
+            let b = wbio(ssl);
+            let mut n = 0usize;
+            if !b.is_null() {
+                write(b, c"".as_ptr() as *const c_void, 0, &mut n);
+            }
+        }
+    }
+}
 
 /// `ERR_raise(ERR_LIB_SYS, EACCES)` in the caller's OpenSSL (3.x; absent in 1.1: skipped).
 fn push_sys_error(api: &SslApi) {
@@ -744,15 +1123,18 @@ fn push_sys_error(api: &SslApi) {
     }
 }
 
-/// After a read: the status line of the response to an allowed request, for the audit of
-/// requests that matched a rule (recorded only when the read starts a response).
+/// After a read: the statuses of responses to requests that have an audit event are recorded
+/// as a follow-up event (`http-response`, same target as the request's event, reason
+/// `status NNN`). HTTP/1: a status line at the start of a read, paired with the oldest request
+/// sent; HTTP/2: the server's frames are followed and `:status` is paired by stream.
 fn after_read(ssl: *mut c_void, buf: *const u8, n: usize) {
-    if n < 12 || buf.is_null() {
+    if n == 0 || buf.is_null() {
         return;
     }
-    // Only a read that starts a response is of interest; checked before any lookup.
-    // SAFETY: the real read filled n >= 12 bytes.
-    if unsafe { core::slice::from_raw_parts(buf, 7) } != b"HTTP/1." {
+    // SAFETY: the real read filled n bytes.
+    let b = unsafe { core::slice::from_raw_parts(buf, n) };
+    // Checked before any lookup: most reads are neither.
+    if !b.starts_with(b"HTTP/1.") && !ANY_H2.load(Ordering::Relaxed) {
         return;
     }
     let Some(_g) = Inside::enter() else { return };
@@ -760,24 +1142,49 @@ fn after_read(ssl: *mut c_void, buf: *const u8, n: usize) {
         return;
     };
     let c = l.conn();
-    if !c.awaiting_status {
+    let h2 = match c.http.protocol() {
+        Some(Protocol::Http2) => true,
+        Some(Protocol::Http1) => false,
+        _ => return,
+    };
+    if !h2 && c.awaiting.is_empty() {
         return;
     }
-    c.awaiting_status = false;
-    // SAFETY: the real read filled n bytes.
-    let b = unsafe { core::slice::from_raw_parts(buf, n.min(64)) };
-    if b.starts_with(b"HTTP/1.") && b.get(8) == Some(&b' ') {
-        let status = b.get(9..12).unwrap_or(b"");
-        let code = core::str::from_utf8(status)
-            .ok()
-            .and_then(|s| s.parse::<u16>().ok())
-            .unwrap_or(0);
-        LAST_STATUS.store(code as u32, Ordering::Relaxed);
+    let resp = c.resp.get_or_insert_with(|| {
+        if h2 {
+            Responses::http2(Limits::default())
+        } else {
+            Responses::http1()
+        }
+    });
+    c.statuses.clear();
+    resp.feed(b, &mut c.statuses);
+    for st in c.statuses.iter() {
+        let pos = if h2 {
+            c.awaiting.iter().position(|a| a.stream == st.stream_id)
+        } else if c.awaiting.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
+        let Some(a) = pos.and_then(|p| c.awaiting.remove(p)) else {
+            continue;
+        };
+        if let Some(target) = a.event {
+            let mut why = Buf::<32>::new();
+            why.push_trunc(b"status ");
+            raw::push_num(&mut why, u64::from(st.code));
+            let o = Outcome::from_verdict(Decision::Audit, None, false, false);
+            eval::emit(
+                "http-response",
+                &target,
+                &o,
+                false,
+                raw::utf8_prefix(why.as_bytes()),
+            );
+        }
     }
 }
-
-/// Status of the last response seen (diagnostics and tests).
-static LAST_STATUS: AtomicU32 = AtomicU32::new(0);
 
 // ---------------------------------------------------------------------------------------------
 // Interposed exports (dynamic libssl).
@@ -795,6 +1202,24 @@ pub unsafe extern "C" fn SSL_write_ex(
     written: *mut usize,
 ) -> c_int {
     write_ex_common(&DYN, ssl, buf, num, written)
+}
+
+/// 0-RTT data is a request like any other (and replayable by an attacker on the path): the
+/// same gate as `SSL_write_ex`. Bytes held from an early-data write are flushed, when their
+/// request is complete and allowed, with the real `SSL_write`: they then go out after the
+/// handshake instead of as early data, which every server must accept.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn SSL_write_early_data(
+    ssl: *mut c_void,
+    buf: *const c_void,
+    num: usize,
+    written: *mut usize,
+) -> c_int {
+    let Some(real) = get!(DYN, write_early, WriteExFn) else {
+        raw::set_errno(libc::ENOSYS);
+        return 0;
+    };
+    size_t_write(&DYN, real, true, ssl, buf, num, written)
 }
 
 #[unsafe(no_mangle)]
@@ -913,30 +1338,7 @@ unsafe extern "C" fn exe_ssl_free(ssl: *mut c_void) {
 
 /// Whether `p` lies in a loaded segment of the main executable.
 fn in_main_exe(p: *const c_void) -> bool {
-    unsafe extern "C" fn cb(
-        info: *mut libc::dl_phdr_info,
-        _size: usize,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: the loader's record of the first object (the executable), then we stop.
-        let info = unsafe { &*info };
-        let (addr, found) = unsafe { &mut *(data as *mut (usize, bool)) };
-        for i in 0..info.dlpi_phnum as usize {
-            let ph = unsafe { &*info.dlpi_phdr.add(i) };
-            if ph.p_type == libc::PT_LOAD {
-                let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-                let hi = lo + ph.p_memsz as usize;
-                if (lo..hi).contains(addr) {
-                    *found = true;
-                }
-            }
-        }
-        1
-    }
-    let mut d = (p as usize, false);
-    // SAFETY: the callback only reads the loader's records.
-    unsafe { libc::dl_iterate_phdr(Some(cb), &mut d as *mut _ as *mut c_void) };
-    d.1
+    in_object_of(0, p as usize)
 }
 
 /// What the patching at load time found, for the audit (written once by the constructor).
@@ -945,7 +1347,8 @@ static EXE_REFUSED: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 fn exe_symbol(name: &CStr) -> *mut u8 {
     // SAFETY: dlsym with a valid C string.
     let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-    if p.is_null() || is_ours(p) || !in_main_exe(p) {
+    // In the executable means not in this library: no `is_ours` needed.
+    if p.is_null() || !in_main_exe(p) {
         return core::ptr::null_mut();
     }
     p as *mut u8
@@ -953,6 +1356,11 @@ fn exe_symbol(name: &CStr) -> *mut u8 {
 
 /// Patches the executable's own OpenSSL entries. Runs from the constructor, single-threaded.
 pub fn patch_executable() {
+    if !trampoline::supported() {
+        // No patcher on this architecture (aarch64: designed, not enabled): the executable's
+        // own OpenSSL stays unseen, and the first connect to port 443 says so (`tls-unseen`).
+        return;
+    }
     let w = exe_symbol(c"SSL_write");
     if w.is_null() {
         return; // no OpenSSL in the executable (or a shared one: interposition covers it)
@@ -961,6 +1369,9 @@ pub fn patch_executable() {
     for s in [
         &EXE.get_fd,
         &EXE.get_error,
+        &EXE.get_wbio,
+        &EXE.bio_write,
+        &EXE.shutdown,
         &EXE.ctrl,
         &EXE.err_new,
         &EXE.err_set_error,
@@ -1077,4 +1488,43 @@ fn libssl_loaded() -> bool {
         let h = unsafe { libc::dlopen(so.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
         !h.is_null()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_sets_content_length_and_drops_chunking() {
+        let raw =
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nX: y\r\n\r\nhello world";
+        let out = rewrite_h1(raw, b"hello REDACTED").unwrap();
+        assert_eq!(
+            out,
+            b"POST /echo HTTP/1.1\r\nHost: a\r\nX: y\r\nContent-Length: 14\r\n\r\nhello REDACTED"
+        );
+        let chunked = b"POST /e HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n";
+        let out = rewrite_h1(chunked, b"xx").unwrap();
+        assert_eq!(
+            out,
+            b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nxx"
+        );
+        // The rewritten request parses as one complete request with the new body.
+        let mut c = Connection::new();
+        let r = c.feed(&out);
+        assert!(!r.request_started);
+        assert_eq!(
+            r.requests().next().map(|q| q.body().to_vec()),
+            Some(b"xx".to_vec())
+        );
+    }
+
+    #[test]
+    fn rewrite_refuses_anything_but_exactly_one_request() {
+        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx";
+        assert!(rewrite_h1(two, b"y").is_none());
+        let partial = b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab";
+        assert!(rewrite_h1(partial, b"y").is_none());
+        assert!(rewrite_h1(b"\x00\x01garbage", b"y").is_none());
+    }
 }

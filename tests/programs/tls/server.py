@@ -6,7 +6,10 @@ openssl CLI if absent, listens on an ephemeral port, writes the port to DIR/port
 every request rewrites DIR/state.json: {"volumes": [...], "ops": [...]} where ops lists every
 GraphQL operation received (top-level field names, in order). It serves until killed.
 
-Also: POST /upload (any size; answers the byte count) and GET /ping, for the benchmarks.
+Also: POST /upload (any size; answers the byte count) and GET /ping, for the benchmarks; and
+POST /echo, which appends one JSON line per request to DIR/echo.log: {"te": Transfer-Encoding,
+"cl": Content-Length, "body": the body as received} (chunked bodies are decoded), and answers
+{"len": <body length>}.
 """
 
 import json
@@ -72,7 +75,28 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         self.reply(200, {"ok": True})
 
+    def read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return body
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
     def do_POST(self):
+        if self.path == "/echo":
+            te = self.headers.get("Transfer-Encoding")
+            cl = self.headers.get("Content-Length")
+            if te and "chunked" in te.lower():
+                raw = self.read_chunked()
+            else:
+                raw = self.rfile.read(int(cl or "0"))
+            with LOCK, open(os.path.join(DIR, "echo.log"), "a") as f:
+                f.write(json.dumps({"te": te, "cl": cl, "body": raw.decode("utf-8", "replace")}) + "\n")
+            return self.reply(200, {"len": len(raw)})
         n = int(self.headers.get("Content-Length", "0"))
         if self.path == "/upload":
             left = n

@@ -1,0 +1,540 @@
+//! The TLS gate beyond HTTP/1.1 request/response: HTTP/2 through the hooks (curl with the
+//! dynamic libssl, node's `http2` through the patched static OpenSSL), TLS 1.3 early data
+//! (`SSL_write_early_data`), `Expect: 100-continue`, response statuses in the audit, and
+//! redaction of secrets in outbound bodies.
+
+mod hooks_support;
+
+use hooks_support::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DENY_DELETE: &str = r#"
+[policy]
+name = "tls-protocols"
+default = "allow"
+
+[[rule]]
+id = "test-volume-delete"
+on = "http"
+hosts = ["localhost"]
+graphql = ["volumeDelete"]
+decision = "deny"
+reason = "deleting volumes needs a human"
+examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'] }
+"#;
+
+/// A test server process, killed on drop; it writes its port to `dir/port`.
+struct Server {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn spawn(mut c: Command, dir: &Path) -> Server {
+        let child = c.stdin(Stdio::null()).spawn().expect("start server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Some(p) = std::fs::read_to_string(dir.join("port"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Server {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    /// The node HTTP/2 GraphQL server (`h2_server.mjs`).
+    fn h2(dir: &Path) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let node = which("node").expect("node is required");
+        let mut c = Command::new(node);
+        c.arg(program_src("tls/h2_server.mjs")).arg(dir);
+        Server::spawn(c, dir)
+    }
+
+    /// The Python HTTP/1.1 GraphQL server (`server.py`).
+    fn h1(dir: &Path) -> Server {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut c = Command::new(python().expect("python3 is required"));
+        c.arg(program_src("tls/server.py")).arg(dir);
+        Server::spawn(c, dir)
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/graphql", self.port)
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("cert.pem")
+    }
+
+    /// (volume ids, operations received)
+    fn state(&self) -> (Vec<String>, Vec<String>) {
+        let s = std::fs::read_to_string(self.dir.join("state.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let list = |k: &str, f: &dyn Fn(&serde_json::Value) -> String| {
+            v[k].as_array().unwrap().iter().map(f).collect::<Vec<_>>()
+        };
+        (
+            list("volumes", &|x| x["id"].as_str().unwrap().to_string()),
+            list("ops", &|x| x.as_str().unwrap().to_string()),
+        )
+    }
+
+    /// Lines of the HTTP/2 server's request log.
+    fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+}
+
+fn assert_store_intact(srv: &Server, what: &str) {
+    let (vols, ops) = srv.state();
+    assert!(
+        !ops.iter().any(|o| o == "volumeDelete"),
+        "{what}: the server saw the mutation: {ops:?}"
+    );
+    assert!(
+        vols.contains(&"vol-prod-db".to_string()),
+        "{what}: data intact"
+    );
+    assert!(
+        !srv.log().iter().any(|l| l.contains("volumeDelete")),
+        "{what}: the server log shows the mutation: {:?}",
+        srv.log()
+    );
+}
+
+/// The deny event; `prefix`: how its target starts (method, scheme, host from `Host` or
+/// `:authority`).
+fn deny_event(env: &Env, runtime: &str, prefix: &str) -> Ev {
+    let e = env.broker.wait_for("http deny", |e| {
+        e.action == "http" && e.rule == "test-volume-delete" && e.runtime == runtime
+    });
+    assert_eq!(e.decision, "deny");
+    assert_eq!(e.session, "test-session");
+    // Host (from :authority) and the GraphQL operation.
+    assert!(e.target.starts_with(prefix), "{}", e.target);
+    assert!(e.target.contains("volumeDelete"), "{}", e.target);
+    e
+}
+
+#[test]
+fn curl_http2_allowed_stream_passes_and_the_denied_stream_never_reaches_the_server() {
+    let env = Env::with_policy("tls-h2-curl", DENY_DELETE);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let mut c = env.cmd("sh");
+    c.arg(program_src("tls/agent_h2.sh"))
+        .arg(srv.url())
+        .arg(srv.cert());
+    let (o, e, _) = out(c);
+    // The allowed query went over HTTP/2 and was answered.
+    assert!(o.contains("vol-prod-db"), "{o} / {e}");
+    assert!(o.contains("= 200 2 1"), "HTTP/2, first transfer: {o} / {e}");
+    // The mutation failed in the client with a send error (55), not the --max-time timeout.
+    assert!(!o.contains("volumeDelete\":true"), "{o}");
+    assert!(o.contains("EXIT 55"), "curl must fail: {o}");
+    assert_store_intact(&srv, "curl h2");
+    let log = srv.log();
+    assert_eq!(log.len(), 1, "only the allowed stream arrived: {log:?}");
+    assert!(log[0].starts_with("1 1 POST localhost:"), "{log:?}");
+    deny_event(&env, "native", "POST https://localhost:");
+}
+
+#[test]
+fn node_http2_streams_on_one_session_are_judged_separately() {
+    let Some(node) = which("node") else {
+        panic!("node is required")
+    };
+    let env = Env::with_policy("tls-h2-node", DENY_DELETE);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let mut c = env.cmd(node);
+    c.arg(program_src("tls/agent_h2.mjs"))
+        .arg(srv.url())
+        .env("NODE_EXTRA_CA_CERTS", srv.cert());
+    let (o, e, _) = out(c);
+    let lines: Vec<&str> = o.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("LIST OK 200") && l.contains("vol-prod-db")),
+        "{o} / {e}"
+    );
+    assert!(
+        lines.get(1).is_some_and(|l| l.starts_with("LIST2 OK 200")),
+        "{o} / {e}"
+    );
+    assert!(
+        // An error from the connection ending, not the agent's own 5 s timeout.
+        lines
+            .get(2)
+            .is_some_and(|l| l.starts_with("DELETE ERR") && !l.contains("timeout")),
+        "{o} / {e}"
+    );
+    assert_store_intact(&srv, "node h2");
+    // Streams 1 and 3 of one session arrived; stream 5 (the mutation) never did.
+    let log = srv.log();
+    let ids: Vec<(&str, &str)> = log
+        .iter()
+        .map(|l| {
+            let mut f = l.split(' ');
+            (f.next().unwrap_or(""), f.next().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(ids, vec![("1", "1"), ("1", "3")], "{log:?}");
+    deny_event(&env, "node", "POST https://localhost:");
+}
+
+#[test]
+fn early_data_is_gated_like_ssl_write() {
+    // openssl s_server accepts 0-RTT and prints what it receives. The allowed GET goes out as
+    // early data through the hook; the mutation written as early data is refused in the hook.
+    let Some(openssl) = which("openssl") else {
+        panic!("openssl is required")
+    };
+    let env = Env::with_policy("tls-early", DENY_DELETE);
+    let dir = env.sb.root.join("srv");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let st = Command::new(&openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let log = dir.join("server.out");
+    let srv = Command::new(&openssl)
+        .args([
+            "s_server",
+            "-quiet",
+            "-early_data",
+            "-tls1_3",
+            "-naccept",
+            "4",
+        ])
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed on drop, also when an assertion fails first.
+    let mut srv = Server {
+        child: srv,
+        dir: dir.clone(),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // That probe was the first of the three accepted connections.
+    let prog = cc(
+        "tls/early_data.c",
+        "early_data",
+        &["-Wl,--no-as-needed", "-lssl", "-lcrypto"],
+    );
+    let mut c = env.cmd(prog);
+    c.arg(port.to_string());
+    let (o, e, code) = out(c);
+    let _ = srv.child.kill();
+    let _ = srv.child.wait();
+    let seen = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(o.contains("EARLY OK"), "{o} / {e} / {code:?}");
+    assert!(o.contains("status=accepted"), "sent as 0-RTT: {o}");
+    assert!(
+        seen.contains("GET /early"),
+        "the allowed early data arrived: {seen}"
+    );
+    assert!(
+        o.contains("EARLYDENY ERR ret=0 errno=13"),
+        "the mutation in early data is refused with EACCES: {o} / {e}"
+    );
+    assert!(!seen.contains("volumeDelete"), "{seen}");
+    deny_event(&env, "native", "POST https://localhost/graphql ");
+}
+
+const AUDIT_LIST: &str = r#"
+[policy]
+name = "tls-status"
+default = "allow"
+
+[[rule]]
+id = "test-volume-list"
+on = "http"
+hosts = ["localhost"]
+graphql = ["volumes"]
+graphql_operation = ["query"]
+decision = "audit"
+reason = "listing volumes is recorded"
+examples = { match = ['POST https://localhost/graphql {"query":"query { volumes { id } }"}'] }
+
+[[rule]]
+id = "test-volume-delete"
+on = "http"
+hosts = ["localhost"]
+graphql = ["volumeDelete"]
+decision = "deny"
+examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'] }
+"#;
+
+/// Every audited request got a follow-up `http-response` event with its target and status.
+fn assert_statuses(env: &Env, runtime: &str, audited: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let evs = env.broker.events();
+        let reqs: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| e.action == "http" && e.rule == "test-volume-list" && e.runtime == runtime)
+            .collect();
+        let resps: Vec<&Ev> = evs
+            .iter()
+            .filter(|e| e.action == "http-response" && e.runtime == runtime)
+            .collect();
+        if reqs.len() >= audited && resps.len() >= audited {
+            for (q, r) in reqs.iter().zip(&resps) {
+                assert_eq!(q.target, r.target, "the follow-up names its request");
+                assert_eq!(r.reason, "status 200", "{r:?}");
+                assert_eq!(r.decision, "audit");
+                assert_eq!(q.pid, r.pid);
+            }
+            // The refused mutation never got a response, so it has no follow-up.
+            assert!(resps.iter().all(|r| !r.target.contains("volumeDelete")));
+            assert_eq!(resps.len(), audited, "{resps:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime}: {} audited requests, {} statuses: {evs:?}",
+            reqs.len(),
+            resps.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn response_status_of_audited_http1_requests_is_recorded() {
+    let env = Env::with_policy("tls-status-h1", AUDIT_LIST);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let mut c = env.cmd(python().unwrap());
+    c.arg(program_src("tls/agent.py"))
+        .arg(srv.url())
+        .arg(srv.cert());
+    let (o, e, _) = out(c);
+    assert!(o.contains("LIST2 OK"), "{o} / {e}");
+    // LIST and LIST2 are audited (one connection each: urllib closes after a response).
+    assert_statuses(&env, "python", 2);
+}
+
+#[test]
+fn response_status_of_audited_http2_streams_is_recorded() {
+    let Some(node) = which("node") else {
+        panic!("node is required")
+    };
+    let env = Env::with_policy("tls-status-h2", AUDIT_LIST);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let mut c = env.cmd(node);
+    c.arg(program_src("tls/agent_h2.mjs"))
+        .arg(srv.url())
+        .env("NODE_EXTRA_CA_CERTS", srv.cert());
+    let (o, e, _) = out(c);
+    assert!(o.contains("LIST2 OK 200"), "{o} / {e}");
+    // Streams 1 and 3 of one session, paired by stream id.
+    assert_statuses(&env, "node", 2);
+}
+
+#[test]
+fn expect_100_continue_is_judged_on_the_whole_request() {
+    // The head (with `Expect: 100-continue`) is held: the server never sees it, so it sends no
+    // `100 Continue`; curl sends the body after its 1 s expect timeout, which completes the
+    // request, and the decision is taken on head and body. The refusal depends on the body
+    // (the GraphQL operation), so a decision on the head alone could not have refused it.
+    let env = Env::with_policy("tls-expect", DENY_DELETE);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let mut c = env.cmd("sh");
+    c.arg(program_src("tls/agent_expect.sh"))
+        .arg(srv.url())
+        .arg(srv.cert());
+    let (o, e, _) = out(c);
+    assert!(
+        o.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("LIST OK") && l.contains("vol-prod-db")),
+        "{o} / {e}"
+    );
+    assert!(
+        o.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("DELETE ERR")),
+        "{o} / {e}"
+    );
+    let (vols, ops) = srv.state();
+    assert_eq!(ops, vec!["volumes"], "the server never saw the mutation");
+    assert!(vols.contains(&"vol-prod-db".to_string()));
+    let ev = deny_event(&env, "native", "POST https://localhost:");
+    assert!(
+        ev.target.contains("volumeDelete"),
+        "decided on the body: {}",
+        ev.target
+    );
+}
+
+const REDACT_ECHO: &str = r#"
+[policy]
+name = "tls-redact"
+default = "allow"
+
+[[rule]]
+id = "redact-outbound"
+on = "http"
+hosts = ["localhost"]
+paths = ["/echo"]
+decision = "redact"
+reason = "no secrets leave for this host"
+examples = { match = ['POST https://localhost/echo {"k":"v"}'] }
+"#;
+
+/// A GitHub token shape the built-in detectors find (not a real token).
+const TOKEN: &str = "ghp_R8x2Lq9ZtV4mN7pK3sW6yB1cD5fG0hJ2aQ8e";
+
+fn echo_log(srv: &Server) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(srv.dir.join("echo.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn curl_echo(env: &Env, srv: &Server, extra: &[&str], body: &str) -> (String, String) {
+    let mut c = env.cmd("curl");
+    c.args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(srv.cert())
+        .args(["-H", "content-type: application/json"])
+        .args(extra)
+        .args(["--data", body])
+        .arg(format!("https://localhost:{}/echo", srv.port));
+    let (o, e, _) = out(c);
+    (o, e)
+}
+
+#[test]
+fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
+    assert_eq!(TOKEN.len(), 4 + 36);
+    let env = Env::with_policy("tls-redact", REDACT_ECHO);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let body = format!("{{\"note\":\"deploy\",\"token\":\"{TOKEN}\",\"n\":1}}");
+    let expected = body.replace(TOKEN, "REDACTED_BY_POLICY");
+    // Content-Length body, then a chunked one (rewritten as a Content-Length body), then a
+    // body without a secret (sent as written).
+    let (o1, e1) = curl_echo(&env, &srv, &["--http1.1"], &body);
+    let (o2, e2) = curl_echo(
+        &env,
+        &srv,
+        &["--http1.1", "-H", "Transfer-Encoding: chunked"],
+        &body,
+    );
+    let (o3, e3) = curl_echo(&env, &srv, &["--http1.1"], "{\"clean\":true}");
+    let log = echo_log(&srv);
+    assert_eq!(log.len(), 3, "{o1} {e1} / {o2} {e2} / {o3} {e3} / {log:?}");
+    for (i, l) in log.iter().take(2).enumerate() {
+        assert_eq!(l["body"], expected.as_str(), "request {i}: {l}");
+        // The server read exactly the announced length: Content-Length was rewritten.
+        assert_eq!(
+            l["cl"],
+            expected.len().to_string().as_str(),
+            "request {i}: {l}"
+        );
+        assert!(l["te"].is_null(), "request {i}: {l}");
+    }
+    assert_eq!(log[2]["body"], "{\"clean\":true}");
+    assert!(o1.contains(&format!("\"len\": {}", expected.len())), "{o1}");
+    let evs = env.broker.events();
+    let red: Vec<&Ev> = evs
+        .iter()
+        .filter(|e| e.action == "http" && e.rule == "redact-outbound")
+        .collect();
+    assert_eq!(red.len(), 3, "{evs:?}");
+    for e in &red {
+        assert_eq!(e.decision, "redact");
+        assert!(
+            !e.target.contains(TOKEN),
+            "the audit never holds the secret: {}",
+            e.target
+        );
+    }
+    assert!(red[0].reason.contains("github-pat x1"), "{}", red[0].reason);
+    assert!(
+        red[0].target.contains("REDACTED_BY_POLICY"),
+        "{}",
+        red[0].target
+    );
+    assert!(
+        red[2].reason.contains("no secret found"),
+        "{}",
+        red[2].reason
+    );
+}
+
+#[test]
+fn redact_over_http2_refuses_a_body_with_a_secret() {
+    // HTTP/2 DATA frames are not rewritten: a body with a secret is refused instead, and a
+    // clean one goes through.
+    let env = Env::with_policy("tls-redact-h2", REDACT_ECHO);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let body = format!("{{\"token\":\"{TOKEN}\"}}");
+    let (o1, e1) = curl_echo(&env, &srv, &["--http2"], "{\"clean\":true}");
+    let (o2, e2) = curl_echo(&env, &srv, &["--http2"], &body);
+    let log = srv.log();
+    assert_eq!(log.len(), 1, "{o1} {e1} / {o2} {e2} / {log:?}");
+    assert!(log[0].contains("/echo {\"clean\":true}"), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains(TOKEN)));
+    let e = env.broker.wait_for("h2 redact refusal", |e| {
+        e.action == "http" && e.decision == "deny" && e.reason.starts_with("redact rule:")
+    });
+    assert!(e.reason.contains("HTTP/2"), "{}", e.reason);
+    assert!(!e.target.contains(TOKEN), "{}", e.target);
+}
