@@ -252,6 +252,19 @@ impl Detectors {
         Detectors::assemble(detectors, specs)
     }
 
+    /// `builtin_with` for specs already validated (the compiled ruleset's `[[secret]]`s): the
+    /// built-ins plus `specs`, a spec whose id is a built-in's replacing it, every regex
+    /// compiled on first use. Like `from_validated_specs`, nothing fails the whole set: an
+    /// invalid spec or a repeated id is left out. What libguard builds per process.
+    pub fn builtin_with_validated(specs: &[SecretSpec]) -> Detectors {
+        let mut all: Vec<SecretSpec> = crate::builtin_specs()
+            .into_iter()
+            .filter(|b| !specs.iter().any(|s| s.id == b.id))
+            .collect();
+        all.extend_from_slice(specs);
+        Detectors::from_validated_specs(&all)
+    }
+
     fn assemble(detectors: Vec<Detector>, specs: &[SecretSpec]) -> Detectors {
         let mut keywords: Vec<String> = Vec::new();
         let mut owners: Vec<Vec<usize>> = Vec::new();
@@ -922,6 +935,31 @@ mod tests {
         let x = SecretSpec::new("x", "x[0-9]", &["x"]);
         let e = Detectors::builtin_with(&[x.clone(), x]).unwrap_err();
         assert!(e.message.contains("duplicate"), "{e}");
+    }
+
+    #[test]
+    fn builtin_with_validated_replaces_by_id_and_keeps_entropy() {
+        let mut custom = SecretSpec::new(
+            "npm-access-token",
+            "npmtok_(?P<secret>[0-9a-z]{8})",
+            &["npmtok_"],
+        );
+        custom.min_entropy = Some(2.5);
+        let extra = SecretSpec::new("corp-token", "corp_[0-9]{8}", &["corp_"]);
+        let bad = SecretSpec::new("bad", "(", &["bad"]);
+        let d = Detectors::builtin_with_validated(&[custom, extra, bad]);
+        assert_eq!(d.len(), Detectors::builtin().len() + 2);
+        assert!(
+            d.detectors.iter().all(|x| x.compiled.get().is_none()),
+            "lazy"
+        );
+        assert_eq!(d.scan(b"npmtok_q8z3m1x7").len(), 1);
+        assert!(
+            d.scan(b"npmtok_aaaaaaaa").is_empty(),
+            "entropy floor applies"
+        );
+        assert_eq!(d.scan(b"corp_48201937").len(), 1);
+        assert!(d.scan(b"bad(").is_empty());
     }
 
     #[test]

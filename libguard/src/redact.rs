@@ -10,9 +10,9 @@
 //!   memfd that is `dup3`ed over the program's fd (same number, same close-on-exec flag). Every
 //!   read path (`read`, `pread`, `readv`, stdio, `mmap`, `fstat`'s size) then sees the same
 //!   bytes. The file on disk never changes;
-//! - otherwise, for a regular file inside the content scope (`guard_secrets::Scope`: the
-//!   workspace `GUARD_WORKSPACE` and `HOME`, minus dependency/build/VCS-object trees and system
-//!   trees; `/proc/<pid>/environ` always), the first [`SCAN_CAP`] bytes are read (files larger
+//! - otherwise, for a regular file inside the content scope (the policy's `[secrets] scope`
+//!   minus `[secrets] exclude`, by default the workspace and `HOME` minus dependency, build,
+//!   cache and VCS-object trees; `/proc/<pid>/environ` always), the first [`SCAN_CAP`] bytes are read (files larger
 //!   than that pass unscanned), the keyword prefilter runs, and only on a hit the detectors.
 //!   Findings: each detector's decision applies (policy `[[secret]] decision`): `redact` → the
 //!   memfd copy, `deny` → the open fails with `EACCES`, `audit` → recorded only;
@@ -62,37 +62,25 @@ struct PerProcess {
 
 static DETECTORS: AtomicPtr<PerProcess> = AtomicPtr::new(core::ptr::null_mut());
 
-/// The builtin detectors with the policy's `[[secret]]` entries applied: a policy entry with a
-/// builtin id sets that detector's decision (the builtin keeps its entropy floor, which the
-/// compiled ruleset does not carry); one with a new id is added.
+/// The builtin detectors with the policy's `[[secret]]` entries applied: an entry with a
+/// builtin id replaces that detector (regex, keywords, decision, entropy floor: the compiled
+/// ruleset carries them all), one with a new id is added. Regexes compile on first use, and
+/// the keyword prefilter is built in microseconds, so a process that reads one in-scope file
+/// pays little.
 fn build(rs: Option<Ruleset<'static>>) -> Detectors {
     let Some(rs) = rs else {
         return Detectors::builtin();
     };
-    let base = Detectors::builtin();
-    let known: Vec<String> = base.ids().map(str::to_string).collect();
-    let mut extra = Vec::new();
+    let mut specs = Vec::with_capacity(rs.secret_count() as usize);
     for i in 0..rs.secret_count() {
         let Some(s) = rs.secret(i) else { continue };
-        if known.iter().any(|k| k == s.id) {
-            continue;
-        }
         let kw: Vec<&str> = rs.secret_keywords(i).collect();
         let mut spec = SecretSpec::new(s.id, s.regex, &kw);
         spec.decision = s.decision;
-        extra.push(spec);
+        spec.min_entropy = s.min_entropy;
+        specs.push(spec);
     }
-    let mut d = if extra.is_empty() {
-        base
-    } else {
-        Detectors::builtin_with(&extra).unwrap_or(base)
-    };
-    for i in 0..rs.secret_count() {
-        if let Some(s) = rs.secret(i) {
-            d.set_decision(s.id, s.decision);
-        }
-    }
-    d
+    Detectors::builtin_with_validated(&specs)
 }
 
 /// This process's detector set (built on first use, rebuilt after a fork).
@@ -133,12 +121,23 @@ fn env_var(key: &[u8]) -> &'static [u8] {
     unsafe { state::env_lookup(state::environ_ptr(), key) }.unwrap_or(&[])
 }
 
-/// Whether reads of `path` are scanned by content (pure: no syscall).
+/// Whether reads of `path` are scanned by content (pure: no syscall, no allocation): the
+/// policy's `[secrets] scope` minus `[secrets] exclude` (`Ruleset::in_secret_scope`);
+/// `/proc/<pid>/environ` always. Without a ruleset (not normally reached: nothing is redacted
+/// then), guard-secrets' built-in scope over `HOME` and `GUARD_WORKSPACE`.
 pub fn in_content_scope(path: &[u8]) -> bool {
+    if is_proc_environ(path) {
+        return true;
+    }
     // Git's index is binary (paths and hashes, no file content) and large in big repositories;
     // every git command reads it.
-    !path.ends_with(b"/.git/index")
-        && Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path)
+    if path.ends_with(b"/.git/index") {
+        return false;
+    }
+    match state::ruleset() {
+        Some(rs) => rs.in_secret_scope(path),
+        None => Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path),
+    }
 }
 
 fn is_proc_environ(path: &[u8]) -> bool {
