@@ -26,8 +26,10 @@
 //! refused and hands over the real file.
 //!
 //! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
-//! "w"/"a"/"r+") of a path whose *read* decision is `redact` is refused with `EACCES`
-//! ([`write_refused`]): the program could otherwise read the secrets through an `O_RDWR` fd,
+//! "w"/"a"/"r+", `creat`) of a path whose *read* decision is `redact`, or of an existing file in
+//! the content scope whose content a read would redact (or refuse), is refused with `EACCES`
+//! ([`write_refused`]; the content check reuses the clean-file cache, so an unchanged clean
+//! file costs one `open`+`fstat`): the program could otherwise read the secrets through an `O_RDWR` fd,
 //! and it must never write into the copy believing it changed the file. Nothing is lost: the
 //! file is untouched and the program is told so.
 //!
@@ -171,7 +173,8 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
-    if by_rule && !monitor && reuse_copy(fd, &st) {
+    if !environ && !monitor && reuse_copy(fd, &st, by_rule) {
+        track_fd(fd, &st);
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -262,8 +265,9 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !substitute(fd, &out) {
         return false;
     }
-    if by_rule && !environ {
-        remember_copy(fd, &st, why.as_bytes());
+    track_fd(fd, &st);
+    if !environ {
+        remember_copy(fd, &st, by_rule);
     }
     true
 }
@@ -282,11 +286,12 @@ const SEALS: i32 = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK 
 #[derive(Clone, Copy)]
 struct KeptCopy {
     key: [u64; 5],
+    /// Made under a `redact` rule (key-value lines redacted too): a copy made by content
+    /// detection alone must not serve a path under a rule.
+    by_rule: bool,
     fd: i32,
     dev: u64,
     ino: u64,
-    why: [u8; 256],
-    why_len: usize,
 }
 
 struct CopyCache {
@@ -324,7 +329,7 @@ fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
     unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
 }
 
-fn remember_copy(fd: i32, st: &libc::stat, why: &[u8]) {
+fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool) {
     let mut mst: libc::stat = unsafe { core::mem::zeroed() };
     if !raw::fstat(fd, &mut mst) {
         return;
@@ -333,35 +338,38 @@ fn remember_copy(fd: i32, st: &libc::stat, why: &[u8]) {
     if kept < 0 {
         return;
     }
-    let mut c = KeptCopy {
+    let c = KeptCopy {
         key: clean_key(st),
+        by_rule,
         fd: kept as i32,
         dev: mst.st_dev,
         ino: mst.st_ino,
-        why: [0; 256],
-        why_len: why.len().min(256),
     };
-    c.why[..c.why_len].copy_from_slice(&why[..c.why_len]);
     let stored = with_copies(|slots, next| {
         let i = slots
             .iter()
-            .position(|s| s.is_some_and(|s| s.key == c.key))
+            .position(|s| s.is_some_and(|s| s.key == c.key && s.by_rule == by_rule))
             .unwrap_or(*next % COPY_SLOTS);
         *next = next.wrapping_add(1);
         if let Some(old) = slots[i].replace(c) {
             close_if_ours(&old);
         }
+        KEPT_INOS[i].store(c.key[1], Ordering::Relaxed);
     });
     if stored.is_none() {
         raw::close(kept as i32);
     }
 }
 
-fn reuse_copy(fd: i32, st: &libc::stat) -> bool {
+fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     let key = clean_key(st);
-    let Some(Some(c)) =
-        with_copies(|slots, _| slots.iter().flatten().find(|s| s.key == key).copied())
-    else {
+    let Some(Some(c)) = with_copies(|slots, _| {
+        slots
+            .iter()
+            .flatten()
+            .find(|s| s.key == key && s.by_rule == by_rule)
+            .copied()
+    }) else {
         return false;
     };
     let mut link = Buf::<64>::new();
@@ -428,6 +436,197 @@ fn forget_copy(key: &[u64; 5]) {
         }
     });
 }
+
+/// # What `stat` reports for a redacted file
+/// The program's fd is a memfd, but tools compare `fstat(fd)` with `stat(path)` (GNU `cp`:
+/// "replaced while being copied" when device/inode differ). So the `fstat` family of an fd
+/// holding a copy reports the *file's* identity (device, inode, mode, owner, links, times) with
+/// the *copy's* size and blocks, and the `stat` family of a path whose copy this process holds
+/// reports the copy's size: every view agrees with what `read` returns.
+///
+/// Bookkeeping, all without allocation: a bitmap of fds (below `FD_TRACK`) that were given a
+/// copy, read with one relaxed load on every `fstat` (the allow path), and a small table of
+/// (fd, memfd identity, file `stat`) records behind a try-lock taken only for flagged fds. A
+/// record is trusted only while the fd's real `fstat` still names its memfd (the program may
+/// have closed the fd and reused the number); a busy lock is a miss (the memfd's own identity
+/// is reported, as without this layer). A dup of the fd is not tracked.
+const FD_TRACK: usize = 1 << 16;
+const FD_RECORDS: usize = 32;
+
+static FD_FLAGS: [AtomicU64; FD_TRACK / 64] = [const { AtomicU64::new(0) }; FD_TRACK / 64];
+
+#[derive(Clone, Copy)]
+struct FdRecord {
+    fd: i32,
+    mem_dev: u64,
+    mem_ino: u64,
+    file: libc::stat,
+}
+
+struct FdTable {
+    busy: core::sync::atomic::AtomicBool,
+    next: core::cell::UnsafeCell<usize>,
+    slots: core::cell::UnsafeCell<[Option<FdRecord>; FD_RECORDS]>,
+}
+
+// SAFETY: `slots`/`next` are only touched while `busy` is held (try-lock).
+unsafe impl Sync for FdTable {}
+
+static FDS: FdTable = FdTable {
+    busy: core::sync::atomic::AtomicBool::new(false),
+    next: core::cell::UnsafeCell::new(0),
+    slots: core::cell::UnsafeCell::new([None; FD_RECORDS]),
+};
+
+fn with_fds<R>(f: impl FnOnce(&mut [Option<FdRecord>; FD_RECORDS], &mut usize) -> R) -> Option<R> {
+    if FDS
+        .busy
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    // SAFETY: the try-lock above is held.
+    let r = unsafe { f(&mut *FDS.slots.get(), &mut *FDS.next.get()) };
+    FDS.busy.store(false, Ordering::Release);
+    Some(r)
+}
+
+fn fd_bit(fd: i32) -> Option<(&'static AtomicU64, u64)> {
+    let i = usize::try_from(fd).ok().filter(|&i| i < FD_TRACK)?;
+    Some((&FD_FLAGS[i / 64], 1u64 << (i % 64)))
+}
+
+/// Records that `fd` now holds a copy of the file whose `stat` is `file`.
+fn track_fd(fd: i32, file: &libc::stat) {
+    let Some((word, bit)) = fd_bit(fd) else {
+        return;
+    };
+    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
+    if !raw::fstat(fd, &mut mst) {
+        return;
+    }
+    let rec = FdRecord {
+        fd,
+        mem_dev: mst.st_dev,
+        mem_ino: mst.st_ino,
+        file: *file,
+    };
+    let stored = with_fds(|slots, next| {
+        let i = slots
+            .iter()
+            .position(|s| s.is_some_and(|s| s.fd == fd))
+            .unwrap_or(*next % FD_RECORDS);
+        *next = next.wrapping_add(1);
+        if let Some(old) = slots[i].replace(rec)
+            && old.fd != fd
+            && let Some((w, b)) = fd_bit(old.fd)
+        {
+            w.fetch_and(!b, Ordering::Relaxed);
+        }
+    });
+    if stored.is_some() {
+        word.fetch_or(bit, Ordering::Release);
+    }
+}
+
+/// After a successful `fstat`-family call on `fd` filled `st`: when `fd` holds a redacted copy,
+/// report the file's identity with the copy's size (see above). One relaxed load otherwise.
+pub fn fix_fd_stat(fd: i32, st: &mut libc::stat) {
+    let Some((word, bit)) = fd_bit(fd) else {
+        return;
+    };
+    if word.load(Ordering::Relaxed) & bit == 0 {
+        return;
+    }
+    let Some(Some(rec)) = with_fds(|slots, _| slots.iter().flatten().find(|r| r.fd == fd).copied())
+    else {
+        return;
+    };
+    if rec.mem_dev != st.st_dev || rec.mem_ino != st.st_ino {
+        // Closed and reused: forget it.
+        word.fetch_and(!bit, Ordering::Relaxed);
+        return;
+    }
+    let (size, blocks, blksize) = (st.st_size, st.st_blocks, st.st_blksize);
+    *st = rec.file;
+    st.st_size = size;
+    st.st_blocks = blocks;
+    st.st_blksize = blksize;
+}
+
+/// The same for `statx` (fd form): identity fields from the file, size and blocks kept.
+pub fn fix_fd_statx(fd: i32, stx: &mut libc::statx) {
+    let Some((word, bit)) = fd_bit(fd) else {
+        return;
+    };
+    if word.load(Ordering::Relaxed) & bit == 0 {
+        return;
+    }
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    if !raw::fstat(fd, &mut st) {
+        return;
+    }
+    fix_fd_stat(fd, &mut st);
+    stx.stx_ino = st.st_ino;
+    stx.stx_dev_major = libc::major(st.st_dev);
+    stx.stx_dev_minor = libc::minor(st.st_dev);
+    stx.stx_mode = st.st_mode as u16;
+    stx.stx_nlink = st.st_nlink as u32;
+    stx.stx_uid = st.st_uid;
+    stx.stx_gid = st.st_gid;
+    stx.stx_mtime.tv_sec = st.st_mtime;
+    stx.stx_mtime.tv_nsec = st.st_mtime_nsec as u32;
+    stx.stx_ctime.tv_sec = st.st_ctime;
+    stx.stx_ctime.tv_nsec = st.st_ctime_nsec as u32;
+}
+
+/// After a successful `stat`-family call on a path filled `st`: when this process holds a
+/// redacted copy of that file version, report the copy's size and blocks. Lock-free and
+/// syscall-free unless the inode is one of the kept copies' (`KEPT_INOS`).
+pub fn fix_path_stat(st: &mut libc::stat) {
+    let ino = st.st_ino;
+    if ino == 0 || !KEPT_INOS.iter().any(|k| k.load(Ordering::Relaxed) == ino) {
+        return;
+    }
+    let key = clean_key(st);
+    let Some(Some(c)) =
+        with_copies(|slots, _| slots.iter().flatten().find(|s| s.key == key).copied())
+    else {
+        return;
+    };
+    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
+    if raw::fstat(c.fd, &mut mst) && mst.st_dev == c.dev && mst.st_ino == c.ino {
+        st.st_size = mst.st_size;
+        st.st_blocks = mst.st_blocks;
+    }
+}
+
+/// The same for `statx` (path form).
+pub fn fix_path_statx(stx: &mut libc::statx) {
+    let ino = stx.stx_ino;
+    if ino == 0 || !KEPT_INOS.iter().any(|k| k.load(Ordering::Relaxed) == ino) {
+        return;
+    }
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    st.st_dev = libc::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+    st.st_ino = stx.stx_ino;
+    st.st_size = stx.stx_size as i64;
+    st.st_mtime = stx.stx_mtime.tv_sec;
+    st.st_mtime_nsec = i64::from(stx.stx_mtime.tv_nsec);
+    st.st_ctime = stx.stx_ctime.tv_sec;
+    st.st_ctime_nsec = i64::from(stx.stx_ctime.tv_nsec);
+    let before = st.st_size;
+    fix_path_stat(&mut st);
+    if st.st_size != before {
+        stx.stx_size = st.st_size as u64;
+        stx.stx_blocks = st.st_blocks as u64;
+    }
+}
+
+/// Original inodes of the kept copies (`COPIES`), readable without the lock: the `stat` hooks'
+/// fast rejection. Written under the copies' lock.
+static KEPT_INOS: [AtomicU64; COPY_SLOTS] = [const { AtomicU64::new(0) }; COPY_SLOTS];
 
 /// Files this process found clean, so that a tool opening the same unchanged file again and
 /// again (a build re-reading its sources, a benchmark) scans it once. Keyed by device, inode,
@@ -785,8 +984,10 @@ fn write_at(fd: i32, mut data: &[u8]) -> bool {
     true
 }
 
-/// A write-class open of a path whose read decision is `redact`: refused (see the module doc).
-/// Returns true when the call must fail with `EACCES`. Evaluates the lexical name only (pure).
+/// A write-class open of a path whose read decision is `redact`, or of an existing in-scope file
+/// whose content a read would redact: refused (see the module doc). Returns true when the call
+/// must fail with `EACCES`. The path rule is evaluated on the lexical name (pure); the content
+/// check opens and (unless cached clean) scans the file.
 pub fn write_refused(dirfd: i32, path: *const core::ffi::c_char) -> bool {
     let Some(rs) = state::ruleset() else {
         return false;
@@ -812,13 +1013,19 @@ pub fn write_refused(dirfd: i32, path: *const core::ffi::c_char) -> bool {
             ctx,
         )
     });
-    if o.enforce != Decision::Redact || rs.monitor_mode() {
+    if rs.monitor_mode() {
+        return false;
+    }
+    let mut why = Buf::<512>::new();
+    if o.enforce == Decision::Redact {
+        why.push_trunc(b"writes to a file the agent sees redacted are refused (the copy is read-only; the file is unchanged)");
+    } else if !(in_content_scope(lex.as_bytes()) && content_would_redact(dirfd, path, &mut why)) {
         return false;
     }
     let d = Outcome {
         enforce: Decision::Deny,
         effective: Decision::Deny,
-        rule: o.rule,
+        rule: o.rule.filter(|_| o.enforce == Decision::Redact),
         degraded: false,
         asked: None,
         builtin: None,
@@ -828,9 +1035,60 @@ pub fn write_refused(dirfd: i32, path: *const core::ffi::c_char) -> bool {
         lex.as_bytes(),
         &d,
         false,
-        "writes to a file the agent sees redacted are refused (the copy is read-only; the file is unchanged)",
+        raw::utf8_prefix(why.as_bytes()),
     );
     true
+}
+
+/// Whether a read of the existing regular file `path` would be redacted or refused by content
+/// detection (the write-class open of such a file is refused like one under a `redact` rule:
+/// an `O_RDWR` fd would read the secrets, and no copy can take writes). Opens the file
+/// read-only itself (raw, non-blocking: a FIFO must not hang us); a file this process found
+/// clean is not rescanned (one `fstat`). Writes the event's reason to `why`.
+fn content_would_redact(dirfd: i32, path: *const core::ffi::c_char, why: &mut Buf<512>) -> bool {
+    let fd = raw::openat(
+        dirfd,
+        path,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    );
+    if fd < 0 {
+        // Nothing there yet (O_CREAT) or not readable: nothing to leak through this open.
+        return false;
+    }
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let verdict = raw::fstat(fd, &mut st)
+        && st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && !clean_cached(&st)
+        && (st.st_size.max(0) as usize) <= SCAN_CAP
+        && match read_all(fd, st.st_size.max(0) as usize + 1) {
+            None => false,
+            Some(content) => {
+                let det = detectors();
+                let findings = if det.might_contain_secret(&content) {
+                    det.scan(&content)
+                } else {
+                    Vec::new()
+                };
+                if findings.is_empty() {
+                    mark_clean(&st);
+                }
+                let mut counts: Vec<(&str, u32)> = Vec::new();
+                for f in findings.iter().filter(|f| f.decision >= Decision::Redact) {
+                    note(&mut counts, f.detector);
+                }
+                if !counts.is_empty() {
+                    why.push_trunc(b"writes to a file whose reads are redacted by content detection are refused (");
+                    let mut d = Buf::<512>::new();
+                    describe(&mut d, Decision::Redact, &counts);
+                    why.push_trunc(d.as_bytes());
+                    why.push_trunc(b")");
+                }
+                !counts.is_empty()
+            }
+        };
+    raw::close(fd);
+    verdict
 }
 
 #[cfg(test)]
