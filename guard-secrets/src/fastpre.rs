@@ -106,27 +106,52 @@ type Tri = [Option<u8>; 3];
 
 /// Trigrams frequent in source code and English that the byte weights underrate (measured on
 /// this workspace's sources: `ver`, `key`, `way` were the top false hits).
-const COMMON_TRIGRAMS: &[&[u8; 3]] = &[
+const COMMON: &[&[u8; 3]] = &[
     b"ver", b"key", b"way", b"acc", b"pas", b"ass", b"sec", b"the", b"ing", b"ion", b"ent", b"tio",
     b"for", b"and", b"ret", b"urn", b"str", b"con", b"pro", b"res", b"ess", b"ate", b"ect", b"ser",
     b"per", b"ter", b"age", b"cce", b"ces", b"tor", b"ken", b"oke", b"tok", b"ear", b"rea", b"aut",
     b"uth", b"api", b"pri", b"riv", b"iva", b"vat", b"sig", b"cre", b"hoo", b"ook", b"com", b"log",
     b"her", b"ero", b"our", b"cou", b"oun", b"unt", b"app", b"pub", b"int", b"all", b"use", b"set",
     b"get", b"new", b"let", b"mut", b"fn ", b"cel", b"_pa", b"e k", b"ify", b".pa", b"asi", b"ws.",
-    b"-pa", b"sk_", b"tok",
+    b"-pa", b"sk_",
 ];
+
+/// `COMMON` as little-endian `u32`s, sorted, for a binary search.
+const COMMON_TRIGRAMS: [u32; COMMON.len()] = {
+    let mut out = [0u32; COMMON.len()];
+    let mut i = 0;
+    while i < COMMON.len() {
+        out[i] = COMMON[i][0] as u32 | (COMMON[i][1] as u32) << 8 | (COMMON[i][2] as u32) << 16;
+        i += 1;
+    }
+    // Insertion sort (const context).
+    let mut a = 1;
+    while a < COMMON.len() {
+        let mut b = a;
+        while b > 0 && out[b - 1] > out[b] {
+            let t = out[b];
+            out[b] = out[b - 1];
+            out[b - 1] = t;
+            b -= 1;
+        }
+        a += 1;
+    }
+    out
+};
 
 /// Estimated probability (scaled) that a random text position starts with `t`.
 fn tri_cost(t: &Tri) -> u64 {
-    let cost: u64 = t
-        .iter()
-        .map(|b| b.map_or(1000, byte_weight) as u64)
-        .product();
-    let lower = t.map(|b| b.map(|c| c.to_ascii_lowercase()));
-    let common = COMMON_TRIGRAMS
-        .iter()
-        .any(|c| c.iter().zip(&lower).all(|(a, b)| Some(*a) == *b));
-    if common { cost * 100 } else { cost }
+    let mut cost = 1u64;
+    let mut key = 0u32;
+    for (i, b) in t.iter().enumerate() {
+        cost *= u64::from(b.map_or(1000, byte_weight));
+        key |= u32::from(b.map_or(0, |c| c.to_ascii_lowercase())) << (8 * i);
+    }
+    if COMMON_TRIGRAMS.binary_search(&key).is_ok() {
+        cost * 100
+    } else {
+        cost
+    }
 }
 
 /// Nibble sets (bit n set: nibble n accepted) per offset, for one bucket.
@@ -156,7 +181,13 @@ impl NibbleSets {
     /// Estimated share of text positions the bucket accepts; `weights[hi][lo]` is the share
     /// of folded bytes with those nibbles.
     fn rate(&self, weights: &[[f64; 16]; 16]) -> f64 {
-        let bits = |m: u16| (0..16usize).filter(move |n| m & (1 << n) != 0);
+        let bits = |mut m: u16| {
+            core::iter::from_fn(move || {
+                let b = m.trailing_zeros() as usize;
+                m &= m.wrapping_sub(1);
+                (b < 16).then_some(b)
+            })
+        };
         (0..3)
             .map(|k| {
                 bits(self.hi[k])
