@@ -6,7 +6,9 @@
 #
 # Rows: open+read+close of a file outside the content scope (/usr), of clean files inside it
 # (workspace, 4 KiB and 64 KiB, no keyword / with keywords but no secret), and of a 4 KiB .env
-# under the `redact` rule (the memfd copy), each in ns per open+read+close (best of 5 rounds).
+# under the `redact` rule and of a 4 KiB note that only content detection redacts (both served
+# from the process's kept sealed copy after the first open), each in ns per open+read+close
+# (best of 5 rounds).
 # Scan throughput of guard-secrets itself: `cargo bench -p guard-secrets --bench scan`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +47,9 @@ env += ["DB_PASSWORD=" + "".join(random.choice(string.ascii_letters + string.dig
         "API_TOKEN=ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36))]
 body = "\n".join(env) + "\n"
 open(f"{p}/.env", "w").write((body * 4)[:4096])
+# A note no rule names, with a pasted token: redacted by content detection.
+note = text(4000) + "\nthe bot uses ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36)) + "\n"
+open(f"{p}/notes.md", "w").write(note)
 PY
 
 bare() { (cd "$P" && "$@"); }
@@ -62,6 +67,7 @@ row "in scope, 4 KiB, no keyword" "$N" "$P/clean4k.txt"
 row "in scope, 64 KiB, no keyword" "$NBIG" "$P/clean64k.txt"
 row "in scope, 4 KiB, keywords, no secret" "$N" "$P/keywords4k.txt"
 row "redact rule: 4 KiB .env (memfd copy)" "$N" "$P/.env"
+row "content detection: 4 KiB note with a token (memfd copy)" "$N" "$P/notes.md"
 echo
 
 # Whole workloads in the workspace (content scope): an import-heavy Python script whose

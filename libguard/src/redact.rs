@@ -324,7 +324,6 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
         return true;
     }
     if !environ && !monitor && reuse_copy(fd, &st, by_rule) {
-        track_fd(fd, &st);
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -412,10 +411,10 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
         return false;
     }
     let out = apply(&content, &mut spans);
-    if !substitute(fd, &out) {
+    let Some((mem_dev, mem_ino)) = substitute(fd, &out) else {
         return false;
-    }
-    track_fd(fd, &st);
+    };
+    track_fd(fd, &st, mem_dev, mem_ino);
     if !environ {
         remember_copy(fd, &st, by_rule);
     }
@@ -535,11 +534,11 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
         forget_copy(&key);
         return false;
     }
+    // The reopened object must be the recorded memfd (the program may have closed our fd and
+    // reused the number). Its seals need no second look: they cannot be removed, and a memfd's
+    // inode number is not reused while it lives.
     let mut nst: libc::stat = unsafe { core::mem::zeroed() };
-    let same = raw::fstat(nfd, &mut nst)
-        && nst.st_dev == c.dev
-        && nst.st_ino == c.ino
-        && fcntl(nfd, libc::F_GET_SEALS, 0) == SEALS as isize;
+    let same = raw::fstat(nfd, &mut nst) && nst.st_dev == c.dev && nst.st_ino == c.ino;
     let flags = fcntl(fd, libc::F_GETFD, 0);
     let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
         libc::O_CLOEXEC
@@ -562,6 +561,7 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
         forget_copy(&key);
         return false;
     }
+    track_fd(fd, st, c.dev, c.ino);
     // Recorded once per process and file version (at the first open): a tool re-reading its
     // config in a loop would otherwise flood the log with identical events.
     true
@@ -647,19 +647,16 @@ fn fd_bit(fd: i32) -> Option<(&'static AtomicU64, u64)> {
     Some((&FD_FLAGS[i / 64], 1u64 << (i % 64)))
 }
 
-/// Records that `fd` now holds a copy of the file whose `stat` is `file`.
-fn track_fd(fd: i32, file: &libc::stat) {
+/// Records that `fd` now holds a copy (the memfd `mem_dev`/`mem_ino`) of the file whose `stat`
+/// is `file`.
+fn track_fd(fd: i32, file: &libc::stat, mem_dev: u64, mem_ino: u64) {
     let Some((word, bit)) = fd_bit(fd) else {
         return;
     };
-    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
-    if !raw::fstat(fd, &mut mst) {
-        return;
-    }
     let rec = FdRecord {
         fd,
-        mem_dev: mst.st_dev,
-        mem_ino: mst.st_ino,
+        mem_dev,
+        mem_ino,
         file: *file,
     };
     let stored = with_fds(|slots, next| {
@@ -1064,11 +1061,12 @@ fn environ_spans<'a>(
     }
 }
 
-/// Puts a sealed memfd holding `data` in place of `fd` (same number and close-on-exec flag).
-fn substitute(fd: i32, data: &[u8]) -> bool {
+/// Puts a sealed memfd holding `data` in place of `fd` (same number and close-on-exec flag);
+/// returns the memfd's device and inode.
+fn substitute(fd: i32, data: &[u8]) -> Option<(u64, u64)> {
     let flags = unsafe { raw::sys(libc::SYS_fcntl, fd as usize, libc::F_GETFD as usize, 0, 0) };
     if flags < 0 {
-        return false;
+        return None;
     }
     let name = c"guard-redacted";
     let mfd = unsafe {
@@ -1081,7 +1079,7 @@ fn substitute(fd: i32, data: &[u8]) -> bool {
         )
     };
     if mfd < 0 {
-        return false;
+        return None;
     }
     let mfd = mfd as i32;
     let seals = SEALS;
@@ -1109,8 +1107,10 @@ fn substitute(fd: i32, data: &[u8]) -> bool {
                 0,
             )
         } == fd as isize;
+    let mut mst: libc::stat = unsafe { core::mem::zeroed() };
+    let ok = ok && raw::fstat(mfd, &mut mst);
     raw::close(mfd);
-    ok
+    ok.then_some((mst.st_dev, mst.st_ino))
 }
 
 fn write_at(fd: i32, mut data: &[u8]) -> bool {
