@@ -482,7 +482,7 @@ fn redact_reopen_sees_changes() {
               open('ready', 'w').close()\n\
               for _ in range(2000):\n    if os.path.exists('go'): break\n    time.sleep(0.005)\n\
               print(open('.env').read())\nprint(open('envlink').read())\n";
-    let mut child = guardctl(&sb)
+    let child = guardctl(&sb)
         .args(["run", "--", "python3", "-c", py])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
