@@ -83,12 +83,12 @@ import argparse, asyncio, collections, csv, dataclasses, datetime, decimal, emai
 import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subprocess, tarfile
 import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
 PY
-wrow() { # name cmd...
+wrow() { # name cmd...   (spawn.py prints "WALL CPU", ms: median wall, mean CPU of the tree)
   local name=$1 b g; shift
   b=$(bare python3 "$ROOT/bench/spawn.py" "$SPAWNS" "$@"); g=$(guarded python3 "$ROOT/bench/spawn.py" "$SPAWNS" "$@")
-  python3 -c 'import sys; n,b,g=sys.argv[1:]; b=float(b); g=float(g); print(f"| {n} | {b:.2f} ms | {g:.2f} ms | {g/b:.3f}x |")' "$name" "$b" "$g"
+  python3 -c 'import sys; n,b,g=sys.argv[1:]; bw,bc=map(float,b.split()); gw,gc=map(float,g.split()); print(f"| {n} | {bw:.2f} ms ({bc:.2f} CPU) | {gw:.2f} ms ({gc:.2f} CPU) | {gw/bw:.3f}x ({gc/bc:.3f}x CPU) |")' "$name" "$b" "$g"
 }
-echo "| workload | bare | guarded | guarded/bare |"
+echo "| workload | bare wall (CPU) | guarded wall (CPU) | guarded/bare |"
 echo "|---|---|---|---|"
 wrow "python3 import-heavy script (in workspace)" python3 "$P/imports.py"
 wrow "git status, 2,000 files (in workspace)" git -C "$REPO" status --porcelain

@@ -274,19 +274,19 @@ impl FastPrefilter {
         let mut order: Vec<usize> = (0..prints.len()).collect();
         order.sort_by_key(|&i| tri_cost(&prints[i].0));
         let mut buckets = [NibbleSets::default(); BUCKETS];
-        let mut used = [false; BUCKETS];
+        // Each bucket's current accepted share (0 while empty), kept up to date.
+        let mut rates = [0f64; BUCKETS];
         for &i in &order {
             let t = &prints[i].0;
-            let mut best = (f64::INFINITY, 0);
+            let mut best = (f64::INFINITY, 0, 0.0);
             for (b, set) in buckets.iter().enumerate() {
-                let before = if used[b] { set.rate(&weights) } else { 0.0 };
-                let grow = set.with(t).rate(&weights) - before;
-                if grow < best.0 {
-                    best = (grow, b);
+                let after = set.with(t).rate(&weights);
+                if after - rates[b] < best.0 {
+                    best = (after - rates[b], b, after);
                 }
             }
             buckets[best.1] = buckets[best.1].with(t);
-            used[best.1] = true;
+            rates[best.1] = best.2;
         }
         let mut lo = [[0u16; 16]; 3];
         let mut hi = [[0u16; 16]; 3];
