@@ -210,65 +210,86 @@ impl Glob {
         Glob::Other(pat.to_vec())
     }
 
-    /// `last`: the path's last component; `starts`: the offsets where its components start
-    /// (computed once per path by `ScopeMatcher::contains`).
-    fn matches(&self, path: &[u8], last: &[u8], starts: &[u16]) -> bool {
-        match self {
-            Glob::Under(lit) => {
-                path.starts_with(lit)
-                    && (path.len() == lit.len() || path.get(lit.len()) == Some(&b'/'))
+    fn under_matches(lit: &[u8], path: &[u8]) -> bool {
+        path.starts_with(lit) && (path.len() == lit.len() || path.get(lit.len()) == Some(&b'/'))
+    }
+}
+
+/// One list of globs (`scope` or `exclude`), grouped by shape so that each shape is one tight
+/// loop.
+struct GlobSet {
+    under: Vec<Vec<u8>>,
+    component: Vec<Vec<u8>>,
+    last_ends_with: Vec<Vec<u8>>,
+    other: Vec<Glob>,
+}
+
+impl GlobSet {
+    fn new<'a>(globs: impl Iterator<Item = &'a [u8]>) -> GlobSet {
+        let mut set = GlobSet {
+            under: Vec::new(),
+            component: Vec::new(),
+            last_ends_with: Vec::new(),
+            other: Vec::new(),
+        };
+        for g in globs.map(Glob::new) {
+            match g {
+                Glob::Under(l) => set.under.push(l),
+                Glob::Component(l) => set.component.push(l),
+                Glob::LastEndsWith(l) => set.last_ends_with.push(l),
+                other => set.other.push(other),
             }
-            Glob::Component(lit) => starts.iter().any(|&s| {
-                let rest = &path[usize::from(s)..];
-                rest.first() == lit.first()
-                    && rest.starts_with(lit)
-                    && (rest.len() == lit.len() || rest.get(lit.len()) == Some(&b'/'))
-            }),
-            Glob::LastEndsWith(suffix) => last.ends_with(suffix),
-            Glob::Other(pat) => guard_proto::ruleset::glob::glob_match(pat, path, true, false),
         }
+        set
+    }
+
+    fn matches(&self, path: &[u8]) -> bool {
+        if self.under.iter().any(|l| Glob::under_matches(l, path)) {
+            return true;
+        }
+        if !self.last_ends_with.is_empty() {
+            let last = path.rsplit(|c| *c == b'/').next().unwrap_or(path);
+            if self.last_ends_with.iter().any(|s| last.ends_with(s)) {
+                return true;
+            }
+        }
+        if !self.component.is_empty() {
+            let mut at = 0usize;
+            loop {
+                let rest = &path[at..];
+                if self.component.iter().any(|l| {
+                    rest.starts_with(l)
+                        && (rest.len() == l.len() || rest.get(l.len()) == Some(&b'/'))
+                }) {
+                    return true;
+                }
+                match rest.iter().position(|c| *c == b'/') {
+                    Some(i) => at += i + 1,
+                    None => break,
+                }
+            }
+        }
+        self.other.iter().any(|g| g.slow_matches(path))
     }
 }
 
 /// The policy's content scope, precompiled once per process (immutable plain data: inherited
 /// across fork as is).
 struct ScopeMatcher {
-    scope: Vec<Glob>,
-    exclude: Vec<Glob>,
+    scope: GlobSet,
+    exclude: GlobSet,
 }
 
 impl ScopeMatcher {
     fn new(rs: &Ruleset<'_>) -> ScopeMatcher {
         ScopeMatcher {
-            scope: rs.secret_scope_globs().map(Glob::new).collect(),
-            exclude: rs.secret_exclude_globs().map(Glob::new).collect(),
+            scope: GlobSet::new(rs.secret_scope_globs()),
+            exclude: GlobSet::new(rs.secret_exclude_globs()),
         }
     }
 
     fn contains(&self, path: &[u8]) -> bool {
-        let last = path.rsplit(|c| *c == b'/').next().unwrap_or(path);
-        // Component starts, on the stack; a path too deep or too long to list is checked with
-        // the general matcher instead (same answer, slower).
-        let mut starts = [0u16; 64];
-        let mut n = 1;
-        let mut exact = path.len() < usize::from(u16::MAX);
-        for (i, _) in path.iter().enumerate().filter(|(_, c)| **c == b'/') {
-            match starts.get_mut(n) {
-                Some(s) if exact => {
-                    *s = (i + 1) as u16;
-                    n += 1;
-                }
-                _ => exact = false,
-            }
-        }
-        let hit = |g: &Glob| {
-            if exact {
-                g.matches(path, last, &starts[..n])
-            } else {
-                g.slow_matches(path)
-            }
-        };
-        self.scope.iter().any(hit) && !self.exclude.iter().any(hit)
+        self.scope.matches(path) && !self.exclude.matches(path)
     }
 }
 
@@ -1316,8 +1337,8 @@ mod tests {
             let g = Glob::new(p);
             for t in &paths {
                 let m = ScopeMatcher {
-                    scope: vec![Glob::new(p)],
-                    exclude: Vec::new(),
+                    scope: GlobSet::new(std::iter::once(*p)),
+                    exclude: GlobSet::new(std::iter::empty()),
                 };
                 assert_eq!(m.contains(t), g.slow_matches(t), "{g:?}");
                 assert_eq!(
