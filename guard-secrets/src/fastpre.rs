@@ -13,7 +13,8 @@
 //! both cases of a letter to one value and keeps equal bytes equal, so it can only over-match);
 //! 2-byte keywords use both bytes and a wildcard.
 //!
-//! 1. Vector stage (AVX2, 32 positions per round, Teddy-like): 16 buckets of fingerprints,
+//! 1. Vector stage (AVX-512BW: 64 positions per round, else AVX2: 32; Teddy-like): 16 buckets
+//!    of fingerprints,
 //!    grouped to keep each bucket's accepted byte sets small; per fingerprint offset, two nibble
 //!    shuffles give each byte's bucket bits, the three offsets are ANDed, and positions with a
 //!    bucket left (about 1% of positions in source code) go to stage 2.
@@ -23,8 +24,8 @@
 //!    case-insensitively, at the offset their fingerprint has inside them.
 //!
 //! Stage 1 only drops positions whose trigram is no fingerprint and stage 2 compares whole
-//! keywords, so the answer is exact (the tests compare it with brute force). Without AVX2 stage
-//! 2 runs at every position (correct, slower). Building takes microseconds and no automaton;
+//! keywords, so the answer is exact (the tests compare every code path with brute force).
+//! Without AVX2 stage 2 runs at every position (correct, slower). Building takes microseconds and no automaton;
 //! scanning allocates nothing.
 
 /// log2 of the exact trigram table (bytes): 64 KiB.
@@ -62,6 +63,8 @@ pub(crate) struct FastPrefilter {
     keywords: Vec<Vec<u8>>,
     /// AVX2 is available (checked once, at build time).
     avx2: bool,
+    /// AVX-512BW is available: 64 positions per round, half the shuffles per byte.
+    avx512: bool,
 }
 
 #[inline(always)]
@@ -309,6 +312,7 @@ impl FastPrefilter {
             entries,
             keywords,
             avx2: avx2_available(),
+            avx512: avx512_available(),
         })
     }
 
@@ -328,9 +332,17 @@ impl FastPrefilter {
     pub(crate) fn for_each_match(&self, content: &[u8], mut f: impl FnMut(usize) -> bool) -> bool {
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
+        if self.avx512 {
+            // SAFETY: AVX-512BW was detected when this prefilter was built.
+            match unsafe { self.scan_avx512(content, &mut f) } {
+                Ok(()) => return true,
+                Err(done) => i = done,
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
         if self.avx2 {
             // SAFETY: AVX2 was detected when this prefilter was built.
-            match unsafe { self.scan_avx2(content, &mut f) } {
+            match unsafe { self.scan_avx2(content, i, &mut f) } {
                 Ok(()) => return true,
                 Err(done) => i = done,
             }
@@ -367,6 +379,7 @@ impl FastPrefilter {
     unsafe fn scan_avx2(
         &self,
         content: &[u8],
+        start: usize,
         f: &mut impl FnMut(usize) -> bool,
     ) -> Result<(), usize> {
         use std::arch::x86_64::*;
@@ -386,7 +399,7 @@ impl FastPrefilter {
         let fold = _mm256_set1_epi8(0x20);
         let nib = _mm256_set1_epi8(0x0f);
         let zero = _mm256_setzero_si256();
-        let mut i = 0usize;
+        let mut i = start;
         while i + 34 <= n {
             let mut ra = _mm256_set1_epi8(-1);
             let mut rb = _mm256_set1_epi8(-1);
@@ -425,6 +438,68 @@ impl FastPrefilter {
         Err(i)
     }
 
+    /// `scan_avx2` with 512-bit vectors: 64 positions per round, the bucket test as one mask.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn scan_avx512(
+        &self,
+        content: &[u8],
+        f: &mut impl FnMut(usize) -> bool,
+    ) -> Result<(), usize> {
+        use std::arch::x86_64::*;
+        let n = content.len();
+        let p = content.as_ptr();
+        let table = |t: &[u16; 16], shift: u32| {
+            let b: [u8; 16] = core::array::from_fn(|n| (t[n] >> shift) as u8);
+            // SAFETY: 16 readable bytes.
+            let x = unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) };
+            _mm512_broadcast_i32x4(x)
+        };
+        let lo: [[__m512i; 3]; 2] =
+            core::array::from_fn(|h| core::array::from_fn(|k| table(&self.lo[k], 8 * h as u32)));
+        let hi: [[__m512i; 3]; 2] =
+            core::array::from_fn(|h| core::array::from_fn(|k| table(&self.hi[k], 8 * h as u32)));
+        let fold = _mm512_set1_epi8(0x20);
+        let nib = _mm512_set1_epi8(0x0f);
+        let mut i = 0usize;
+        while i + 66 <= n {
+            let mut ra = _mm512_set1_epi8(-1);
+            let mut rb = _mm512_set1_epi8(-1);
+            for k in 0..3 {
+                // SAFETY: `i + k + 64 <= n`.
+                let v = unsafe { _mm512_loadu_si512(p.add(i + k) as *const __m512i) };
+                let v = _mm512_or_si512(v, fold);
+                let vl = _mm512_and_si512(v, nib);
+                let vh = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+                ra = _mm512_and_si512(
+                    ra,
+                    _mm512_and_si512(
+                        _mm512_shuffle_epi8(lo[0][k], vl),
+                        _mm512_shuffle_epi8(hi[0][k], vh),
+                    ),
+                );
+                rb = _mm512_and_si512(
+                    rb,
+                    _mm512_and_si512(
+                        _mm512_shuffle_epi8(lo[1][k], vl),
+                        _mm512_shuffle_epi8(hi[1][k], vh),
+                    ),
+                );
+            }
+            let r = _mm512_or_si512(ra, rb);
+            let mut m: u64 = _mm512_test_epi8_mask(r, r);
+            while m != 0 {
+                let at = i + m.trailing_zeros() as usize;
+                if self.check(content, at, f) {
+                    return Ok(());
+                }
+                m &= m - 1;
+            }
+            i += 64;
+        }
+        Err(i)
+    }
+
     #[cold]
     fn verify(&self, content: &[u8], at: usize, h: u32, f: &mut impl FnMut(usize) -> bool) -> bool {
         let first = self.entries.partition_point(|e| e.hash < h);
@@ -441,6 +516,18 @@ impl FastPrefilter {
                 return true;
             }
         }
+        false
+    }
+}
+
+fn avx512_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
         false
     }
 }
@@ -508,13 +595,19 @@ mod tests {
     #[test]
     fn agrees_with_brute_force_on_generated_text() {
         let kws = builtin_keywords();
-        let f = FastPrefilter::new(&kws).expect("fits");
+        let full = FastPrefilter::new(&kws).expect("fits");
+        // Every code path: AVX-512, AVX2, scalar (each as far as this CPU has it).
+        let mut no512 = full.clone();
+        no512.avx512 = false;
+        let mut scalar = no512.clone();
+        scalar.avx2 = false;
+        let variants = [full, no512, scalar];
         let mut rng = Rng::from_env();
         let seed = rng.seed();
         let filler =
             b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.:/=\n~\"\0";
         for round in 0..3000 {
-            let len = [0, 1, 2, 3, 5, 7, 8, 9, 13, 31, 100, 3000][rng.below(12)];
+            let len = [0, 1, 2, 3, 5, 7, 8, 9, 13, 31, 65, 100, 3000][rng.below(13)];
             let mut text: Vec<u8> = (0..len).map(|_| filler[rng.below(filler.len())]).collect();
             for _ in 0..rng.below(3) {
                 let k = kws[rng.below(kws.len())].as_bytes();
@@ -535,13 +628,15 @@ mod tests {
                 }
             }
             let want = brute(&kws, &text);
-            assert_eq!(
-                found(&f, &text),
-                want,
-                "seed {seed} round {round}: {:?}",
-                String::from_utf8_lossy(&text[..text.len().min(200)])
-            );
-            assert_eq!(f.is_match(&text), want.iter().any(|&w| w), "seed {seed}");
+            for (v, f) in variants.iter().enumerate() {
+                assert_eq!(
+                    found(f, &text),
+                    want,
+                    "variant {v} seed {seed} round {round}: {:?}",
+                    String::from_utf8_lossy(&text[..text.len().min(200)])
+                );
+                assert_eq!(f.is_match(&text), want.iter().any(|&w| w), "seed {seed}");
+            }
         }
     }
 
