@@ -542,32 +542,17 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     }) else {
         return false;
     };
-    let mut link = Buf::<64>::new();
-    link.push(b"/proc/self/fd/");
-    raw::push_num(&mut link, c.fd as u32 as u64);
-    let nfd = raw::openat(
-        libc::AT_FDCWD,
-        link.c_ptr(),
-        libc::O_RDONLY | libc::O_CLOEXEC,
-        0,
-    );
-    if nfd < 0 {
+    let Some(nfd) = reopen_kept(&c) else {
         forget_copy(&key);
         return false;
-    }
-    // The reopened object must be the recorded memfd (the program may have closed our fd and
-    // reused the number). Its seals need no second look: they cannot be removed, and a memfd's
-    // inode number is not reused while it lives.
-    let mut nst: libc::stat = unsafe { core::mem::zeroed() };
-    let same = raw::fstat(nfd, &mut nst) && nst.st_dev == c.dev && nst.st_ino == c.ino;
+    };
     let flags = fcntl(fd, libc::F_GETFD, 0);
     let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
         libc::O_CLOEXEC
     } else {
         0
     };
-    let ok = same
-        && flags >= 0
+    let ok = flags >= 0
         && unsafe {
             raw::sys(
                 libc::SYS_dup3,
@@ -586,6 +571,103 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     // Recorded once per process and file version (at the first open): a tool re-reading its
     // config in a loop would otherwise flood the log with identical events.
     true
+}
+
+/// A new open file description of the kept copy `c` (the program's offset must be its own, so
+/// a dup will not do), verified to be the recorded memfd (the program may have closed our fd
+/// and reused the number; the seals need no second look: they cannot be removed, and a memfd's
+/// inode number is not reused while it lives). Through this process's `/proc/self/fd`
+/// directory fd when it has one (`openat(dir, "N")` skips resolving `/proc/self`: measured
+/// 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
+fn reopen_kept(c: &KeptCopy) -> Option<i32> {
+    let mut name = Buf::<64>::new();
+    raw::push_num(&mut name, c.fd as u32 as u64);
+    let verify = |nfd: i32| {
+        let mut nst: libc::stat = unsafe { core::mem::zeroed() };
+        if raw::fstat(nfd, &mut nst) && nst.st_dev == c.dev && nst.st_ino == c.ino {
+            Some(nfd)
+        } else {
+            raw::close(nfd);
+            None
+        }
+    };
+    if let Some(dir) = proc_fd_dir() {
+        // O_NONBLOCK: should the program have closed our directory fd and reused the number
+        // for a directory of its own holding a FIFO of that name, the open must not hang. It is
+        // cleared again on the memfd (it would show in the program's F_GETFL).
+        let nfd = raw::openat(
+            dir,
+            name.c_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
+            0,
+        );
+        if nfd >= 0
+            && let Some(nfd) = verify(nfd)
+        {
+            fcntl(nfd, libc::F_SETFL, libc::O_RDONLY as usize);
+            return Some(nfd);
+        }
+        // Not ours any more: the number belongs to the program now; make a new one next time.
+        let _ = PROC_FD_DIR.compare_exchange(
+            pack_dir(raw::getpid(), dir),
+            0,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+    let mut link = Buf::<64>::new();
+    link.push(b"/proc/self/fd/");
+    link.push(name.as_bytes());
+    let nfd = raw::openat(
+        libc::AT_FDCWD,
+        link.c_ptr(),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    );
+    if nfd < 0 {
+        return None;
+    }
+    verify(nfd)
+}
+
+/// This process's `/proc/self/fd` as an `O_PATH` directory fd (≥ `KEEP_FD_MIN`,
+/// close-on-exec), packed with the pid that opened it: after a fork the inherited one names the
+/// parent's directory, so a child opens its own.
+static PROC_FD_DIR: AtomicU64 = AtomicU64::new(0);
+
+fn pack_dir(pid: i32, fd: i32) -> u64 {
+    (pid as u32 as u64) << 32 | fd as u32 as u64
+}
+
+fn proc_fd_dir() -> Option<i32> {
+    let pid = raw::getpid();
+    let cur = PROC_FD_DIR.load(Ordering::Acquire);
+    if cur != 0 && (cur >> 32) as u32 == pid as u32 {
+        return Some(cur as u32 as i32);
+    }
+    let d = raw::openat(
+        libc::AT_FDCWD,
+        c"/proc/self/fd".as_ptr(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    );
+    if d < 0 {
+        return None;
+    }
+    let hi = fcntl(d, libc::F_DUPFD_CLOEXEC, KEEP_FD_MIN);
+    raw::close(d);
+    if hi < 0 {
+        return None;
+    }
+    let hi = hi as i32;
+    match PROC_FD_DIR.compare_exchange(cur, pack_dir(pid, hi), Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => Some(hi),
+        Err(other) => {
+            raw::close(hi);
+            (other != 0 && (other >> 32) as u32 == pid as u32).then_some(other as u32 as i32)
+        }
+    }
 }
 
 /// Closes a kept copy only if its fd still is that memfd (the program may have closed it and
