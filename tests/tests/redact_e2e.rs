@@ -360,6 +360,14 @@ for p in ["docs/notes.md", "docs/clean.md"]:
             print("rdwr-ok", p, len(f.read()))
     except PermissionError:
         print("rdwr-refused", p)
+# A forked child reopens the copies its parent kept (its own /proc/self/fd, not the parent's).
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    print("child", open("docs/notes.md").read().strip(), open(".env").read().count("REDACTED_BY_POLICY"))
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
 "#;
 
 const NODE: &str = r#"
@@ -381,7 +389,11 @@ fn redact_python_and_node() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert_clean("python", &out, &sec);
-    assert_eq!(out.matches(R).count(), 5, "{out}");
+    assert!(
+        out.contains("child # Notes\nthe bot uses REDACTED_BY_POLICY for now 2\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches(R).count(), 6, "{out}");
     assert_eq!(out.matches("mmap-equal True True").count(), 3, "{out}");
     assert!(out.contains("append-refused"), "{out}");
     // A file only content detection redacts: its read-write open is refused too; a clean file
