@@ -12,31 +12,35 @@
 //!   bytes. The file on disk never changes;
 //! - otherwise, for a regular file inside the content scope (the policy's `[secrets] scope`
 //!   minus `[secrets] exclude`, by default the workspace and `HOME` minus dependency, build,
-//!   cache and VCS-object trees; `/proc/<pid>/environ` always), the first [`SCAN_CAP`] bytes are read (files larger
-//!   than that pass unscanned), the keyword prefilter runs, and only on a hit the detectors.
+//!   cache and VCS-object trees; `/proc/<pid>/environ` always), the first [`SCAN_CAP`] bytes
+//!   are read (files larger than that pass unscanned), the keyword prefilter runs, and only on
+//!   a hit the detectors (built-ins plus the policy's `[[secret]]`s, entropy floors included).
 //!   Findings: each detector's decision applies (policy `[[secret]] decision`): `redact` → the
 //!   memfd copy, `deny` → the open fails with `EACCES`, `audit` → recorded only;
 //! - `/proc/<pid>/environ`: values of variables the policy's `[env] strip` names, of
 //!   `guard_secrets::DEFAULT_SECRET_ENV_KEYS`, and detector findings in values are redacted
 //!   (the guard's own `GUARD_*` variables are kept).
 //!
-//! Reads outside the scope cost a few comparisons on the name already computed (no syscall).
-//! Inside it, a file this process found clean is not rescanned while its device, inode, size,
-//! mtime and ctime are unchanged (one `fstat`). Monitor mode records what would be redacted or
-//! refused and hands over the real file.
+//! Reads outside the scope cost a few comparisons on the name already computed (no syscall; the
+//! policy's scope globs are precompiled once per process by shape). Inside it, a file this
+//! process found clean is not rescanned while its device, inode, size, mtime and ctime are
+//! unchanged (one `fstat`), and a redacted copy is kept (sealed memfd at a high fd) and reopened
+//! for the next open of the same file version instead of rescanning. The `stat` family is made
+//! to agree with the copy (see "What `stat` reports" below; GNU `cp` then copies the redacted
+//! text). Monitor mode records what would be redacted or refused and hands over the real file.
 //!
 //! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
 //! "w"/"a"/"r+", `creat`) of a path whose *read* decision is `redact`, or of an existing file in
 //! the content scope whose content a read would redact (or refuse), is refused with `EACCES`
 //! ([`write_refused`]; the content check reuses the clean-file cache, so an unchanged clean
-//! file costs one `open`+`fstat`): the program could otherwise read the secrets through an `O_RDWR` fd,
-//! and it must never write into the copy believing it changed the file. Nothing is lost: the
-//! file is untouched and the program is told so.
+//! file costs one `open`+`fstat`): the program could otherwise read the secrets through an
+//! `O_RDWR` fd, and it must never write into the copy believing it changed the file. Nothing is
+//! lost: the file is untouched and the program is told so.
 //!
 //! # Records
 //! Each redaction (the first open of a file version in a process; reopens served from the kept
-//! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the file, the rule)
-//! whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
+//! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the
+//! file, the rule) whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
 //! key-value x1`), never a secret byte.
 //!
 //! # Fork safety
@@ -44,6 +48,10 @@
 //! a set built by another pid (it was forked) builds its own and never touches the inherited one
 //! (regexes compile on first use behind `OnceLock`s and keep a mutex-guarded cache: either could
 //! be held forever by a thread that does not exist in the child). The inherited one is leaked.
+//! The kept copies, the clean-file cache and the fd table are plain data and fds, valid in the
+//! child as they are; the `/proc/self/fd` directory fd is tagged with the pid (the inherited one
+//! names the parent's directory; the child opens its own). Locks are try-locks taken only on
+//! the redact path, and a busy one is a miss, never a wait.
 
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
