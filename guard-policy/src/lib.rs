@@ -29,13 +29,26 @@ pub use tests_file::{
 pub const DEFAULT_SECRET_SCOPE: &[&str] = &["{workspace}/**", "~/**"];
 
 /// `[secrets] exclude` when no policy file sets it: trees of vendored or generated files that
-/// are large, read often and hold no credentials of the user's, and binary formats.
+/// are large, read often and hold no credentials of the user's, and binary formats. The same
+/// trees as guard-secrets' built-in scope (`guard-secrets/src/scope.rs`), which libguard uses
+/// only without a ruleset.
 pub const DEFAULT_SECRET_EXCLUDE: &[&str] = &[
     "**/node_modules/**",
     "**/target/**",
     "**/site-packages/**",
+    "**/dist-packages/**",
     "**/.git/objects/**",
     "**/__pycache__/**",
+    "**/{.venv,venv,.tox,.nox,.mypy_cache,.pytest_cache}/**",
+    "~/.rustup/**",
+    "~/.cargo/registry/**",
+    "~/.cargo/git/**",
+    "~/.npm/_cacache/**",
+    "~/.m2/repository/**",
+    "~/.gradle/caches/**",
+    "~/go/pkg/**",
+    "~/.nvm/versions/**",
+    "~/.pyenv/versions/**",
     "**/*.{png,jpg,jpeg,gif,webp,ico,pdf,zip,gz,xz,zst,tar,jar,class,so,o,a,rlib,rmeta,pyc,wasm}",
 ];
 

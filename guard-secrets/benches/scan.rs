@@ -8,6 +8,9 @@
 //!   ...) repeated to 1 MiB: every detector's regex runs and finds nothing;
 //! - the clean source with a generated secret every 4 KiB;
 //! - `redact` of that buffer with its findings;
+//! - realistic files as they are (keywords included, so the regexes run where a keyword
+//!   occurs): the workspace's Rust sources, its Markdown, its `Cargo.lock`, JSON fixtures, and
+//!   all of them mixed, each repeated to 4 MiB;
 //! - building the built-in detector set (paid once per process).
 //!
 //! Run: `cargo bench -p guard-secrets --bench scan`.
@@ -42,6 +45,37 @@ fn sources() -> Vec<String> {
             }
         }
     }
+    out
+}
+
+/// Files under `dir` (relative to the workspace root, recursively, skipping `target`) whose
+/// name ends with one of `exts`, concatenated.
+fn files_like(dir: &str, exts: &[&str]) -> String {
+    fn walk(p: &Path, exts: &[&str], out: &mut String) {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for e in entries {
+            let name = e.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if e.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    walk(&e, exts, out);
+                }
+            } else if exts.iter().any(|x| name.ends_with(x))
+                && let Ok(s) = std::fs::read_to_string(&e)
+            {
+                out.push_str(&s);
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir),
+        exts,
+        &mut out,
+    );
     out
 }
 
@@ -170,6 +204,43 @@ fn bench(c: &mut Criterion) {
     g.bench_function("redact_secret_every_4KiB_1MiB", |b| {
         b.iter(|| redact(std::hint::black_box(&sec_1), &f1))
     });
+    g.finish();
+
+    // Realistic files as they are. Findings here would be false positives (the workspace holds
+    // no secrets): the assertion keeps the measurement about content without secrets.
+    let rust = files_like(".", &[".rs"]);
+    let markdown = files_like(".", &[".md"]);
+    let lock = files_like(".", &["Cargo.lock"]);
+    let json = files_like("guard-http/tests/fixtures", &[".json"]);
+    let mixed: String = [&rust, &markdown, &lock, &json]
+        .iter()
+        .flat_map(|s| s.lines().take(2000))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let mut g = c.benchmark_group("realistic");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, text) in [
+        ("rust_sources_4MiB", &rust),
+        ("markdown_4MiB", &markdown),
+        ("cargo_lock_4MiB", &lock),
+        ("json_4MiB", &json),
+        ("mixed_4MiB", &mixed),
+    ] {
+        if text.len() < 1024 {
+            continue;
+        }
+        let buf = repeat_to(text, 4 * MIB);
+        let found = d.scan(&buf);
+        eprintln!(
+            "{name}: {} findings, keywords present: {}",
+            found.len(),
+            d.might_contain_secret(&buf)
+        );
+        g.throughput(Throughput::Bytes(buf.len() as u64));
+        g.bench_function(name, |b| b.iter(|| d.scan(std::hint::black_box(&buf))));
+    }
     g.finish();
 
     // What each process pays once, lazily, before its first inspected read.

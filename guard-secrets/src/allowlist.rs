@@ -90,7 +90,9 @@ const RUN_LEN: usize = 8;
 /// Decides whether a candidate secret is an obvious placeholder.
 #[derive(Clone, Debug)]
 pub struct Allowlist {
-    parts: Option<AhoCorasick>,
+    /// Placeholder words: the automaton is built on first use (most processes that build a
+    /// detector set never find a regex match to check), `None` when the list is off.
+    parts: Option<std::sync::OnceLock<Option<AhoCorasick>>>,
     values: &'static [&'static str],
     runs: bool,
     env_refs: bool,
@@ -99,17 +101,8 @@ pub struct Allowlist {
 impl Default for Allowlist {
     /// The built-in placeholder rules.
     fn default() -> Self {
-        let parts = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(PLACEHOLDER_PARTS)
-            .ok();
-        debug_assert!(
-            parts.is_some(),
-            "the built-in placeholder list must compile"
-        );
         Allowlist {
-            parts,
+            parts: Some(std::sync::OnceLock::new()),
             values: PLACEHOLDER_VALUES,
             runs: true,
             env_refs: true,
@@ -118,6 +111,24 @@ impl Default for Allowlist {
 }
 
 impl Allowlist {
+    fn parts(&self) -> Option<&AhoCorasick> {
+        self.parts
+            .as_ref()?
+            .get_or_init(|| {
+                let parts = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(PLACEHOLDER_PARTS)
+                    .ok();
+                debug_assert!(
+                    parts.is_some(),
+                    "the built-in placeholder list must compile"
+                );
+                parts
+            })
+            .as_ref()
+    }
+
     /// An allowlist that lets everything through: every regex match is reported. Used to check
     /// a policy's own examples, which are placeholders by design.
     pub fn none() -> Self {
@@ -132,7 +143,7 @@ impl Allowlist {
     /// True when `secret` (the span a detector would redact) is a placeholder, a template
     /// variable or a reference to one, rather than a secret.
     pub fn is_placeholder(&self, secret: &[u8]) -> bool {
-        if let Some(parts) = &self.parts
+        if let Some(parts) = self.parts()
             && parts.is_match(secret)
         {
             return true;

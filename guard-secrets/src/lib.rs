@@ -3,10 +3,10 @@
 //! The pipeline for one buffer (what libguard runs on a read it decided to inspect):
 //!
 //! 1. [`Detectors::might_contain_secret`]: one pass looking for any detector keyword (ASCII
-//!    case-insensitive): Teddy (SIMD) over short anchors of the keywords in lower-cased stack
-//!    chunks, each hit verified, or the Aho-Corasick automaton when the keywords do not fit.
-//!    Most files contain no keyword, and stop here.
-//! 2. [`Detectors::scan`]: when some keyword occurs, an Aho-Corasick pass notes which ones;
+//!    case-insensitive): a Teddy-like AVX2 fingerprint stage and an exact trigram/keyword
+//!    check (`fastpre`), or an Aho-Corasick automaton (built on first use) when the keywords
+//!    do not fit. Most files contain no keyword, and stop here.
+//! 2. [`Detectors::scan`]: when some keyword occurs, the same prefilter notes which ones;
 //!    only their detectors' regexes run (byte regexes, ASCII mode). The secret is the capture group named
 //!    `secret` (the whole match when there is none); an optional Shannon-entropy floor and the
 //!    placeholder [`Allowlist`] then drop the obvious non-secrets. Findings come back sorted and

@@ -75,6 +75,11 @@ impl Secrets {
             format!("# Notes\nthe bot uses {} for now\n", self.ghp),
         )
         .expect("notes");
+        std::fs::write(
+            sb.workspace().join("docs/clean.md"),
+            "# Clean\nnothing to see here\n",
+        )
+        .expect("clean");
     }
     fn credentials(&self) -> String {
         format!(
@@ -152,6 +157,11 @@ fn readers_bin() -> PathBuf {
     out
 }
 
+fn libc_eacces() -> String {
+    // EACCES is 13 on every Linux target.
+    "13".to_string()
+}
+
 fn unhex(h: &str) -> String {
     let b: Vec<u8> = (0..h.len() / 2)
         .filter_map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok())
@@ -170,17 +180,21 @@ fn c_reads(sb: &Sandbox, bin: &Path, file: &Path, sec: &Secrets, by_rule: bool) 
     assert!(o.status.success(), "readers failed: {out}\n{err}");
     let mut size = None;
     let mut contents = Vec::new();
+    let mut stats = Vec::new();
+    let mut rdwr = None;
     for line in out.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
             ["fstat", n] => size = n.parse::<usize>().ok(),
             ["cloexec", v] => assert_eq!(*v, "1", "O_CLOEXEC is kept on the copy"),
             ["write", v] => assert_eq!(*v, "-1", "writes through the read fd fail"),
-            // Refused for files under a redact rule; files redacted by content detection
-            // are not scanned on write-class opens (a documented gap).
-            ["open-rdwr", v] if by_rule => {
-                assert_eq!(*v, "-1", "O_RDWR open of a redacted file is refused")
-            }
+            ["same-inode", v] => assert_eq!(*v, "1", "fstat(fd) names the file stat(path) names"),
+            [
+                how @ ("stat" | "lstat" | "fstatat" | "fstatat-fd" | "statx" | "statx-fd"),
+                n,
+            ] => stats.push((how.to_string(), n.parse::<usize>().ok())),
+            // Refused for files under a redact rule and files redacted by content alike.
+            ["open-rdwr", v, e] => rdwr = Some((v.to_string(), e.to_string())),
             [how, n, hex] => {
                 contents.push((how.to_string(), n.parse::<usize>().unwrap_or(0), unhex(hex)))
             }
@@ -192,6 +206,18 @@ fn c_reads(sb: &Sandbox, bin: &Path, file: &Path, sec: &Secrets, by_rule: bool) 
         names,
         ["read", "pread", "readv", "mmap", "fread", "fgets"],
         "{out}"
+    );
+    assert_eq!(stats.len(), 6, "{out}");
+    for (how, n) in &stats {
+        assert_eq!(
+            *n, size,
+            "{how} of the path reports the redacted size: {out}"
+        );
+    }
+    assert_eq!(
+        rdwr,
+        Some(("-1".to_string(), libc_eacces())),
+        "O_RDWR open of a redacted file is refused with EACCES (by rule: {by_rule}): {out}"
     );
     let first = contents[0].2.clone();
     for (how, n, c) in &contents {
@@ -253,7 +279,7 @@ fn redact_bash_cat_grep_cp_and_hard_link() {
             "bash",
             "-c",
             "cat ~/.aws/credentials; echo ---; cat .env; echo ---; grep -r -h -e bot -e PASSWORD -e STRIPE . ; echo ---; \
-             cp .env cp.env; echo cp=$?; cat .env > copy.env && cat copy.env; echo ---; ln ~/.aws/credentials linked && cat linked; echo ---; \
+             cp .env cp.env && cat cp.env; echo cp=$?; cat .env > copy.env && cat copy.env; echo ---; ln ~/.aws/credentials linked && cat linked; echo ---; \
              echo more >> .env; echo append=$?; : > ~/.aws/credentials; echo trunc=$?",
         ],
     );
@@ -274,17 +300,21 @@ fn redact_bash_cat_grep_cp_and_hard_link() {
         parts[2].contains("DB_PASSWORD=REDACTED_BY_POLICY"),
         "grep -r: {out}"
     );
-    // GNU cp compares stat(path) with fstat(fd): the copy's inode differs, so it refuses
-    // ("replaced while being copied") and makes no copy. Copies through a read (`cat >`,
-    // Python's shutil) hold the redacted content, on disk too.
-    assert!(parts[3].contains("cp=1"), "{out}");
+    // GNU cp compares stat(path) with fstat(fd) (device and inode): the fd reports the file's
+    // identity with the copy's size, so cp copies, and the copy holds the redacted content
+    // (on disk too), like copies through a read (`cat >`, Python's shutil).
+    assert!(parts[3].contains("cp=0"), "{out}\n{err}");
+    let cp = std::fs::read_to_string(sb.workspace().join("cp.env")).unwrap_or_default();
     assert!(
-        !sb.workspace().join("cp.env").exists()
-            || std::fs::read_to_string(sb.workspace().join("cp.env"))
-                .unwrap_or_default()
-                .is_empty()
+        cp.contains("DB_PASSWORD=REDACTED_BY_POLICY") && cp.contains("PORT=8080"),
+        "{cp}"
     );
-    assert!(parts[3].contains("DB_PASSWORD=REDACTED_BY_POLICY"), "{out}");
+    assert_clean("cp copy", &cp, &sec);
+    assert_eq!(
+        parts[3].matches("DB_PASSWORD=REDACTED_BY_POLICY").count(),
+        2,
+        "cat of the cp copy and of the cat copy: {out}"
+    );
     let copy = std::fs::read_to_string(sb.workspace().join("copy.env")).unwrap_or_default();
     assert!(
         copy.contains(R) && !copy.contains(&sec.db_password),
@@ -323,6 +353,20 @@ try:
     print("append-ok")
 except PermissionError:
     print("append-refused")
+for p in ["docs/notes.md", "docs/clean.md"]:
+    try:
+        with open(p, "r+") as f:
+            print("rdwr-ok", p, len(f.read()))
+    except PermissionError:
+        print("rdwr-refused", p)
+# A forked child reopens the copies its parent kept (its own /proc/self/fd, not the parent's).
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    print("child", open("docs/notes.md").read().strip(), open(".env").read().count("REDACTED_BY_POLICY"))
+    sys.stdout.flush()
+    os._exit(0)
+os.waitpid(pid, 0)
 "#;
 
 const NODE: &str = r#"
@@ -344,9 +388,17 @@ fn redact_python_and_node() {
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert_clean("python", &out, &sec);
-    assert_eq!(out.matches(R).count(), 5, "{out}");
+    assert!(
+        out.contains("child # Notes\nthe bot uses REDACTED_BY_POLICY for now 2\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches(R).count(), 6, "{out}");
     assert_eq!(out.matches("mmap-equal True True").count(), 3, "{out}");
     assert!(out.contains("append-refused"), "{out}");
+    // A file only content detection redacts: its read-write open is refused too; a clean file
+    // in the same directory opens read-write.
+    assert!(out.contains("rdwr-refused docs/notes.md"), "{out}");
+    assert!(out.contains("rdwr-ok docs/clean.md"), "{out}");
 
     let o = run(&sb, &["node", "-e", NODE]);
     let (out, err) = text(&o);
@@ -427,27 +479,132 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The per-process copy cache never serves stale content: a change made through a hard link
-/// (a path no redact rule names, so the write is allowed) shows up, redacted, on the next open.
+/// The per-process copy cache never serves stale content: a change made to the file (by the
+/// test, outside the guard: the agent's own write-class opens of a file it reads redacted are
+/// refused, even through a hard link no rule names) shows up, redacted, on the next open.
 #[test]
 fn redact_reopen_sees_changes() {
     let sb = Sandbox::new("redact-reopen");
     let sec = Secrets::new();
     sec.plant(&sb);
     std::fs::hard_link(sb.workspace().join(".env"), sb.workspace().join("envlink")).expect("link");
-    let py = format!(
-        "import time\nfor i in range(3):\n    print(open('.env').read())\n\
-         time.sleep(0.01)\nopen('envlink', 'a').write('NEW_TOKEN={}\\nADDED=yes\\n')\nprint(open('.env').read())\n",
-        sec.ghp
-    );
-    let o = run(&sb, &["python3", "-c", &py]);
+    let py = "import os, time\nfor i in range(3):\n    print(open('.env').read())\n\
+              try:\n    open('envlink', 'a')\n    print('link-append-ok')\nexcept PermissionError:\n    print('link-append-refused')\n\
+              open('ready', 'w').close()\n\
+              for _ in range(2000):\n    if os.path.exists('go'): break\n    time.sleep(0.005)\n\
+              print(open('.env').read())\nprint(open('envlink').read())\n";
+    let child = guardctl(&sb)
+        .args(["run", "--", "python3", "-c", py])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn guardctl");
+    let ready = sb.workspace().join("ready");
+    let t0 = std::time::Instant::now();
+    while !ready.exists() && t0.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(ready.exists(), "the guarded script did not get ready");
+    // Same size would keep the size key; the ctime changes anyway.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(sb.workspace().join(".env"))
+        .expect("open .env");
+    std::io::Write::write_all(
+        &mut f,
+        format!("NEW_TOKEN={}\nADDED=yes\n", sec.ghp).as_bytes(),
+    )
+    .expect("append");
+    drop(f);
+    std::fs::write(sb.workspace().join("go"), "").expect("go");
+    let o = child.wait_with_output().expect("wait");
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     assert_clean("python", &out, &sec);
-    let last = out.rsplit("# app settings").next().unwrap_or("");
-    assert!(
-        last.contains("NEW_TOKEN=REDACTED_BY_POLICY") && last.contains("ADDED=yes"),
+    assert!(out.contains("link-append-refused"), "{out}");
+    let reads: Vec<&str> = out.split("# app settings").skip(1).collect();
+    assert_eq!(reads.len(), 5, "{out}");
+    for r in &reads[..3] {
+        assert!(!r.contains("ADDED=yes"), "{out}");
+    }
+    for r in &reads[3..] {
+        assert!(
+            r.contains("NEW_TOKEN=REDACTED_BY_POLICY") && r.contains("ADDED=yes"),
+            "{out}"
+        );
+    }
+}
+
+/// The content scope is the policy's `[secrets] scope`/`exclude`: an excluded directory of the
+/// workspace is read as is, an extra directory outside the workspace and HOME is redacted; a
+/// policy `[[secret]]` detector is used, entropy floor included.
+#[test]
+fn redact_scope_and_custom_detectors_come_from_the_policy() {
+    let sb = Sandbox::new("redact-scope");
+    let sec = Secrets::new();
+    let extra = sb.root.join("extra");
+    std::fs::create_dir_all(&extra).expect("extra");
+    std::fs::create_dir_all(sb.workspace().join("private")).expect("private");
+    std::fs::create_dir_all(sb.workspace().join("docs")).expect("docs");
+    let note = format!("the bot uses {} for now\n", sec.ghp);
+    for p in [
+        extra.join("notes.md"),
+        sb.workspace().join("private/notes.md"),
+        sb.workspace().join("docs/notes.md"),
+        sb.root.join("outside.md"),
+    ] {
+        std::fs::write(&p, &note).expect("write note");
+    }
+    let mut r = Rng::new();
+    let corp = format!("corp_{}", r.s(b"abcdefghijklmnopqrstuvwxyz0123456789", 12));
+    std::fs::write(
+        sb.workspace().join("docs/corp.txt"),
+        format!("high={corp}\nlow=corp_aaaaaaaaaaaa\n"),
+    )
+    .expect("corp");
+    let pol = sb.root.join("p.toml");
+    std::fs::write(
+        &pol,
+        format!(
+            "[policy]\nname = \"t\"\ndefault = \"allow\"\nmode = \"enforce\"\n\n\
+             [secrets]\nscope = [\"{{workspace}}/**\", \"{}/**\"]\nexclude = [\"{{workspace}}/private/**\"]\n\n\
+             [[secret]]\nid = \"corp-token\"\nregex = 'corp_(?P<secret>[a-z0-9]{{12}})'\nkeywords = [\"corp_\"]\n\
+             entropy = 2.5\nexamples = {{ match = [\"corp_q8z3m1x7k2p4\"], no_match = [\"corp_aaaaaaaaaaaa\"] }}\n",
+            extra.display()
+        ),
+    )
+    .expect("policy");
+    let o = guardctl(&sb)
+        .args(["run", "--policy"])
+        .arg(&pol)
+        .args(["--", "bash", "-c"])
+        .arg(format!(
+            "cat {}/notes.md; echo ---; cat private/notes.md; echo ---; cat docs/notes.md; echo ---; cat {}; echo ---; cat docs/corp.txt",
+            extra.display(),
+            sb.root.join("outside.md").display()
+        ))
+        .output()
+        .expect("spawn guardctl");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    let parts: Vec<&str> = out.split("---\n").collect();
+    assert_eq!(parts.len(), 5, "{out}\n{err}");
+    // An extra scope directory starts redaction there.
+    assert_eq!(
+        parts[0], "the bot uses REDACTED_BY_POLICY for now\n",
         "{out}"
     );
-    assert_eq!(out.matches("# app settings").count(), 4, "{out}");
+    // An excluded directory stops it.
+    assert_eq!(parts[1], note, "{out}");
+    assert_eq!(
+        parts[2], "the bot uses REDACTED_BY_POLICY for now\n",
+        "{out}"
+    );
+    // Outside every scope glob: not scanned.
+    assert_eq!(parts[3], note, "{out}");
+    // The policy's detector, with its entropy floor.
+    assert_eq!(
+        parts[4], "high=corp_REDACTED_BY_POLICY\nlow=corp_aaaaaaaaaaaa\n",
+        "{out}"
+    );
 }

@@ -631,6 +631,24 @@ impl<'a> Ruleset<'a> {
         any(META_SECRET_SCOPE) && !any(META_SECRET_EXCLUDE)
     }
 
+    /// The `[secrets] scope` globs as compiled (braces expanded, placeholders resolved and
+    /// escaped), for a caller that precompiles them into a faster matcher; `in_secret_scope`
+    /// is the reference.
+    pub fn secret_scope_globs(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.meta_globs(META_SECRET_SCOPE)
+    }
+
+    /// The `[secrets] exclude` globs, like `secret_scope_globs`.
+    pub fn secret_exclude_globs(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.meta_globs(META_SECRET_EXCLUDE)
+    }
+
+    fn meta_globs(&self, off: usize) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (s, n) = Self::range(self.meta(), off);
+        let this = *self;
+        (s..s + n).map(move |i| this.pat_text(i))
+    }
+
     /// How many regexes (http `body_regex` and secrets) the ruleset holds: the size of a
     /// [`RegexCache`] for it.
     pub fn regex_count(&self) -> u32 {

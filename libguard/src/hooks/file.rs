@@ -71,6 +71,15 @@ pub fn resolve_all() {
     RENAME.resolve();
     RENAMEAT.resolve();
     RENAMEAT2.resolve();
+    FSTAT.resolve();
+    FSTAT64.resolve();
+    FSTATAT.resolve();
+    FSTATAT64.resolve();
+    STAT.resolve();
+    STAT64.resolve();
+    LSTAT.resolve();
+    LSTAT64.resolve();
+    STATX.resolve();
 }
 
 /// The access an open performs, from its flags.
@@ -272,7 +281,9 @@ macro_rules! creat {
     ($name:ident, $real:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: mode_t) -> c_int {
-            if denied(libc::AT_FDCWD, path, FileAccess::Write) {
+            if denied(libc::AT_FDCWD, path, FileAccess::Write)
+                || redact_write_refused(libc::AT_FDCWD, path)
+            {
                 return eacces();
             }
             match $real.get() {
@@ -489,4 +500,124 @@ pub unsafe extern "C" fn renameat2(
         Some(f) => unsafe { f(olddir, old, newdir, new, flags) },
         None => enosys(),
     }
+}
+
+// The stat family: what a redacted file looks like (`redact.rs`, "What `stat` reports"). Each
+// hook calls the real function and, on success, lets `redact` adjust the result: one relaxed
+// load (fd form) or a few (path form) when nothing was redacted.
+type FstatFn = unsafe extern "C" fn(c_int, *mut libc::stat) -> c_int;
+type FstatatFn = unsafe extern "C" fn(c_int, *const c_char, *mut libc::stat, c_int) -> c_int;
+type StatFn = unsafe extern "C" fn(*const c_char, *mut libc::stat) -> c_int;
+type StatxFn = unsafe extern "C" fn(c_int, *const c_char, c_int, c_uint, *mut libc::statx) -> c_int;
+
+static FSTAT: Real<FstatFn> = Real::new(c"fstat");
+static FSTAT64: Real<FstatFn> = Real::new(c"fstat64");
+static FSTATAT: Real<FstatatFn> = Real::new(c"fstatat");
+static FSTATAT64: Real<FstatatFn> = Real::new(c"fstatat64");
+static STAT: Real<StatFn> = Real::new(c"stat");
+static STAT64: Real<StatFn> = Real::new(c"stat64");
+static LSTAT: Real<StatFn> = Real::new(c"lstat");
+static LSTAT64: Real<StatFn> = Real::new(c"lstat64");
+static STATX: Real<StatxFn> = Real::new(c"statx");
+
+/// `path` is "" and `flags` has `AT_EMPTY_PATH`: the call describes `dirfd` itself.
+fn empty_path(path: *const c_char, flags: c_int) -> bool {
+    flags & libc::AT_EMPTY_PATH != 0 && !path.is_null() && unsafe { *path } == 0
+}
+
+// `struct stat64` is `struct stat` on the 64-bit targets libguard supports, so the 64 variants
+// share the hooks' types.
+macro_rules! fstat_hook {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(fd: c_int, buf: *mut libc::stat) -> c_int {
+            let Some(f) = $real.get() else {
+                return enosys();
+            };
+            let r = unsafe { f(fd, buf) };
+            if r == 0
+                && let Some(st) = unsafe { buf.as_mut() }
+            {
+                crate::redact::fix_fd_stat(fd, st);
+            }
+            r
+        }
+    };
+}
+fstat_hook!(fstat, FSTAT);
+fstat_hook!(fstat64, FSTAT64);
+
+macro_rules! fstatat_hook {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(
+            dirfd: c_int,
+            path: *const c_char,
+            buf: *mut libc::stat,
+            flags: c_int,
+        ) -> c_int {
+            let Some(f) = $real.get() else {
+                return enosys();
+            };
+            let r = unsafe { f(dirfd, path, buf, flags) };
+            if r == 0
+                && let Some(st) = unsafe { buf.as_mut() }
+            {
+                if empty_path(path, flags) {
+                    crate::redact::fix_fd_stat(dirfd, st);
+                } else {
+                    crate::redact::fix_path_stat(st);
+                }
+            }
+            r
+        }
+    };
+}
+fstatat_hook!(fstatat, FSTATAT);
+fstatat_hook!(fstatat64, FSTATAT64);
+
+macro_rules! stat_hook {
+    ($name:ident, $real:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(path: *const c_char, buf: *mut libc::stat) -> c_int {
+            let Some(f) = $real.get() else {
+                return enosys();
+            };
+            let r = unsafe { f(path, buf) };
+            if r == 0
+                && let Some(st) = unsafe { buf.as_mut() }
+            {
+                crate::redact::fix_path_stat(st);
+            }
+            r
+        }
+    };
+}
+stat_hook!(stat, STAT);
+stat_hook!(stat64, STAT64);
+stat_hook!(lstat, LSTAT);
+stat_hook!(lstat64, LSTAT64);
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn statx(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    mask: c_uint,
+    buf: *mut libc::statx,
+) -> c_int {
+    let Some(f) = STATX.get() else {
+        return enosys();
+    };
+    let r = unsafe { f(dirfd, path, flags, mask, buf) };
+    if r == 0
+        && let Some(stx) = unsafe { buf.as_mut() }
+    {
+        if empty_path(path, flags) {
+            crate::redact::fix_fd_statx(dirfd, stx);
+        } else {
+            crate::redact::fix_path_statx(stx);
+        }
+    }
+    r
 }

@@ -2,6 +2,7 @@
  * prints one line per path: `<path-name> <size> <content as hex>`; the test compares them.
  * Usage: readers FILE */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,25 @@ int main(int argc, char **argv) {
     if (fstat(fd, &st) != 0) { perror("fstat"); return 1; }
     printf("fstat %lld\n", (long long)st.st_size);
     printf("cloexec %d\n", (fcntl(fd, F_GETFD) & FD_CLOEXEC) ? 1 : 0);
+    /* The path's stat family agrees with the fd (GNU cp compares device and inode; every view
+     * reports the size read() will return). */
+    struct stat ps, ls, as, es;
+    struct statx sx, fx;
+    if (stat(p, &ps) || lstat(p, &ls) || fstatat(AT_FDCWD, p, &as, 0) ||
+        fstatat(fd, "", &es, AT_EMPTY_PATH) ||
+        statx(AT_FDCWD, p, 0, STATX_BASIC_STATS, &sx) ||
+        statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &fx)) {
+        perror("stat");
+        return 1;
+    }
+    printf("same-inode %d\n", ps.st_ino == st.st_ino && ps.st_dev == st.st_dev &&
+                                  es.st_ino == st.st_ino && fx.stx_ino == st.st_ino);
+    printf("stat %lld\n", (long long)ps.st_size);
+    printf("lstat %lld\n", (long long)ls.st_size);
+    printf("fstatat %lld\n", (long long)as.st_size);
+    printf("fstatat-fd %lld\n", (long long)es.st_size);
+    printf("statx %llu\n", (unsigned long long)sx.stx_size);
+    printf("statx-fd %llu\n", (unsigned long long)fx.stx_size);
 
     ssize_t n = read(fd, buf, sizeof buf);
     emit("read", buf, n < 0 ? 0 : (size_t)n);
@@ -67,8 +87,9 @@ int main(int argc, char **argv) {
     emit("fgets", buf, off);
     fclose(f);
 
-    /* A read-write open of the same path is refused (the agent would see the secrets). */
+    /* A read-write open of the same path is refused (the agent would see the secrets), for
+     * files under a redact rule and files redacted by content detection alike. */
     int w = open(p, O_RDWR);
-    printf("open-rdwr %d\n", w < 0 ? -1 : 0);
+    printf("open-rdwr %d %d\n", w < 0 ? -1 : 0, w < 0 ? errno : 0);
     return 0;
 }
