@@ -15,7 +15,8 @@
  *
  * Usage: ask_latency_approver RUN_DIR TOTAL TIMEOUT_S [wait|poll]
  * Exits 0 after approving TOTAL asks; 1 on timeout; 3 when a broker refused it. Prints
- * `approved=K polls=P refused=0|1` on stdout. */
+ * `approved=K polls=P refused=0|1 approve_rtt_median_us=T` on stdout (T: the median round trip
+ * of the `approve` requests, the broker's share of each ask's answer). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
