@@ -8,6 +8,12 @@
 //! target) at once. The answer's `who` names the human by the credentials of the control
 //! connection that answered (`<user> (uid <uid>)`, see [`human`]), never by client-supplied text.
 //!
+//! `pending` answers at once when its request's `id` is 0 (what `guardctl pending` and `watch`
+//! send); a non-zero `id` asks it to wait up to that many milliseconds (at most 30 s) for an
+//! unanswered ask to exist first, so an automatic or scripted approver learns of each ask as it
+//! arrives without polling (`bench/ask_latency_approver.c` uses it). The refusal check below
+//! runs before the wait.
+//!
 //! Control commands are refused unless the peer is clearly outside every guarded tree: the
 //! same uid as the broker (`SO_PEERCRED`), and neither the peer nor any of its ancestors (the
 //! `/proc/<pid>/stat` ppid chain) is this session's launcher, any `guardctl run` launcher, a
@@ -15,7 +21,10 @@
 //! The launcher is a child subreaper, so a double-forked descendant is reparented to it and
 //! still has it as an ancestor; a cleaned environment (`env -i`) still leaves the library
 //! mapped (the exec hooks re-inject it) and the launcher in the chain. A peer whose ancestry
-//! cannot be read is refused (fail closed).
+//! cannot be read is refused (fail closed). The check runs on every control request; the
+//! ancestors' part of a cleared peer is remembered for a second (`Approvals::refusal` says
+//! what is re-checked each time), because re-reading every ancestor's environ and maps made
+//! each `pending`/`approve` cost several hundred µs, most of an ask's round trip.
 
 use guard_proto::wire::{self, AskReply, AskRequest, ControlReply, ControlRequest, Message};
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +38,8 @@ use std::time::{Duration, Instant};
 const GRACE: Duration = Duration::from_millis(500);
 /// Asks held at once; more are denied at once (each holds a connection thread).
 const MAX_PENDING: usize = 256;
+/// Longest wait a `pending` request may ask for (its `id` field, in ms; 0: answer at once).
+const PENDING_WAIT_MAX: Duration = Duration::from_secs(30);
 
 struct Pending {
     session: String,
@@ -102,7 +113,24 @@ pub struct Approvals {
     /// This session's launcher (the broker's own process in `guardctl run`).
     launcher: u32,
     agent: String,
+    /// Control peers whose whole ancestry was found outside every guarded tree: pid ->
+    /// what identifies that process (see [`Approvals::refusal`]).
+    cleared: Mutex<HashMap<u32, Cleared>>,
 }
+
+/// A control peer the full ancestry walk cleared.
+#[derive(Clone, Copy)]
+struct Cleared {
+    ppid: u32,
+    /// Start time in clock ticks since boot: a reused pid has another.
+    start: u64,
+    at: Instant,
+}
+
+/// How long a cleared peer's ancestors are trusted without a new full walk.
+const CLEARED_TTL: Duration = Duration::from_secs(1);
+/// Peers remembered at once (consoles are few; old entries are dropped first).
+const CLEARED_MAX: usize = 64;
 
 impl Approvals {
     pub fn new(agent: &str) -> Approvals {
@@ -113,7 +141,67 @@ impl Approvals {
             id_base: u64::from(pid) << 20,
             launcher: pid,
             agent: agent.to_string(),
+            cleared: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// [`peer_refusal`], with the ancestors' verdict remembered per peer process for
+    /// [`CLEARED_TTL`]. Every request still checks the peer process itself in full (uid, this
+    /// session's launcher, `GUARD_SESSION`, `libguard.so` mapped: an exec into a guarded
+    /// program is seen at once) and that it is the same process with the same parent (pid
+    /// reuse or reparenting means a full walk). What the memo skips is re-reading each
+    /// ancestor's environ and maps, which made every control request cost several hundred µs;
+    /// an ancestor turning into a guarded process is seen within [`CLEARED_TTL`].
+    fn refusal(&self, stream: &UnixStream) -> Option<String> {
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let pid = match peer_cred(stream) {
+            Some(c) if c.uid == me && c.pid > 1 => c.pid as u32,
+            // Refused for its credentials: peer_refusal says why.
+            _ => return peer_refusal(stream, self.launcher),
+        };
+        let known = {
+            let g = self.cleared.lock().unwrap_or_else(|e| e.into_inner());
+            g.get(&pid)
+                .copied()
+                .filter(|c| c.at.elapsed() < CLEARED_TTL)
+        };
+        if let Some(c) = known {
+            match check_process(pid, 0, self.launcher, &mut Vec::new()) {
+                Ok((ppid, start)) if ppid == c.ppid && start == c.start => return None,
+                Ok(_) => {}
+                Err(why) => {
+                    self.forget(pid);
+                    return Some(why);
+                }
+            }
+        }
+        match walk(pid, self.launcher) {
+            Ok((ppid, start)) => {
+                let mut g = self.cleared.lock().unwrap_or_else(|e| e.into_inner());
+                g.retain(|_, c| c.at.elapsed() < CLEARED_TTL);
+                if g.len() < CLEARED_MAX {
+                    g.insert(
+                        pid,
+                        Cleared {
+                            ppid,
+                            start,
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                None
+            }
+            Err(why) => {
+                self.forget(pid);
+                Some(why)
+            }
+        }
+    }
+
+    fn forget(&self, pid: u32) {
+        let mut g = self.cleared.lock().unwrap_or_else(|e| e.into_inner());
+        g.remove(&pid);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -243,6 +331,29 @@ impl Approvals {
         true
     }
 
+    /// For `pending` with a wait: parks until some ask is unanswered, `ms` pass (at most
+    /// [`PENDING_WAIT_MAX`]), or the client hangs up. A console then learns of a new ask as it
+    /// arrives instead of on its next poll, and idles meanwhile instead of polling back to back
+    /// (each control request walks the peer's ancestry in /proc).
+    fn wait_for_ask(&self, stream: &UnixStream, ms: u64) {
+        let until = Instant::now() + Duration::from_millis(ms).min(PENDING_WAIT_MAX);
+        let mut g = self.lock();
+        while !g.pending.values().any(|p| p.answer.is_none()) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || client_gone(stream) {
+                return;
+            }
+            // In slices, so a client that hung up does not hold its thread for long.
+            g = match self
+                .cv
+                .wait_timeout(g, left.min(Duration::from_millis(100)))
+            {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
     /// The pending asks as JSON Lines.
     fn pending_json(&self) -> String {
         let g = self.lock();
@@ -275,16 +386,22 @@ impl Approvals {
     }
 
     fn control(&self, stream: &UnixStream, req: &ControlRequest<'_>) {
-        let (ok, body) = match peer_refusal(stream, self.launcher) {
+        let (ok, body) = match self.refusal(stream) {
             Some(why) => (false, format!("refused: {why}")),
             None => {
-                // peer_refusal succeeded, so the credentials are readable.
-                let who = peer_cred(stream)
-                    .map(|c| human(c.uid))
-                    .unwrap_or_else(|| "unknown".into());
                 match req.op {
-                    "pending" => (true, self.pending_json()),
+                    "pending" => {
+                        if req.id > 0 {
+                            self.wait_for_ask(stream, req.id);
+                        }
+                        (true, self.pending_json())
+                    }
                     "approve" | "deny" => {
+                        // peer_refusal succeeded, so the credentials are readable. Looked up
+                        // only here: `pending`, polled back to back by consoles, needs no name.
+                        let who = peer_cred(stream)
+                            .map(|c| human(c.uid))
+                            .unwrap_or_else(|| "unknown".into());
                         let approve = req.op == "approve";
                         if self.answer(req.id, approve, req.remember, who) {
                             (
@@ -349,6 +466,12 @@ pub fn on_message(stream: &UnixStream, msg: &Message<'_>, ap: &Approvals, sessio
 }
 
 fn send(mut stream: &UnixStream, msg: &Message<'_>) -> std::io::Result<()> {
+    // Most replies (ask answers, approve/deny results) are tiny: try a small buffer first
+    // rather than zeroing 64 KiB for each; a large `pending` list takes the full size.
+    let mut small = [0u8; 1024];
+    if let Ok(n) = wire::encode_frame(msg, &mut small) {
+        return stream.write_all(&small[..n]);
+    }
     let mut buf = vec![0u8; wire::HEADER_LEN + wire::MAX_FRAME];
     let n =
         wire::encode_frame(msg, &mut buf).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
@@ -408,65 +531,113 @@ pub fn peer_refusal(stream: &UnixStream, launcher: u32) -> Option<String> {
 
 /// Walks `pid` and its ancestors; `Some(why)` when one of them belongs to a guarded tree.
 pub fn guarded_ancestry(pid: u32, launcher: u32) -> Option<String> {
-    let our_exe = std::fs::read_link("/proc/self/exe").ok();
+    walk(pid, launcher).err()
+}
+
+/// The whole ancestry walk: `Err(why)` as for [`guarded_ancestry`], else the (ppid, start
+/// time) of `pid` itself, which [`Approvals::refusal`] keeps to recognise the peer later.
+fn walk(pid: u32, launcher: u32) -> Result<(u32, u64), String> {
+    // One scratch buffer for every /proc file of the walk (see `read_proc`).
+    let mut scratch = Vec::new();
     let mut cur = pid;
+    let mut first = None;
     for depth in 0..4096 {
         if cur <= 1 {
-            return None;
+            // Reached init. (A peer that is pid 1 itself is not examined, as before; `refusal`
+            // never remembers it.)
+            return Ok(first.unwrap_or((0, 0)));
         }
-        let what = if depth == 0 {
-            format!("the requesting process {cur}")
-        } else {
-            format!("its ancestor {cur}")
-        };
-        if cur == launcher {
-            return Some(format!(
-                "{what} is this session's launcher: the request comes from inside the guarded tree"
-            ));
-        }
-        let Ok(stat) = std::fs::read(format!("/proc/{cur}/stat")) else {
-            return Some(format!("cannot read /proc/{cur}/stat"));
-        };
-        if let Ok(env) = std::fs::read(format!("/proc/{cur}/environ"))
-            && env
-                .split(|b| *b == 0)
-                .any(|e| e.starts_with(b"GUARD_SESSION="))
-        {
-            return Some(format!(
-                "{what} runs inside a guarded session (GUARD_SESSION is set)"
-            ));
-        }
-        if let Ok(maps) = std::fs::read(format!("/proc/{cur}/maps"))
-            && maps
-                .split(|b| *b == b'\n')
-                .any(|l| l.ends_with(b"/libguard.so"))
-        {
-            return Some(format!("{what} has libguard.so loaded"));
-        }
-        if depth > 0
-            && let (Some(ours), Ok(exe)) =
-                (&our_exe, std::fs::read_link(format!("/proc/{cur}/exe")))
-            && &exe == ours
-            && let Ok(cmdline) = std::fs::read(format!("/proc/{cur}/cmdline"))
-            && cmdline.split(|b| *b == 0).nth(1) == Some(b"run")
-        {
-            return Some(format!("{what} is a `guardctl run` launcher"));
-        }
-        // The comm field may hold spaces and parentheses: parse after the last ')'.
-        let Some(close) = stat.iter().rposition(|b| *b == b')') else {
-            return Some(format!("malformed /proc/{cur}/stat"));
-        };
-        let rest = String::from_utf8_lossy(&stat[close + 1..]).into_owned();
-        let Some(ppid) = rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            return Some(format!("malformed /proc/{cur}/stat"));
-        };
+        let (ppid, start) = check_process(cur, depth, launcher, &mut scratch)?;
+        first.get_or_insert((ppid, start));
         cur = ppid;
     }
-    Some("process ancestry too deep".into())
+    Err("process ancestry too deep".into())
+}
+
+/// One process of the ancestry walk (`depth` 0 is the peer itself): `Err(why)` when it belongs
+/// to a guarded tree or cannot be read, else its (ppid, start time in clock ticks since boot).
+fn check_process(
+    cur: u32,
+    depth: usize,
+    launcher: u32,
+    scratch: &mut Vec<u8>,
+) -> Result<(u32, u64), String> {
+    // The broker's own executable does not change while it runs.
+    static OUR_EXE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let our_exe = OUR_EXE.get_or_init(|| std::fs::read_link("/proc/self/exe").ok());
+    let what = if depth == 0 {
+        format!("the requesting process {cur}")
+    } else {
+        format!("its ancestor {cur}")
+    };
+    if cur == launcher {
+        return Err(format!(
+            "{what} is this session's launcher: the request comes from inside the guarded tree"
+        ));
+    }
+    let Some(stat) = read_proc(&format!("/proc/{cur}/stat"), scratch).map(<[u8]>::to_vec) else {
+        return Err(format!("cannot read /proc/{cur}/stat"));
+    };
+    if let Some(env) = read_proc(&format!("/proc/{cur}/environ"), scratch)
+        && env
+            .split(|b| *b == 0)
+            .any(|e| e.starts_with(b"GUARD_SESSION="))
+    {
+        return Err(format!(
+            "{what} runs inside a guarded session (GUARD_SESSION is set)"
+        ));
+    }
+    if let Some(maps) = read_proc(&format!("/proc/{cur}/maps"), scratch)
+        && maps
+            .split(|b| *b == b'\n')
+            .any(|l| l.ends_with(b"/libguard.so"))
+    {
+        return Err(format!("{what} has libguard.so loaded"));
+    }
+    if depth > 0
+        && let (Some(ours), Ok(exe)) = (our_exe, std::fs::read_link(format!("/proc/{cur}/exe")))
+        && &exe == ours
+        && let Some(cmdline) = read_proc(&format!("/proc/{cur}/cmdline"), scratch)
+        && cmdline.split(|b| *b == 0).nth(1) == Some(b"run")
+    {
+        return Err(format!("{what} is a `guardctl run` launcher"));
+    }
+    // The comm field may hold spaces and parentheses: parse after the last ')'. Then state
+    // (field 3), ppid (4), ..., starttime (22).
+    let Some(close) = stat.iter().rposition(|b| *b == b')') else {
+        return Err(format!("malformed /proc/{cur}/stat"));
+    };
+    let rest = String::from_utf8_lossy(&stat[close + 1..]).into_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    match (
+        fields.get(1).and_then(|p| p.parse::<u32>().ok()),
+        fields.get(19).and_then(|p| p.parse::<u64>().ok()),
+    ) {
+        (Some(ppid), Some(start)) => Ok((ppid, start)),
+        _ => Err(format!("malformed /proc/{cur}/stat")),
+    }
+}
+
+/// Reads a whole /proc file into `buf` (grown as needed) and returns its bytes. /proc files
+/// report size 0, so `std::fs::read` probes with 32 bytes and doubles, about ten reads per
+/// file; control requests walk several ancestors' stat, environ and maps on every request, and
+/// consoles poll back to back, so this reads in large chunks (usually one read and the EOF).
+fn read_proc<'b>(path: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut n = 0;
+    loop {
+        if buf.len() - n < 4096 {
+            let grown = (buf.len() * 2).max(64 * 1024);
+            buf.resize(grown, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => return buf.get(..n),
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -487,6 +658,112 @@ mod tests {
             guarded_ancestry(u32::MAX - 1, 0).is_some(),
             "a vanished pid is refused"
         );
+    }
+
+    #[test]
+    fn pending_with_a_wait_returns_when_an_ask_arrives_or_the_wait_ends() {
+        let ap = std::sync::Arc::new(Approvals::new("agent"));
+        let (console, _console_peer) = UnixStream::pair().unwrap();
+        let t0 = Instant::now();
+        ap.wait_for_ask(&console, 150);
+        let idle = t0.elapsed();
+        assert!(idle >= Duration::from_millis(150), "{idle:?}");
+        assert!(idle < Duration::from_secs(3), "{idle:?}");
+        let (a, _b) = UnixStream::pair().unwrap();
+        let ap2 = ap.clone();
+        let asker = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let req = AskRequest {
+                id: 0,
+                session: "s",
+                agent: "a",
+                action: "read",
+                target: "/tmp/asked",
+                rule: "r",
+                reason: "",
+                pid: 1,
+                ppid: 0,
+                exe: "",
+                runtime: "native",
+                cwd: "/",
+                timeout_ms: 5000,
+            };
+            ap2.ask(&a, &req, "s");
+        });
+        let t0 = Instant::now();
+        ap.wait_for_ask(&console, 20_000);
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        let listed = ap.pending_json();
+        assert!(listed.contains("\"target\":\"/tmp/asked\""), "{listed}");
+        let id = *ap.lock().pending.keys().next().unwrap();
+        assert!(ap.answer(id, true, false, "test".into()));
+        asker.join().unwrap();
+        // Answered asks do not count: the next wait runs to its end again.
+        let t0 = Instant::now();
+        ap.wait_for_ask(&console, 100);
+        assert!(t0.elapsed() >= Duration::from_millis(100));
+    }
+
+    /// The memo of cleared control peers: the peer itself is checked on every request, its
+    /// ancestors again once the entry is older than CLEARED_TTL or the peer's identity changed.
+    #[test]
+    fn control_peers_are_remembered_but_the_peer_itself_is_checked_every_time() {
+        if std::env::var_os("GUARD_SESSION").is_some() {
+            return; // run inside a guarded session: everything is refused, rightly
+        }
+        let me = std::process::id();
+        let parent = std::os::unix::process::parent_id();
+        let (stream, _peer) = UnixStream::pair().unwrap();
+        let with_launcher = |launcher: u32| Approvals {
+            launcher,
+            ..Approvals::new("a")
+        };
+        let entry = |ap: &Approvals| ap.cleared.lock().unwrap().get(&me).copied();
+
+        // Outside: cleared, remembered, and cleared again from the memo.
+        let ap = with_launcher(0);
+        assert_eq!(ap.refusal(&stream), None);
+        let first = entry(&ap).expect("remembered");
+        assert_eq!(first.ppid, parent);
+        assert_eq!(ap.refusal(&stream), None);
+        // A different start time (a reused pid) is not taken from the memo: full walk again.
+        ap.cleared.lock().unwrap().get_mut(&me).unwrap().start ^= 1;
+        assert_eq!(ap.refusal(&stream), None);
+        assert_eq!(entry(&ap).map(|c| c.start), Some(first.start));
+
+        // The peer itself is re-checked even with a fresh memo entry.
+        let ap = with_launcher(me);
+        ap.cleared.lock().unwrap().insert(me, first);
+        let why = ap.refusal(&stream).unwrap_or_default();
+        assert!(why.contains("launcher"), "{why}");
+        assert!(entry(&ap).is_none(), "a refusal forgets the peer");
+
+        // Ancestors: trusted from a fresh entry, walked again once it is older than the TTL.
+        let ap = with_launcher(parent);
+        let mut stale = first;
+        stale.at = Instant::now() - CLEARED_TTL - Duration::from_millis(1);
+        ap.cleared.lock().unwrap().insert(me, stale);
+        let why = ap.refusal(&stream).unwrap_or_default();
+        assert!(why.contains("launcher"), "{why}");
+    }
+
+    #[test]
+    fn read_proc_reads_whole_files_of_any_size() {
+        let mut scratch = Vec::new();
+        let cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(
+            read_proc("/proc/self/cmdline", &mut scratch),
+            Some(&cmdline[..])
+        );
+        // Larger than the first chunk, so the buffer has to grow mid-read.
+        let dir = std::env::temp_dir().join(format!("guard-ap-readproc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("big"), &big).unwrap();
+        let got = read_proc(dir.join("big").to_str().unwrap(), &mut scratch).map(<[u8]>::to_vec);
+        assert_eq!(got.as_deref(), Some(&big[..]));
+        assert_eq!(read_proc("/proc/0/stat", &mut scratch), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
