@@ -237,10 +237,11 @@ static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 /// `a`), and the lexical verdict is the whole verdict. No syscall is added for an absolute path
 /// (one `getcwd` for a path relative to the cwd, as before).
 ///
-/// Taken only when the lexical name evaluates to plain `allow` (nothing to record), so events
-/// and decisions are exactly those of the slow path. Returns `None` (the caller runs the slow
-/// path, which re-evaluates from scratch) when:
-/// - the lexical verdict is anything but allow, or the name could not be computed;
+/// Taken only when the lexical name evaluates to plain `allow` (nothing to record), or to
+/// `redact` for a read (which `after_open` carries out and records), so events and decisions
+/// are exactly those of the slow path. Returns `None` (the caller runs the slow path, which
+/// re-evaluates from scratch) when:
+/// - the lexical verdict is anything else, or the name could not be computed;
 /// - the name is under `/proc/` (the slow path also checks the kernel's `/proc/<pid>/...` name,
 ///   which the lexical rewrite to `/proc/self/...` hides);
 /// - `openat2` fails with `ELOOP` (a symlink somewhere, including `/proc/self`, `/dev/fd` and a
@@ -255,17 +256,18 @@ static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 ///
 /// `mode` is passed only with `O_CREAT` or `O_TMPFILE` (`openat2` refuses it otherwise).
 ///
-/// `after_open(fd, name)` runs after a successful open, outside the library's bypass flag, with
-/// the file's (real = lexical) name; returning false refuses the open (`EACCES`, the fd is
-/// closed). It is where content checks of opened files hook in (a call-out, so the fast path
-/// never skips them).
+/// `after_open(fd, name, verdict)` runs after a successful open, outside the library's bypass
+/// flag, with the file's (real = lexical) name and the path's verdict when it is `redact`
+/// (`None`: allowed); returning false refuses the open (`EACCES`, the fd is closed). It is where
+/// redaction and content checks of opened files hook in (a call-out, so the fast path never
+/// skips them).
 pub fn fast_open(
     dirfd: i32,
     path: *const c_char,
     flags: i32,
     mode: u32,
     access: guard_proto::FileAccess,
-    after_open: impl FnOnce(i32, &[u8]) -> bool,
+    after_open: impl FnOnce(i32, &[u8], Option<crate::eval::Outcome>) -> bool,
 ) -> Option<i32> {
     use core::sync::atomic::Ordering;
     use guard_proto::{Action, Context, Decision};
@@ -294,6 +296,7 @@ pub fn fast_open(
     if crate::selfprotect::violation(&[(lex.as_bytes(), true)], access).is_some() {
         return None;
     }
+    let mut redact = None;
     if !crate::allow_cache::allowed(lex.as_bytes(), access) {
         let envl = crate::eval::CEnv(crate::state::environ_ptr());
         let ctx = Context {
@@ -308,10 +311,15 @@ pub fn fast_open(
             },
             &ctx,
         );
-        if o.enforce != Decision::Allow {
+        if o.enforce == Decision::Redact && access == guard_proto::FileAccess::Read {
+            redact = Some(o);
+        } else if o.enforce != Decision::Allow {
             return None;
         }
-        crate::allow_cache::remember(lex.as_bytes(), access);
+        // Only `allow` is memoised (a redacted read must reach `after_open` with its verdict).
+        if redact.is_none() {
+            crate::allow_cache::remember(lex.as_bytes(), access);
+        }
     }
     // The open itself runs outside the library: a FIFO open may block, and hooks called from a
     // signal handler meanwhile must still be evaluated.
@@ -333,7 +341,7 @@ pub fn fast_open(
     };
     if r >= 0 {
         let fd = r as i32;
-        if !after_open(fd, lex.as_bytes()) {
+        if !after_open(fd, lex.as_bytes(), redact) {
             raw::close(fd);
             raw::set_errno(libc::EACCES);
             return Some(-1);

@@ -139,12 +139,12 @@ fn gate_open(
     if access != FileAccess::Read && redact_write_refused(dirfd, path) {
         return eacces();
     }
-    // Content detection on a read the fast path allowed (the path itself matched no redact
-    // rule: only secrets found by content in scope can still swap in a redacted copy).
-    let after_open = |fd: c_int, name: &[u8]| {
+    // Redaction of a read the fast path took: under a `redact` rule (`verdict`), or by content
+    // in scope (only secrets found by content can still swap in a redacted copy).
+    let after_open = |fd: c_int, name: &[u8], verdict| {
         access != FileAccess::Read
             || match Inside::enter() {
-                Some(_g) => crate::redact::after_read_open(fd, name, None),
+                Some(_g) => crate::redact::after_read_open(fd, name, verdict),
                 None => true,
             }
     };
@@ -323,8 +323,8 @@ fn fast_fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     let flags = simple_read_mode(unsafe { raw::cstr(mode) })?;
-    let after_open = |fd: c_int, name: &[u8]| match Inside::enter() {
-        Some(_g) => crate::redact::after_read_open(fd, name, None),
+    let after_open = |fd: c_int, name: &[u8], verdict| match Inside::enter() {
+        Some(_g) => crate::redact::after_read_open(fd, name, verdict),
         None => true,
     };
     let fd = crate::path::fast_open(libc::AT_FDCWD, path, flags, 0, FileAccess::Read, after_open)?;
