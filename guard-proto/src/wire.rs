@@ -98,7 +98,9 @@ pub struct AskReply<'a> {
 }
 
 /// A control command. `op` is `pending`, `approve` or `deny`; `remember` is only meaningful for
-/// `approve` (approve later identical asks of the session without asking).
+/// `approve` (approve later identical asks of the session without asking). For `pending`, a
+/// non-zero `id` means "wait up to `id` milliseconds (at most 30 s) for an unanswered ask"
+/// (`guardctl pending` and `watch` send 0: answer at once).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct ControlRequest<'a> {
     pub op: &'a str,
