@@ -89,7 +89,10 @@ row "python3 import-heavy script" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" 
 row "git status, 10,000 files" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
 
 # The guarded runs recorded their refusals (the broker really ran).
-if ! "$GUARDCTL" log --last --json | grep -q '"ssh-private-keys"'; then
+# (Into a file first: `grep -q` stops reading at the first hit, and with pipefail the writer's
+# SIGPIPE would fail the check.)
+"$GUARDCTL" log --last --json > "$WORK/last.jsonl"
+if ! grep -q '"ssh-private-keys"' "$WORK/last.jsonl"; then
   echo "no ssh-private-keys deny event in the last session's audit log: was the guard live?" >&2
   exit 1
 fi
