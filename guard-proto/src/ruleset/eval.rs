@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use super::exec::{Overlay, SplitArgv, basename, is_assignment, payload_start, wrapper};
 use super::format::*;
-use super::glob::glob_match;
+use super::glob::{glob_match, same_text};
 use super::graphql::for_each_top_field;
 use super::{RegexCache, Ruleset};
 use crate::action::{Action, Argv, Context, EnvLookup, FileAccess};
@@ -124,12 +124,7 @@ impl<'a> Ruleset<'a> {
             // comes from a damaged file: ignore it.
             return lit > pat.len() && glob_match(pat, text, path_mode, fold);
         };
-        let same = if fold {
-            ph.eq_ignore_ascii_case(th)
-        } else {
-            ph == th
-        };
-        same && glob_match(&pat[lit..], &text[lit..], path_mode, fold)
+        same_text(ph, th, fold) && glob_match(&pat[lit..], &text[lit..], path_mode, fold)
     }
 
     /// Hash-table lookup: calls `f(value)` for every value filed under `key`; returns whether

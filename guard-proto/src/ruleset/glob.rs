@@ -24,7 +24,8 @@ pub fn glob_match(pat: &[u8], text: &[u8], path_mode: bool, fold: bool) -> bool 
             if let Some(lit) = p.strip_prefix(b"*")
                 && is_literal(lit)
             {
-                return base.len() >= lit.len() && same(&base[base.len() - lit.len()..], lit, fold);
+                return base.len() >= lit.len()
+                    && same_text(&base[base.len() - lit.len()..], lit, fold);
             }
             return match_from(p, base, path_mode, fold);
         }
@@ -34,7 +35,7 @@ pub fn glob_match(pat: &[u8], text: &[u8], path_mode: bool, fold: bool) -> bool 
             && !name.is_empty()
             && is_literal(name)
         {
-            return text.split(|&b| b == b'/').any(|c| same(c, name, fold));
+            return text.split(|&b| b == b'/').any(|c| same_text(c, name, fold));
         }
     }
     match_from(pat, text, path_mode, fold)
@@ -45,7 +46,8 @@ fn is_literal(p: &[u8]) -> bool {
     !p.iter().any(|&b| b == b'/' || is_meta(b))
 }
 
-fn same(a: &[u8], b: &[u8], fold: bool) -> bool {
+/// Equal texts, ASCII case-insensitively when `fold`.
+pub(super) fn same_text(a: &[u8], b: &[u8], fold: bool) -> bool {
     if fold {
         a.eq_ignore_ascii_case(b)
     } else {
