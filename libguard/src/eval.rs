@@ -439,6 +439,12 @@ fn conclude(
 /// The resolved name comes from an `O_PATH` open of the path (the kernel resolves symlinks,
 /// `..` after them and `/proc` magic links exactly as the real call will).
 pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool {
+    file_denied_any(dirfd, path, &[access])
+}
+
+/// [`file_denied`] for several accesses of one path, in order, stopping at the first denied
+/// one (which alone is recorded); the path's names are computed once.
+pub fn file_denied_any(dirfd: i32, path: *const c_char, accesses: &[FileAccess]) -> bool {
     if path.is_null() {
         return false;
     }
@@ -460,13 +466,15 @@ pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool 
         (res.as_bytes(), have_res && res.as_bytes() != lex.as_bytes()),
         (extra.as_bytes(), !extra.is_empty()),
     ];
-    if let Some(hit) = crate::selfprotect::violation(&names, access) {
-        let o = crate::selfprotect::outcome();
-        emit(access.as_str(), hit, &o, false, "");
-        return true;
-    }
-    let best = evaluate_names(&names, access, cwd.as_bytes());
-    conclude(best, &names, p, access)
+    accesses.iter().any(|&access| {
+        if let Some(hit) = crate::selfprotect::violation(&names, access) {
+            let o = crate::selfprotect::outcome();
+            emit(access.as_str(), hit, &o, false, "");
+            return true;
+        }
+        let best = evaluate_names(&names, access, cwd.as_bytes());
+        conclude(best, &names, p, access)
+    })
 }
 
 /// A read-only open, checked in two steps: the lexical name before the call (no extra

@@ -2,7 +2,7 @@
 //! a path (glibc's internal calls do not go through the PLT, so `fopen`, `creat` and the
 //! fortified `__open_2` family each need their own hook).
 
-use super::{Real, libc_ret};
+use super::{Real, eacces, enosys, libc_ret};
 use crate::eval::file_denied;
 use crate::raw::{self, set_errno};
 use crate::state::Inside;
@@ -112,16 +112,6 @@ pub fn denied(dirfd: c_int, path: *const c_char, access: FileAccess) -> bool {
     }
 }
 
-fn eacces() -> c_int {
-    set_errno(libc::EACCES);
-    -1
-}
-
-fn enosys() -> c_int {
-    set_errno(libc::ENOSYS);
-    -1
-}
-
 /// An open: first the allow fast path (`path::fast_open`, the real open done as `openat2`
 /// without symlinks); when it does not apply, reads go through the two-step `checked_read` and
 /// anything else is checked before. `fast_mode`: the mode for `openat2`, `None` to skip the
@@ -142,11 +132,7 @@ fn gate_open(
     // Redaction of a read the fast path took: under a `redact` rule (`verdict`), or by content
     // in scope (only secrets found by content can still swap in a redacted copy).
     let after_open = |fd: c_int, name: &[u8], verdict| {
-        access != FileAccess::Read
-            || match Inside::enter() {
-                Some(_g) => crate::redact::after_read_open(fd, name, verdict),
-                None => true,
-            }
+        access != FileAccess::Read || redact_after_open(fd, name, verdict)
     };
     if let Some(mode) = fast_mode
         && let Some(r) = crate::path::fast_open(dirfd, path, flags, mode, access, after_open)
@@ -161,6 +147,15 @@ fn gate_open(
         return eacces();
     }
     call()
+}
+
+/// The fast path's `after_open` for a read-only open: redaction under a `redact` rule
+/// (`verdict`) or by content in scope (`redact::after_read_open`); false refuses the open.
+fn redact_after_open(fd: c_int, name: &[u8], verdict: Option<crate::eval::Outcome>) -> bool {
+    match Inside::enter() {
+        Some(_g) => crate::redact::after_read_open(fd, name, verdict),
+        None => true,
+    }
 }
 
 /// A write-class open of a path the agent reads redacted is refused (`redact.rs`).
@@ -323,11 +318,14 @@ fn fast_fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     let flags = simple_read_mode(unsafe { raw::cstr(mode) })?;
-    let after_open = |fd: c_int, name: &[u8], verdict| match Inside::enter() {
-        Some(_g) => crate::redact::after_read_open(fd, name, verdict),
-        None => true,
-    };
-    let fd = crate::path::fast_open(libc::AT_FDCWD, path, flags, 0, FileAccess::Read, after_open)?;
+    let fd = crate::path::fast_open(
+        libc::AT_FDCWD,
+        path,
+        flags,
+        0,
+        FileAccess::Read,
+        redact_after_open,
+    )?;
     if fd < 0 {
         return Some(core::ptr::null_mut());
     }

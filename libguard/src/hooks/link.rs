@@ -10,9 +10,8 @@
 //! the name the symlink leads to (`file_denied` resolves it), and a redacted file reached
 //! through a symlink is refused too (the source must not be a symlink to a redacted path).
 
-use super::Real;
-use crate::eval::file_denied;
-use crate::raw::set_errno;
+use super::{Real, eacces, enosys};
+use crate::eval::{file_denied, file_denied_any};
 use crate::state::Inside;
 use core::ffi::{c_char, c_int};
 use guard_proto::FileAccess;
@@ -42,13 +41,7 @@ pub fn resolve_all() {
 /// True when creating the name (`dirfd`, `path`) must fail with `EACCES` (a symlink's target
 /// needs no check: opening through the link is judged on the file it leads to).
 pub fn create_denied(dirfd: c_int, path: *const c_char) -> bool {
-    if path.is_null() {
-        return false;
-    }
-    match Inside::enter() {
-        Some(_g) => file_denied(dirfd, path, FileAccess::Write),
-        None => false,
-    }
+    super::file::denied(dirfd, path, FileAccess::Write)
 }
 
 /// True when creating `new` as a hard link to `old` must fail with `EACCES`.
@@ -73,10 +66,11 @@ pub fn link_denied(
         // The redact check above saw the symlink's own name, not the file it leads to.
         return true;
     }
-    file_denied(olddir, old, FileAccess::Read)
-        || file_denied(olddir, old, FileAccess::Write)
-        || file_denied(olddir, old, FileAccess::Delete)
-        || file_denied(newdir, new, FileAccess::Write)
+    file_denied_any(
+        olddir,
+        old,
+        &[FileAccess::Read, FileAccess::Write, FileAccess::Delete],
+    ) || file_denied(newdir, new, FileAccess::Write)
 }
 
 fn is_symlink(dirfd: c_int, path: *const c_char) -> bool {
@@ -93,11 +87,6 @@ fn is_symlink(dirfd: c_int, path: *const c_char) -> bool {
     r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFLNK
 }
 
-fn eacces() -> c_int {
-    set_errno(libc::EACCES);
-    -1
-}
-
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn link(old: *const c_char, new: *const c_char) -> c_int {
     if link_denied(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0) {
@@ -105,10 +94,7 @@ pub unsafe extern "C" fn link(old: *const c_char, new: *const c_char) -> c_int {
     }
     match LINK.get() {
         Some(f) => unsafe { f(old, new) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
+        None => enosys(),
     }
 }
 
@@ -125,16 +111,8 @@ pub unsafe extern "C" fn linkat(
     }
     match LINKAT.get() {
         Some(f) => unsafe { f(olddir, old, newdir, new, flags) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
+        None => enosys(),
     }
-}
-
-fn enosys() -> c_int {
-    set_errno(libc::ENOSYS);
-    -1
 }
 
 #[unsafe(no_mangle)]

@@ -64,6 +64,18 @@ pub fn resolve_all() {
     tls::resolve_all();
 }
 
+/// A refused call in libc's convention: `errno = EACCES`, -1 (of the hook's return type).
+pub fn eacces<T: From<i8>>() -> T {
+    crate::raw::set_errno(libc::EACCES);
+    T::from(-1)
+}
+
+/// A call whose real function could not be found: `errno = ENOSYS`, -1.
+pub fn enosys<T: From<i8>>() -> T {
+    crate::raw::set_errno(libc::ENOSYS);
+    T::from(-1)
+}
+
 /// Converts a raw syscall result to the libc convention.
 pub fn libc_ret(r: isize) -> isize {
     if r < 0 && r > -4096 {

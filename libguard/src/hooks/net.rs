@@ -4,9 +4,8 @@
 //! judged as connects to that address; and the resolvers (`getaddrinfo`, `gethostbyname*`),
 //! which feed the address→name table so connect rules can match host names.
 
-use super::Real;
+use super::{Real, eacces, enosys};
 use crate::eval::connect_denied;
-use crate::raw::set_errno;
 use crate::state::Inside;
 use core::ffi::{c_char, c_int};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -114,21 +113,12 @@ pub fn denied(addr: *const sockaddr, len: socklen_t) -> bool {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     if denied(addr, len) {
-        set_errno(libc::EACCES);
-        return -1;
+        return eacces();
     }
     match CONNECT.get() {
         Some(f) => unsafe { f(fd, addr, len) },
-        None => {
-            set_errno(libc::ENOSYS);
-            -1
-        }
+        None => enosys(),
     }
-}
-
-fn enosys<T: From<i8>>() -> T {
-    set_errno(libc::ENOSYS);
-    T::from(-1)
 }
 
 /// `sendto` with a destination reaches that address without `connect`: a UDP datagram, or with
@@ -143,12 +133,11 @@ pub unsafe extern "C" fn sendto(
     alen: socklen_t,
 ) -> libc::ssize_t {
     if !addr.is_null() && denied(addr, alen) {
-        set_errno(libc::EACCES);
-        return -1;
+        return eacces();
     }
     match SENDTO.get() {
         Some(f) => unsafe { f(fd, buf, len, flags, addr, alen) },
-        None => enosys::<isize>() as libc::ssize_t,
+        None => enosys(),
     }
 }
 
@@ -168,13 +157,21 @@ pub unsafe extern "C" fn sendmsg(
     flags: c_int,
 ) -> libc::ssize_t {
     if unsafe { msg_denied(msg) } {
-        set_errno(libc::EACCES);
-        return -1;
+        return eacces();
     }
     match SENDMSG.get() {
         Some(f) => unsafe { f(fd, msg, flags) },
-        None => enosys::<isize>() as libc::ssize_t,
+        None => enosys(),
     }
+}
+
+/// Whether any message of a `sendmmsg` batch goes to a denied address.
+///
+/// # Safety
+/// `vec` is NULL or points to `n` readable `mmsghdr`s (the kernel reads at most UIO_MAXIOV, 1024).
+pub unsafe fn mmsg_denied(vec: *const libc::mmsghdr, n: libc::c_uint) -> bool {
+    !vec.is_null()
+        && (0..(n as usize).min(1024)).any(|i| unsafe { msg_denied(&(*vec.add(i)).msg_hdr) })
 }
 
 /// Refused as a whole when any message goes to a denied address (nothing is sent), so that a
@@ -186,18 +183,12 @@ pub unsafe extern "C" fn sendmmsg(
     n: libc::c_uint,
     flags: c_int,
 ) -> c_int {
-    if !vec.is_null() {
-        // The kernel sends at most UIO_MAXIOV (1024) messages per call.
-        for i in 0..(n as usize).min(1024) {
-            if unsafe { msg_denied(&(*vec.add(i)).msg_hdr) } {
-                set_errno(libc::EACCES);
-                return -1;
-            }
-        }
+    if unsafe { mmsg_denied(vec, n) } {
+        return eacces();
     }
     match SENDMMSG.get() {
         Some(f) => unsafe { f(fd, vec, n, flags) },
-        None => enosys::<i32>(),
+        None => enosys(),
     }
 }
 

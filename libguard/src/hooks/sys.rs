@@ -3,7 +3,7 @@
 //! `io_uring_setup` here, and io_uring would carry file I/O past every hook, so it fails with
 //! ENOSYS (libuv then falls back to its thread pool).
 
-use super::{Real, exec, file, net};
+use super::{Real, eacces, exec, file, net};
 use crate::raw::set_errno;
 use core::ffi::{c_char, c_int, c_long, c_uint};
 use guard_proto::FileAccess;
@@ -20,11 +20,6 @@ struct OpenHow {
     flags: u64,
     mode: u64,
     resolve: u64,
-}
-
-fn eacces() -> c_long {
-    set_errno(libc::EACCES);
-    -1
 }
 
 #[unsafe(no_mangle)]
@@ -109,12 +104,9 @@ pub unsafe extern "C" fn libguard_syscall(
             a5 != 0 && net::denied(a5 as usize as *const libc::sockaddr, a6 as libc::socklen_t)
         }
         libc::SYS_sendmsg => unsafe { net::msg_denied(a2 as usize as *const libc::msghdr) },
-        libc::SYS_sendmmsg => {
-            let v = a2 as usize as *const libc::mmsghdr;
-            !v.is_null()
-                && (0..(a3 as u32).min(1024) as usize)
-                    .any(|i| unsafe { net::msg_denied(&(*v.add(i)).msg_hdr) })
-        }
+        libc::SYS_sendmmsg => unsafe {
+            net::mmsg_denied(a2 as usize as *const libc::mmsghdr, a3 as libc::c_uint)
+        },
         _ => false,
     };
     if deny {
