@@ -6,12 +6,12 @@
 
 mod approvals_support;
 mod hooks_support;
+mod tls_support;
 
 use approvals_support::{Session, finish, id_of, target_of};
 use guard_e2e::repo_root;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tls_support::Server;
 
 const POLICY: &str = r#"
 [policy]
@@ -28,55 +28,6 @@ decision = "ask"
 reason = "deleting volumes needs a human"
 examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'] }
 "#;
-
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let child = Command::new(hooks_support::python().expect("python3"))
-            .arg(repo_root().join("tests/programs/tls/server.py"))
-            .arg(dir)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Ok(s) = std::fs::read_to_string(dir.join("port")) {
-                break s.trim().parse().unwrap();
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    fn ops(&self) -> Vec<String> {
-        let s = std::fs::read_to_string(self.dir.join("state.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        v["ops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect()
-    }
-}
 
 fn agent_argv(kind: &str, srv: &Server) -> Vec<String> {
     let url = format!("https://localhost:{}/graphql", srv.port);
@@ -127,7 +78,7 @@ fn a_human_denies_then_approves_the_volume_delete() {
         for verb in ["deny", "approve"] {
             let s = Session::new(&format!("tls-ap-{kind}-{verb}"), "60s");
             std::fs::write(&s.policy, POLICY).unwrap();
-            let srv = Server::start(&s.sb.root.join("srv"));
+            let srv = Server::h1(&s.sb.root.join("srv"));
             let argv = agent_argv(kind, &srv);
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
             let child = s.spawn(&argv);
@@ -140,7 +91,7 @@ fn a_human_denies_then_approves_the_volume_delete() {
                 "{ask}"
             );
             // While the human thinks, the server has not seen a byte of the mutation.
-            assert_eq!(srv.ops(), vec!["volumes"], "{kind}");
+            assert_eq!(srv.state().1, vec!["volumes"], "{kind}");
             std::thread::sleep(Duration::from_millis(100));
             let out = s.answer(verb, id_of(ask));
             assert!(
@@ -149,7 +100,7 @@ fn a_human_denies_then_approves_the_volume_delete() {
                 String::from_utf8_lossy(&out.stderr)
             );
             let (o, e, _) = finish(child);
-            let ops = srv.ops();
+            let ops = srv.state().1;
             if verb == "approve" {
                 assert!(o.contains("DELETE OK"), "{kind}: {o} / {e}");
                 assert_eq!(ops, vec!["volumes", "volumeDelete", "volumes"], "{kind}");

@@ -8,11 +8,11 @@
 //! node exercises the inline patch of its statically linked OpenSSL.
 
 mod hooks_support;
+mod tls_support;
 
 use hooks_support::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tls_support::Server;
 
 const TLS_POLICY: &str = r#"
 [policy]
@@ -29,73 +29,6 @@ reason = "deleting volumes needs a human"
 tags = ["OWASP-LLM06"]
 examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'], no_match = ['POST https://localhost/graphql {"query":"query { volumes { id } }"}'] }
 "#;
-
-/// The GraphQL server, killed on drop.
-pub struct Server {
-    child: Child,
-    pub dir: PathBuf,
-    pub port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    pub fn start(dir: &Path) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let python = python().expect("python3 is required");
-        let child = Command::new(python)
-            .arg(program_src("tls/server.py"))
-            .arg(dir)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Ok(s) = std::fs::read_to_string(dir.join("port")) {
-                break s.trim().parse().expect("port");
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("https://localhost:{}/graphql", self.port)
-    }
-
-    pub fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    /// (volume ids, operations received)
-    pub fn state(&self) -> (Vec<String>, Vec<String>) {
-        let s = std::fs::read_to_string(self.dir.join("state.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        let vols = v["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x["id"].as_str().unwrap().to_string())
-            .collect();
-        let ops = v["ops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect();
-        (vols, ops)
-    }
-}
 
 fn check_denied(env: &Env, srv: &Server, out: &str, err: &str, runtime: &str) {
     let lines: Vec<&str> = out.lines().collect();
@@ -138,7 +71,7 @@ fn check_denied(env: &Env, srv: &Server, out: &str, err: &str, runtime: &str) {
 #[test]
 fn python_urllib_delete_is_denied_before_the_server_sees_it() {
     let env = Env::with_policy("tls-py", TLS_POLICY);
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd(python().unwrap());
     c.arg(program_src("tls/agent.py"))
         .arg(srv.url())
@@ -155,7 +88,7 @@ fn curl_delete_is_denied_before_the_server_sees_it() {
         panic!("curl is required");
     }
     let env = Env::with_policy("tls-curl", TLS_POLICY);
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd("sh");
     c.arg(program_src("tls/agent.sh"))
         .arg(srv.url())
@@ -174,7 +107,7 @@ fn node_fetch_delete_is_denied_before_the_server_sees_it() {
         panic!("node is required")
     };
     let env = Env::with_policy("tls-node", TLS_POLICY);
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd(node);
     c.arg(program_src("tls/agent.mjs"))
         .arg(srv.url())
@@ -188,7 +121,7 @@ fn allowed_mutation_goes_through_without_a_rule() {
     // Same agent, a policy without the rule: the delete reaches the server (the gate does not
     // break allowed traffic, and the test server really deletes).
     let env = Env::with_policy("tls-allow", "[policy]\nname = \"t\"\ndefault = \"allow\"\n");
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd(python().unwrap());
     c.arg(program_src("tls/agent.py"))
         .arg(srv.url())
@@ -203,7 +136,7 @@ fn allowed_mutation_goes_through_without_a_rule() {
 #[test]
 fn requests_split_across_writes_are_held_then_judged_whole() {
     let env = Env::with_policy("tls-split", TLS_POLICY);
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd(python().unwrap());
     c.arg(program_src("tls/agent_split.py"))
         .arg(srv.port.to_string())
@@ -265,7 +198,7 @@ fn node_allowed_requests_pass_through_the_trampoline() {
         "tls-node-ok",
         "[policy]\nname = \"t\"\ndefault = \"allow\"\n",
     );
-    let srv = Server::start(&env.sb.root.join("srv"));
+    let srv = Server::h1(&env.sb.root.join("srv"));
     let mut c = env.cmd(node);
     c.arg(program_src("tls/agent.mjs"))
         .arg(srv.url())

@@ -4,11 +4,12 @@
 //! redaction of secrets in outbound bodies.
 
 mod hooks_support;
+mod tls_support;
 
 use hooks_support::*;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tls_support::Server;
 
 const DENY_DELETE: &str = r#"
 [policy]
@@ -24,89 +25,6 @@ decision = "deny"
 reason = "deleting volumes needs a human"
 examples = { match = ['POST https://localhost/graphql {"query":"mutation { volumeDelete(volumeId: \"v\") }"}'] }
 "#;
-
-/// A test server process, killed on drop; it writes its port to `dir/port`.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn spawn(mut c: Command, dir: &Path) -> Server {
-        let child = c.stdin(Stdio::null()).spawn().expect("start server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            if let Some(p) = std::fs::read_to_string(dir.join("port"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-            {
-                break p;
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Server {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    /// The node HTTP/2 GraphQL server (`h2_server.mjs`).
-    fn h2(dir: &Path) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let node = which("node").expect("node is required");
-        let mut c = Command::new(node);
-        c.arg(program_src("tls/h2_server.mjs")).arg(dir);
-        Server::spawn(c, dir)
-    }
-
-    /// The Python HTTP/1.1 GraphQL server (`server.py`).
-    fn h1(dir: &Path) -> Server {
-        std::fs::create_dir_all(dir).unwrap();
-        let mut c = Command::new(python().expect("python3 is required"));
-        c.arg(program_src("tls/server.py")).arg(dir);
-        Server::spawn(c, dir)
-    }
-
-    fn url(&self) -> String {
-        format!("https://localhost:{}/graphql", self.port)
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.join("cert.pem")
-    }
-
-    /// (volume ids, operations received)
-    fn state(&self) -> (Vec<String>, Vec<String>) {
-        let s = std::fs::read_to_string(self.dir.join("state.json")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
-        let list = |k: &str, f: &dyn Fn(&serde_json::Value) -> String| {
-            v[k].as_array().unwrap().iter().map(f).collect::<Vec<_>>()
-        };
-        (
-            list("volumes", &|x| x["id"].as_str().unwrap().to_string()),
-            list("ops", &|x| x.as_str().unwrap().to_string()),
-        )
-    }
-
-    /// Lines of the HTTP/2 server's request log.
-    fn log(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.join("requests.log"))
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-}
 
 fn assert_store_intact(srv: &Server, what: &str) {
     let (vols, ops) = srv.state();
