@@ -67,20 +67,29 @@ pub fn enabled() -> bool {
 #[inline]
 fn word(path: &[u8], i: usize) -> u64 {
     let at = i * 8;
-    match path.get(at..at + 8) {
-        Some(w) => {
-            let mut b = [0u8; 8];
+    let load = |from: usize| {
+        let mut b = [0u8; 8];
+        if let Some(w) = path.get(from..from + 8) {
             b.copy_from_slice(w);
-            u64::from_le_bytes(b)
         }
-        None => {
-            let mut w = 0u64;
-            for (j, &c) in path.get(at..).unwrap_or(&[]).iter().enumerate() {
-                w |= u64::from(c) << (8 * j);
-            }
-            w
-        }
+        u64::from_le_bytes(b)
+    };
+    if at + 8 <= path.len() {
+        return load(at);
     }
+    let tail = path.len().saturating_sub(at);
+    if tail == 0 {
+        return 0;
+    }
+    if path.len() >= 8 {
+        // The last 8 bytes end with the tail: shift the bytes before it out.
+        return load(path.len() - 8) >> (8 * (8 - tail));
+    }
+    let mut w = 0u64;
+    for (j, &c) in path.iter().enumerate() {
+        w |= u64::from(c) << (8 * j);
+    }
+    w
 }
 
 /// Where `(path, access)` lives: its slot, its tag and how many words its path has. Computed
@@ -172,6 +181,23 @@ mod tests {
         remembers_exact_path_and_access_only();
         a_colliding_key_evicts_and_never_aliases();
         a_slot_left_mid_write_is_skipped();
+    }
+
+    /// Words are the path's bytes, little-endian, zero-padded: the overlapping tail load
+    /// gives what a byte-by-byte build gives.
+    #[test]
+    fn words_are_zero_padded_little_endian() {
+        let p: Vec<u8> = (1..=40u8).collect();
+        for len in 0..=p.len() {
+            let path = &p[..len];
+            for i in 0..len.div_ceil(8) + 1 {
+                let mut want = 0u64;
+                for (j, &c) in path.iter().skip(i * 8).take(8).enumerate() {
+                    want |= u64::from(c) << (8 * j);
+                }
+                assert_eq!(word(path, i), want, "len {len} word {i}");
+            }
+        }
     }
 
     fn remembers_exact_path_and_access_only() {
