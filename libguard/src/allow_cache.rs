@@ -92,55 +92,51 @@ fn word(path: &[u8], i: usize) -> u64 {
     w
 }
 
-/// Where `(path, access)` lives: its slot, its tag and how many words its path has. Computed
-/// from the bytes in place: building a zeroed copy of the key first (and a `memcpy` per word)
-/// was most of the lookup's cost.
+/// Key class of the scope answers (`scope`), next to the access bits of allow verdicts.
+const SCOPE_CLASS: u32 = 0x80;
+
+/// Where `(path, class)` lives: its slot, its tag (`len | class << 16`; the stored tag adds the
+/// value in bits 24..) and how many words its path has. Computed from the bytes in place:
+/// building a zeroed copy of the key first (and a `memcpy` per word) was most of the cost.
 struct Key {
     n: usize,
     tag: u32,
     slot: usize,
 }
 
-fn key(path: &[u8], access: FileAccess) -> Option<Key> {
+fn key(path: &[u8], class: u32) -> Option<Key> {
     if path.is_empty() || path.len() > KEY_MAX {
         return None;
     }
     let n = path.len().div_ceil(8);
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64;
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64 ^ u64::from(class) << 32;
     for i in 0..n {
         h = (h ^ word(path, i))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(29);
     }
-    let tag = path.len() as u32 | (access.bit() as u32) << 16;
+    let tag = path.len() as u32 | class << 16;
     let slot = (h ^ (h >> 32)) as usize % SLOTS;
     Some(Key { n, tag, slot })
 }
 
-/// True when `(path, access)` was recorded as allowed in this process.
-pub fn allowed(path: &[u8], access: FileAccess) -> bool {
-    if !enabled() {
-        return false;
-    }
-    let Some(k) = key(path, access) else {
-        return false;
-    };
+/// The value stored for `(path, class)`, if any.
+fn get(path: &[u8], class: u32) -> Option<u32> {
+    let k = key(path, class)?;
     let s = &TABLE[k.slot];
     let before = s.seq.load(Ordering::Acquire);
-    if before & 1 != 0 || s.tag.load(Ordering::Relaxed) != k.tag {
-        return false;
+    let tag = s.tag.load(Ordering::Relaxed);
+    if before & 1 != 0 || tag & 0x00ff_ffff != k.tag {
+        return None;
     }
     let same = (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == word(path, i));
     fence(Ordering::Acquire);
-    same && s.seq.load(Ordering::Relaxed) == before
+    (same && s.seq.load(Ordering::Relaxed) == before).then_some(tag >> 24)
 }
 
-/// Records that `(path, access)` is allowed. Gives up silently when the slot is being written.
-pub fn remember(path: &[u8], access: FileAccess) {
-    if !enabled() {
-        return;
-    }
-    let Some(k) = key(path, access) else {
+/// Stores `value` (8 bits) for `(path, class)`. Gives up silently when the slot is being written.
+fn put(path: &[u8], class: u32, value: u32) {
+    let Some(k) = key(path, class) else {
         return;
     };
     let s = &TABLE[k.slot];
@@ -158,12 +154,36 @@ pub fn remember(path: &[u8], access: FileAccess) {
         return;
     }
     fence(Ordering::Release);
-    s.tag.store(k.tag, Ordering::Relaxed);
+    s.tag.store(k.tag | (value & 0xff) << 24, Ordering::Relaxed);
     for i in 0..KEY_WORDS {
         // Words past the key are zeroed so that a stale longer key cannot be half-compared.
         s.words[i].store(if i < k.n { word(path, i) } else { 0 }, Ordering::Relaxed);
     }
     s.seq.store(cur.wrapping_add(2), Ordering::Release);
+}
+
+/// True when `(path, access)` was recorded as allowed in this process.
+pub fn allowed(path: &[u8], access: FileAccess) -> bool {
+    enabled() && get(path, u32::from(access.bit())).is_some()
+}
+
+/// Records that `(path, access)` is allowed.
+pub fn remember(path: &[u8], access: FileAccess) {
+    if enabled() {
+        put(path, u32::from(access.bit()), 1);
+    }
+}
+
+/// Whether `path` is in the secret-content scope, if this process has recorded it. The scope
+/// is a function of the path and the mapped ruleset alone (`content_scope.rs`), so unlike
+/// verdicts it may be remembered whatever `when` keys the rules have.
+pub fn scope(path: &[u8]) -> Option<bool> {
+    get(path, SCOPE_CLASS).map(|v| v == 1)
+}
+
+/// Records the scope answer for `path`.
+pub fn remember_scope(path: &[u8], in_scope: bool) {
+    put(path, SCOPE_CLASS, u32::from(in_scope));
 }
 
 #[cfg(test)]
@@ -181,6 +201,23 @@ mod tests {
         remembers_exact_path_and_access_only();
         a_colliding_key_evicts_and_never_aliases();
         a_slot_left_mid_write_is_skipped();
+        scope_answers_are_kept_apart_from_verdicts();
+    }
+
+    fn scope_answers_are_kept_apart_from_verdicts() {
+        let p = b"/home/u/project/notes.md";
+        assert_eq!(scope(p), None);
+        remember_scope(p, true);
+        assert_eq!(scope(p), Some(true));
+        assert!(
+            !allowed(p, FileAccess::Read),
+            "a scope answer is no verdict"
+        );
+        remember_scope(p, false);
+        assert_eq!(scope(p), Some(false));
+        remember(p, FileAccess::Read);
+        assert!(allowed(p, FileAccess::Read));
+        assert_eq!(scope(b"/home/u/project/notes.mdx"), None);
     }
 
     /// Words are the path's bytes, little-endian, zero-padded: the overlapping tail load
@@ -234,7 +271,7 @@ mod tests {
     fn a_slot_left_mid_write_is_skipped() {
         let p = b"/stuck/slot";
         remember(p, FileAccess::Read);
-        let Some(k) = key(p, FileAccess::Read) else {
+        let Some(k) = key(p, u32::from(FileAccess::Read.bit())) else {
             panic!("key")
         };
         // As if a fork had caught a writer: the slot stays odd, readers and writers skip it.

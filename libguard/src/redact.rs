@@ -145,7 +145,7 @@ pub fn in_content_scope(path: &[u8]) -> bool {
         return false;
     }
     match state::ruleset() {
-        Some(rs) => crate::content_scope::matcher(rs).contains(path),
+        Some(rs) => crate::content_scope::in_scope(rs, path),
         None => Scope::new(env_var(b"HOME"), env_var(b"GUARD_WORKSPACE")).contains(path),
     }
 }
