@@ -120,6 +120,22 @@ pub fn fstat(fd: i32, st: &mut libc::stat) -> bool {
     }
 }
 
+/// Whether `path` (relative to `dirfd`) names a directory itself, not through a final
+/// symlink (`fstatat` with `AT_SYMLINK_NOFOLLOW`). False when it cannot be stat'ed.
+pub fn is_dir_nofollow(dirfd: i32, path: *const c_char) -> bool {
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let r = unsafe {
+        sys(
+            libc::SYS_newfstatat,
+            dirfd as isize as usize,
+            path as usize,
+            &mut st as *mut libc::stat as usize,
+            libc::AT_SYMLINK_NOFOLLOW as usize,
+        )
+    };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
 /// `readlinkat` into `out`; returns the length (no NUL) or `None`.
 pub fn readlinkat(dirfd: i32, path: *const c_char, out: &mut [u8]) -> Option<usize> {
     let r = unsafe {

@@ -451,12 +451,19 @@ pub fn rename_denied(
     deny |= file_denied(newdir, new, FileAccess::Write);
     // A directory carries everything below it: moving `~/.aws` away, or a directory of the
     // agent's onto `~/.config/systemd/user`, must not sidestep the rules on what is inside.
+    // Only a directory carries anything (one `fstatat` spares files the scan of the rules).
     deny = deny
-        || crate::eval::dir_move_denied(olddir, old, FileAccess::Delete)
-        || crate::eval::dir_move_denied(newdir, new, FileAccess::Write);
+        || raw::is_dir_nofollow(olddir, old)
+            && (crate::eval::dir_move_denied(olddir, old, FileAccess::Delete)
+                || crate::eval::dir_move_denied(newdir, new, FileAccess::Write));
     if flags & libc::RENAME_EXCHANGE != 0 {
         deny |= file_denied(olddir, old, FileAccess::Write);
         deny |= file_denied(newdir, new, FileAccess::Delete);
+        // The target moves to the source's name as well.
+        deny = deny
+            || raw::is_dir_nofollow(newdir, new)
+                && (crate::eval::dir_move_denied(newdir, new, FileAccess::Delete)
+                    || crate::eval::dir_move_denied(olddir, old, FileAccess::Write));
     }
     deny
 }
