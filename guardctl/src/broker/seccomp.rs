@@ -431,7 +431,7 @@ fn tell(pid: u32, line: &str) {
     use std::os::unix::fs::OpenOptionsExt;
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_APPEND)
         .open(format!("/proc/{pid}/fd/2"))
     {
         let _ = f.write_all(line.as_bytes());
