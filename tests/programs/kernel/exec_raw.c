@@ -2,6 +2,8 @@
  * execve system call (no libc wrapper, no preload: built with -static). Prints "ERR <errno>"
  * if the exec fails.
  *   exec_raw PROG ARGV0 ARGS...
+ *   exec_raw --path-only PROG ARGV0 ARGS...   the same with an environment of PATH alone
+ *                                             (a static parent that cleaned LD_PRELOAD)
  *   exec_raw --bench N PROG   fork + raw execve of PROG N times, prints the mean in µs */
 #include <errno.h>
 #include <stdio.h>
@@ -37,6 +39,14 @@ int main(int argc, char **argv) {
         double us = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / n;
         printf("%.1f\n", us);
         return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "--path-only") == 0) {
+        static char path[8192];
+        snprintf(path, sizeof path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+        char *env[] = {path, NULL};
+        syscall(SYS_execve, argv[2], argv + 3, env);
+        printf("ERR %d\n", errno);
+        return 1;
     }
     if (argc < 3) {
         fprintf(stderr, "usage: exec_raw PROG ARGV0 ARGS...\n");
