@@ -1,5 +1,5 @@
 //! The kernel layer, process side: a seccomp user-notification filter that sends `execve`,
-//! `execveat` and `connect` to the session broker (`guardctl/src/broker/seccomp.rs`) for the
+//! `execveat`, `connect` and `sendto` with a destination to the session broker (`guardctl/src/broker/seccomp.rs`) for the
 //! processes this library cannot see into: Go programs (they exec and connect with raw
 //! syscalls, even with cgo) and statically linked binaries (they never load the preload).
 //! The filter is inherited by every descendant and cannot be removed. See
@@ -56,6 +56,8 @@ const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
 const OFF_A5_LO: u32 = 16 + 5 * 8;
 const OFF_A5_HI: u32 = OFF_A5_LO + 4;
+const OFF_A4_LO: u32 = 16 + 4 * 8;
+const OFF_A4_HI: u32 = OFF_A4_LO + 4;
 
 /// Errno the filter returns to a probe (see [`filtered`]).
 const PROBE_ERRNO: u32 = libc::EDOM as u32;
@@ -132,7 +134,14 @@ pub fn connect(fd: i32, addr: *const libc::sockaddr, len: libc::socklen_t) -> is
     unsafe {
         raw::sys6(
             libc::SYS_connect,
-            [fd as usize, addr as usize, len as usize, 0, 0, magic() as usize],
+            [
+                fd as usize,
+                addr as usize,
+                len as usize,
+                0,
+                0,
+                magic() as usize,
+            ],
         )
     }
 }
@@ -144,11 +153,22 @@ pub fn possible() -> bool {
 }
 
 /// Raw `execve` that the filter lets through. Returns only on failure (`-errno`).
-pub fn execve(path: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> isize {
+pub fn execve(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> isize {
     unsafe {
         raw::sys6(
             libc::SYS_execve,
-            [path as usize, argv as usize, envp as usize, 0, 0, magic() as usize],
+            [
+                path as usize,
+                argv as usize,
+                envp as usize,
+                0,
+                0,
+                magic() as usize,
+            ],
         )
     }
 }
@@ -183,7 +203,7 @@ struct Prog {
     /// (instruction, label, true-branch?) of unresolved jumps.
     fix: [(usize, u8, bool); 48],
     nfix: usize,
-    labels: [usize; 10],
+    labels: [usize; 12],
 }
 
 const L_CHECK: u8 = 0;
@@ -197,6 +217,7 @@ const L_OTHER: u8 = 6;
 const L_ALLOW2: u8 = 7;
 #[cfg(target_arch = "x86_64")]
 const L_NOTIF2: u8 = 8;
+const L_SENDTO: u8 = 9;
 /// Not a label: fall through to the next instruction.
 const L_NEXT: u8 = 255;
 
@@ -212,7 +233,7 @@ impl Prog {
             n: 0,
             fix: [(0, 0, false); 48],
             nfix: 0,
-            labels: [usize::MAX; 10],
+            labels: [usize::MAX; 12],
         }
     }
     fn op(&mut self, code: u16, k: u32) {
@@ -280,12 +301,14 @@ fn build(p: &mut Prog, m: u64) -> bool {
     p.jeq(libc::SYS_execve as u32, L_CHECK, L_NEXT);
     p.jeq(libc::SYS_execveat as u32, L_CHECK, L_NEXT);
     p.jeq(libc::SYS_connect as u32, L_CHECK, L_NEXT);
+    p.jeq(libc::SYS_sendto as u32, L_SENDTO, L_NEXT);
     #[cfg(target_arch = "x86_64")]
     {
         // The x32 ABI shares the architecture value; its numbers carry bit 30.
         p.jeq(X32 | 520, L_CHECK, L_NEXT);
         p.jeq(X32 | 545, L_CHECK, L_NEXT);
         p.jeq(X32 | libc::SYS_connect as u32, L_CHECK, L_NEXT);
+        p.jeq(X32 | libc::SYS_sendto as u32, L_SENDTO, L_NEXT);
     }
     p.ret(RET_ALLOW);
     p.label(L_CHECK);
@@ -298,6 +321,14 @@ fn build(p: &mut Prog, m: u64) -> bool {
     p.label(L_PROBE_HI);
     p.ld(OFF_A5_HI);
     p.jeq((pm >> 32) as u32, L_PROBE_RET, L_NOTIF);
+    // sendto without a destination (a connected socket, including this library's own broker
+    // connection) passes; one with a destination is judged like a connect. All six registers
+    // are arguments of sendto, so there is no room for the magic value here.
+    p.label(L_SENDTO);
+    p.ld(OFF_A4_LO);
+    p.jeq(0, L_NEXT, L_NOTIF);
+    p.ld(OFF_A4_HI);
+    p.jeq(0, L_ALLOW, L_NOTIF);
     p.label(L_NOTIF);
     p.ret(RET_USER_NOTIF);
     p.label(L_ALLOW);
@@ -505,7 +536,14 @@ fn reply(conn: i32) -> Option<bool> {
         let r = unsafe {
             raw::sys6(
                 libc::SYS_recvfrom,
-                [conn as usize, rest.as_mut_ptr() as usize, rest.len(), 0, 0, 0],
+                [
+                    conn as usize,
+                    rest.as_mut_ptr() as usize,
+                    rest.len(),
+                    0,
+                    0,
+                    0,
+                ],
             )
         };
         if r == -(libc::EINTR as isize) || r == -(libc::EAGAIN as isize) {

@@ -84,8 +84,7 @@ impl Session {
         std::fs::create_dir_all(&bin).unwrap();
         let tf = bin.join("terraform");
         std::fs::write(&tf, "#!/bin/sh\necho TF-RAN \"$@\"\n").unwrap();
-        std::fs::set_permissions(&tf, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(&tf, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let policy = sb.root.join("kernel.toml");
         std::fs::write(
             &policy,
@@ -168,7 +167,7 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn find<'a>(events: &'a [Value], pred: impl Fn(&Value) -> bool) -> Option<&'a Value> {
+fn find(events: &[Value], pred: impl Fn(&Value) -> bool) -> Option<&Value> {
     events.iter().find(|e| pred(e))
 }
 
@@ -196,13 +195,22 @@ fn go_program_is_supervised(cgo: bool) {
     let p = probe.display();
     let out = s.run(&format!(
         "{p} exec terraform destroy; {p} exec terraform plan; \
-         {p} dial 127.0.0.1:{dp}; {p} dial 127.0.0.1:{ap}"
+         {p} dial 127.0.0.1:{dp}; {p} dial 127.0.0.1:{ap}; \
+         {p} udp 127.0.0.1:{dp}; {p} udp 127.0.0.1:{ap}"
     ));
     let (o, e) = text(&out);
     let lines: Vec<&str> = o.lines().collect();
     assert_eq!(
         lines,
-        ["ERR 13", "TF-RAN plan", "OK", "ERR 13", "OK"],
+        [
+            "ERR 13",
+            "TF-RAN plan",
+            "OK",
+            "ERR 13",
+            "OK",
+            "ERR 13",
+            "OK"
+        ],
         "stdout {o:?}\nstderr {e}"
     );
     assert!(
@@ -217,7 +225,10 @@ fn go_program_is_supervised(cgo: bool) {
     assert_eq!(deny["rule"], "kt-terraform-destroy", "{deny}");
     assert_eq!(deny["target"], "terraform destroy", "{deny}");
     assert!(
-        deny["exe"].as_str().unwrap().ends_with(probe.file_name().unwrap().to_str().unwrap()),
+        deny["exe"]
+            .as_str()
+            .unwrap()
+            .ends_with(probe.file_name().unwrap().to_str().unwrap()),
         "the trapped process is the Go program: {deny}"
     );
     for k in ["ts", "session", "agent", "host", "pid", "ppid", "cwd"] {
@@ -323,7 +334,8 @@ fn without_a_supervisor_the_static_exec_falls_back() {
     let (o, e, code) = hooks_support::out(c);
     assert_eq!((o.as_str(), code), ("ran\n", Some(0)), "{e}");
     assert_eq!(
-        e.matches("guard: kernel layer (seccomp) unavailable").count(),
+        e.matches("guard: kernel layer (seccomp) unavailable")
+            .count(),
         1,
         "one diagnostic line: {e}"
     );
@@ -331,7 +343,10 @@ fn without_a_supervisor_the_static_exec_falls_back() {
         .broker
         .wait_for("unguardable", |e| e.action == "exec-unguardable");
     assert_eq!(ev.decision, "audit");
-    assert!(ev.reason.contains("kernel layer (seccomp) unavailable"), "{ev:?}");
+    assert!(
+        ev.reason.contains("kernel layer (seccomp) unavailable"),
+        "{ev:?}"
+    );
 }
 
 /// The cost of the backstop on exec: a static program forks and execs /bin/true 200 times,

@@ -927,7 +927,7 @@ fn write_loop(rx: mpsc::Receiver<Item>, mut sink: Sink, shared: &Shared) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
 
     fn info() -> SessionInfo {

@@ -1,6 +1,6 @@
 //! The kernel layer, broker side: services the seccomp user-notification listeners that guarded
 //! processes hand over (`libguard/src/seccomp.rs`, wire message `Supervise`), one thread per
-//! listener. Each trapped `execve`/`execveat`/`connect` is read from `/proc/<pid>/mem`, checked
+//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination) is read from `/proc/<pid>/mem`, checked
 //! still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) after the read, evaluated with the session's
 //! compiled ruleset and the same evaluator libguard uses, answered `CONTINUE` or `EACCES`, and
 //! recorded with `"layer": "seccomp"`.
@@ -243,10 +243,18 @@ impl Supervisor {
             return (false, libc::EACCES);
         };
         let x32 = 0x4000_0000i64;
-        if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
-            let len = (a[2] as usize).min(128);
+        let sockaddr = if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
+            Some((a[1], a[2]))
+        } else if nr == libc::SYS_sendto || nr == x32 | libc::SYS_sendto {
+            // Only sendto with a destination is trapped (the filter passes a NULL one).
+            Some((a[4], a[5]))
+        } else {
+            None
+        };
+        if let Some((addr, alen)) = sockaddr {
+            let len = (alen as usize).min(128);
             let mut sa = vec![0u8; len];
-            if len > 0 && mem.read_at(&mut sa, a[1]).ok() != Some(len) {
+            if len > 0 && mem.read_at(&mut sa, addr).ok() != Some(len) {
                 return (false, libc::EFAULT);
             }
             if !still_valid() {
@@ -280,12 +288,11 @@ impl Supervisor {
             );
             return self.conclude(rs, pid, "connect", &target, v, false);
         }
-        let (dirfd, path_p, argv_p, envp_p, flags) =
-            if nr == libc::SYS_execve || nr == x32 | 520 {
-                (libc::AT_FDCWD as i64, a[0], a[1], a[2], 0u64)
-            } else {
-                (a[0] as i32 as i64, a[1], a[2], a[3], a[4])
-            };
+        let (dirfd, path_p, argv_p, envp_p, flags) = if nr == libc::SYS_execve || nr == x32 | 520 {
+            (libc::AT_FDCWD as i64, a[0], a[1], a[2], 0u64)
+        } else {
+            (a[0] as i32 as i64, a[1], a[2], a[3], a[4])
+        };
         let path = read_str(&mem, path_p).unwrap_or_default();
         let argv = read_vec(&mem, argv_p);
         let envv = read_vec(&mem, envp_p);
@@ -580,10 +587,7 @@ mod tests {
         v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
         v4[2..4].copy_from_slice(&8080u16.to_be_bytes());
         v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
-        assert_eq!(
-            inet(&v4),
-            Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080))
-        );
+        assert_eq!(inet(&v4), Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)));
         let mut un = vec![0u8; 16];
         un[..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
         assert_eq!(inet(&un), None);

@@ -75,16 +75,16 @@ fn basename(p: &[u8]) -> &[u8] {
 const STATIC: &str = "statically linked: the loader never loads LD_PRELOAD";
 
 /// How the real exec is made when the kernel layer is involved (`seccomp.rs`).
-pub struct Kernel {
+struct Kernel {
     /// Exec with the raw syscall carrying the session value: the filter (just installed for a
     /// static binary, or inherited) lets it through without asking the broker again.
-    pub via_magic: bool,
+    via_magic: bool,
     /// The resolved program (for the PATH-searching callers).
-    pub program: PathBuf,
+    program: PathBuf,
 }
 
 impl Kernel {
-    pub fn new() -> Kernel {
+    fn new() -> Kernel {
         Kernel {
             via_magic: false,
             program: PathBuf::new(),
@@ -213,7 +213,7 @@ fn exec_denied(
     program: &mut PathBuf,
     argv: &CArgv,
     env: Cv,
-    mut kernel: Option<&mut Kernel>,
+    kernel: Option<&mut Kernel>,
 ) -> bool {
     let prog = program.as_bytes();
     let prog_opt = if prog.is_empty() { None } else { Some(prog) };
@@ -312,7 +312,7 @@ fn exec_denied(
     if o.blocks() {
         return true;
     }
-    if let Some(k) = kernel.as_deref_mut() {
+    if let Some(k) = kernel {
         k.via_magic = crate::seccomp::is_filtered();
         if backstop && !k.via_magic {
             let mut left = false;

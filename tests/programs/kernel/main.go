@@ -3,6 +3,7 @@
 //
 //	kernelprobe exec PROG ARGS...   run PROG (os/exec), its output passed through
 //	kernelprobe dial HOST:PORT      TCP connect (net.Dial)
+//	kernelprobe udp HOST:PORT       one datagram from an unconnected socket (sendto)
 //
 // Prints "OK" or "ERR <errno>" (0 when the error carries none) as its last line.
 package main
@@ -44,6 +45,17 @@ func main() {
 		conn, err := net.Dial("tcp", os.Args[2])
 		if err == nil {
 			conn.Close()
+		}
+		report(err)
+	case "udp":
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err == nil {
+			var dst *net.UDPAddr
+			dst, err = net.ResolveUDPAddr("udp", os.Args[2])
+			if err == nil {
+				_, err = pc.WriteTo([]byte("x"), dst)
+			}
+			pc.Close()
 		}
 		report(err)
 	default:

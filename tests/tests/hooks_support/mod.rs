@@ -86,14 +86,12 @@ impl Broker {
                                 Ok((Message::Supervise(_), used)) => {
                                     buf.drain(..used);
                                     let mut out = [0u8; 256];
-                                    let reply = Message::ControlReply(
-                                        guard_proto::wire::ControlReply {
+                                    let reply =
+                                        Message::ControlReply(guard_proto::wire::ControlReply {
                                             ok: false,
                                             body: "fake broker",
-                                        },
-                                    );
-                                    if let Ok(n) =
-                                        guard_proto::wire::encode_frame(&reply, &mut out)
+                                        });
+                                    if let Ok(n) = guard_proto::wire::encode_frame(&reply, &mut out)
                                     {
                                         let _ = std::io::Write::write_all(&mut conn, &out[..n]);
                                     }
