@@ -209,12 +209,7 @@ fn payload<'a>(argv: &'a CArgv) -> Payload<'a> {
 /// Decides one exec: `program` is the absolute executable path (NUL-terminated in its buffer),
 /// `env` the environment the child would get (for `when.env`). Records the event(s). Returns
 /// true when the exec must fail with EACCES (the explanation is already on stderr).
-fn exec_denied(
-    program: &mut PathBuf,
-    argv: &CArgv,
-    env: Cv,
-    kernel: Option<&mut Kernel>,
-) -> bool {
+fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut Kernel>) -> bool {
     let prog = program.as_bytes();
     let prog_opt = if prog.is_empty() { None } else { Some(prog) };
     let mut o = eval::with_ctx(env, |ctx| {
