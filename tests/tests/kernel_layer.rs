@@ -79,6 +79,10 @@ struct Session {
 
 impl Session {
     fn new(name: &str, denied_port: u16) -> Session {
+        Session::with(name, denied_port, "audit")
+    }
+
+    fn with(name: &str, denied_port: u16, unguardable: &str) -> Session {
         let sb = Sandbox::new(name);
         let bin = sb.root.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -93,7 +97,7 @@ impl Session {
 [policy]
 name = "kernel-layer-test"
 default = "allow"
-unguardable_exec = "audit"
+unguardable_exec = "{unguardable}"
 
 [[rule]]
 id = "kt-terraform-destroy"
@@ -296,6 +300,28 @@ fn static_c_raw_execve_is_supervised() {
     })
     .unwrap_or_else(|| panic!("no seccomp exec deny event: {ev:#?}"));
     assert_eq!(deny["rule"], "kt-terraform-destroy");
+}
+
+/// `unguardable_exec = "deny"` still refuses static binaries (the kernel layer does not cover
+/// their file opens), and installs nothing.
+#[test]
+fn unguardable_deny_still_refuses_static_binaries() {
+    let Some(raw) = static_exec_raw() else { return };
+    let s = Session::with("kl-deny", 9, "deny");
+    let out = s.run(&format!("{} /bin/echo echo ran; echo rc=$?", raw.display()));
+    let (o, e) = text(&out);
+    assert_eq!(o, "rc=126\n", "{e}");
+    let ev = s.events();
+    assert!(
+        find(&ev, |x| x["action"] == "exec-unguardable"
+            && x["decision"] == "deny")
+        .is_some(),
+        "{ev:#?}"
+    );
+    assert!(
+        find(&ev, seccomp).is_none(),
+        "no filter was installed: {ev:#?}"
+    );
 }
 
 /// A static parent that drops LD_PRELOAD from its child's environment: the dynamic child runs

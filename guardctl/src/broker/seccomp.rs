@@ -16,6 +16,7 @@ use super::{Item, Shared};
 use guard_proto::wire::{self, Supervise};
 use guard_proto::{Action, Context, Decision, EnvLookup, Ruleset};
 use std::fs::File;
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
@@ -86,6 +87,14 @@ pub(super) fn on_supervise(
             let Some(fd) = fd else {
                 return (false, "no listener fd came with the message".into());
             };
+            // Any local process of ours can send any fd: serve only a real listener (a file
+            // or socket would make the loop spin on a readable fd that is no notifier).
+            let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if kind != "anon_inode:seccomp notify" {
+                return (false, format!("not a seccomp listener ({kind})"));
+            }
             let ctx = Supervisor {
                 shared: Arc::clone(shared),
                 tx: tx.clone(),
@@ -171,7 +180,8 @@ impl Supervisor {
         let bytes = std::fs::read(&self.ruleset).unwrap_or_default();
         let rs = Ruleset::load(&bytes).ok();
         if rs.is_none() {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "guard: kernel layer: ruleset {} unusable: trapped calls are refused",
                 self.ruleset.display()
             );
@@ -202,7 +212,15 @@ impl Supervisor {
             let r = unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut notif) };
             if r < 0 {
                 // ENOENT: the caller was interrupted (signal) or died before we read it.
-                continue;
+                let e = std::io::Error::last_os_error().raw_os_error();
+                if e == Some(libc::ENOENT) || e == Some(libc::EINTR) {
+                    continue;
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "guard: kernel layer: the seccomp listener failed ({e:?}); stopping it"
+                );
+                return;
             }
             let (allow, error) = self.handle(&fd, &notif, rs.as_ref());
             let resp = Resp {
@@ -434,7 +452,6 @@ impl Supervisor {
 
 /// The denial line on the trapped process's stderr (best effort; the agent reads it).
 fn tell(pid: u32, line: &str) {
-    use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .write(true)

@@ -265,17 +265,23 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut
     } else {
         None
     };
+    let ug_decision = match state::ruleset() {
+        Some(rs) => rs.unguardable_exec(),
+        None => Decision::Deny,
+    };
     // A static binary exec'd by this process itself runs under the kernel layer instead of
-    // being only recorded (setuid keeps today's handling: no_new_privs would defeat it).
-    let backstop = kernel.is_some() && unguard == Some(STATIC) && crate::seccomp::possible();
+    // being only recorded (setuid keeps today's handling: no_new_privs would defeat it). An
+    // `unguardable_exec = "deny"` still refuses it (file opens stay unguarded there); an
+    // `ask` is asked first, and the approved exec is supervised.
+    let backstop = kernel.is_some()
+        && unguard == Some(STATIC)
+        && ug_decision != Decision::Deny
+        && crate::seccomp::possible();
     if let Some(why) = unguard
-        && !backstop
+        && (!backstop || ug_decision == Decision::Ask)
     {
         {
-            let d = match state::ruleset() {
-                Some(rs) => rs.unguardable_exec(),
-                None => Decision::Deny,
-            };
+            let d = ug_decision;
             let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
             let u = Outcome::from_verdict(d, None, state::ruleset().is_none(), monitor);
             eval::emit("exec-unguardable", program.as_bytes(), &u, true, why);
