@@ -115,11 +115,32 @@ ports = [{denied_port}]
 decision = "deny"
 reason = "this port is off limits"
 examples = {{ match = ["127.0.0.1:{denied_port}"], no_match = ["127.0.0.1:1"] }}
+
+[[rule]]
+id = "kt-terraform-apply"
+on = "exec"
+command = "terraform apply"
+decision = "ask"
+reason = "a human reviews the plan first"
+examples = {{ match = ["terraform apply"], no_match = ["terraform plan"] }}
 "#
             ),
         )
         .unwrap();
         Session { sb, policy, bin }
+    }
+
+    /// `guardctl ARGS` with this session's environment.
+    fn guardctl(&self) -> Command {
+        let mut c = Command::new(guardctl_path());
+        c.current_dir(self.sb.workspace())
+            .env("HOME", self.sb.home())
+            .env("GUARD_STATE_DIR", self.sb.state())
+            .env_remove("LD_PRELOAD")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("GUARD_LIB");
+        c
     }
 
     /// `guardctl run --policy P -- bash -c SCRIPT`.
@@ -129,15 +150,8 @@ examples = {{ match = ["127.0.0.1:{denied_port}"], no_match = ["127.0.0.1:1"] }}
             self.bin.display(),
             std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
         );
-        let mut c = Command::new(guardctl_path());
-        c.current_dir(self.sb.workspace())
-            .env("HOME", self.sb.home())
-            .env("GUARD_STATE_DIR", self.sb.state())
-            .env("PATH", path)
-            .env_remove("LD_PRELOAD")
-            .env_remove("XDG_STATE_HOME")
-            .env_remove("XDG_RUNTIME_DIR")
-            .env_remove("GUARD_LIB")
+        let mut c = self.guardctl();
+        c.env("PATH", path)
             .stdin(Stdio::null())
             .arg("run")
             .arg("--policy")
@@ -300,6 +314,72 @@ fn static_c_raw_execve_is_supervised() {
     })
     .unwrap_or_else(|| panic!("no seccomp exec deny event: {ev:#?}"));
     assert_eq!(deny["rule"], "kt-terraform-destroy");
+}
+
+/// An `ask` from a static Go program goes to the broker's approvals: approved from outside the
+/// tree it runs, denied it fails with EACCES; both are recorded with their approval.
+#[test]
+fn asks_from_the_kernel_layer_go_to_the_human() {
+    let Some(probe) = go_probe(false) else { return };
+    let s = Session::new("kl-ask", 9);
+    let path = format!(
+        "{}:{}",
+        s.bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let p = probe.display();
+    let mut child = s
+        .guardctl()
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .arg("run")
+        .arg("--policy")
+        .arg(&s.policy)
+        .args([
+            "--",
+            "bash",
+            "-c",
+            &format!("{p} exec terraform apply -auto-approve; {p} exec terraform apply again"),
+        ])
+        .spawn()
+        .unwrap();
+    for verb in ["approve", "deny"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let id = loop {
+            let out = s.guardctl().args(["pending", "--json"]).output().unwrap();
+            let first = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .next();
+            if let Some(v) = first {
+                assert_eq!(v["rule"], "kt-terraform-apply", "{v}");
+                break v["id"].as_u64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no pending ask");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let out = s.guardctl().args([verb, &id.to_string()]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    let (o, e) = text(&out);
+    assert_eq!(o, "TF-RAN apply -auto-approve\nOK\nERR 13\n", "{e}");
+    let ev = s.events();
+    let asked: Vec<&Value> = ev
+        .iter()
+        .filter(|x| seccomp(x) && x["rule"] == "kt-terraform-apply")
+        .collect();
+    assert_eq!(asked.len(), 2, "{ev:#?}");
+    assert_eq!(asked[0]["decision"], "allow");
+    assert_eq!(asked[0]["approval"]["answer"], "approved", "{}", asked[0]);
+    assert_eq!(asked[1]["decision"], "deny");
+    assert_eq!(asked[1]["approval"]["answer"], "denied", "{}", asked[1]);
 }
 
 /// `unguardable_exec = "deny"` still refuses static binaries (the kernel layer does not cover

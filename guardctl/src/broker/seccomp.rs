@@ -7,9 +7,12 @@
 //!
 //! Limits (docs/kernel-layer.md): `CONTINUE` lets the kernel re-read the path, argv and
 //! sockaddr, so a sibling thread that rewrites them between the check and the kernel's read
-//! (TOCTOU) wins; an `ask` is refused here (fail closed), not sent for approval; connect rules
-//! see the address only (host names are known in-process, not here). When this broker exits,
-//! the kernel fails every trapped call with `ENOSYS`.
+//! (TOCTOU) wins; connect rules see the address only (host names are known in-process, not
+//! here). When this broker exits, the kernel fails every trapped call with `ENOSYS`.
+//!
+//! An `ask` goes to this broker's approvals like a libguard ask (over an in-process socket
+//! pair), on a thread of its own, so that the other trapped calls keep being served; the
+//! trapped call waits in the kernel until the human answers or `ask_timeout` denies it.
 
 use super::event::AuditEvent;
 use super::{Item, Shared};
@@ -105,7 +108,7 @@ pub(super) fn on_supervise(
             let spawned = std::thread::Builder::new()
                 .name("guard-seccomp".into())
                 .stack_size(256 * 1024)
-                .spawn(move || ctx.run(fd));
+                .spawn(move || Arc::new(ctx).run(Arc::new(fd)));
             match spawned {
                 Ok(_) => {
                     let sup = Supervisor {
@@ -123,6 +126,7 @@ pub(super) fn on_supervise(
                         rule: "",
                         reason: &format!("seccomp supervisor attached ({why})"),
                         tags: "",
+                        approval: None,
                     });
                     (true, String::new())
                 }
@@ -149,6 +153,8 @@ struct Record<'a> {
     rule: &'a str,
     reason: &'a str,
     tags: &'a str,
+    /// (id, answer, who, latency ms) of a concluded ask.
+    approval: Option<(u64, &'a str, &'a str, u64)>,
 }
 
 /// A borrowed argv as the evaluator's `Argv`.
@@ -176,7 +182,7 @@ impl EnvLookup for BytesEnv {
 }
 
 impl Supervisor {
-    fn run(self, fd: OwnedFd) {
+    fn run(self: Arc<Self>, fd: Arc<OwnedFd>) {
         let bytes = std::fs::read(&self.ruleset).unwrap_or_default();
         let rs = Ruleset::load(&bytes).ok();
         if rs.is_none() {
@@ -222,20 +228,19 @@ impl Supervisor {
                 );
                 return;
             }
-            let (allow, error) = self.handle(&fd, &notif, rs.as_ref());
-            let resp = Resp {
-                id: notif.id,
-                val: 0,
-                error: if allow { 0 } else { -error },
-                flags: if allow { USER_NOTIF_FLAG_CONTINUE } else { 0 },
-            };
-            // SAFETY: one valid seccomp_notif_resp. An error means the call is gone.
-            unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
+            if let Some((allow, error)) = self.handle(&fd, &notif, rs.as_ref()) {
+                respond(&fd, notif.id, allow, error);
+            }
         }
     }
 
-    /// (continue?, errno when not).
-    fn handle(&self, fd: &OwnedFd, n: &Notif, rs: Option<&Ruleset<'_>>) -> (bool, i32) {
+    /// (continue?, errno when not); `None` when an ask thread answers later.
+    fn handle(
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        n: &Notif,
+        rs: Option<&Ruleset<'_>>,
+    ) -> Option<(bool, i32)> {
         let pid = n.pid;
         let still_valid = || {
             let mut id = n.id;
@@ -252,13 +257,14 @@ impl Supervisor {
                 rule: "",
                 reason: "kernel layer: only native system calls are supervised",
                 tags: "",
+                approval: None,
             });
-            return (false, libc::EACCES);
+            return Some((false, libc::EACCES));
         }
         let nr = n.data.nr as i64;
         let a = n.data.args;
         let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
-            return (false, libc::EACCES);
+            return Some((false, libc::EACCES));
         };
         let x32 = 0x4000_0000i64;
         let sockaddr = if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
@@ -273,21 +279,21 @@ impl Supervisor {
             let len = (alen as usize).min(128);
             let mut sa = vec![0u8; len];
             if len > 0 && mem.read_at(&mut sa, addr).ok() != Some(len) {
-                return (false, libc::EFAULT);
+                return Some((false, libc::EFAULT));
             }
             if !still_valid() {
-                return (false, libc::EACCES);
+                return Some((false, libc::EACCES));
             }
             let Some((ip, port)) = inet(&sa) else {
                 // Unix, netlink, ...: not governed by connect rules.
-                return (true, 0);
+                return Some((true, 0));
             };
             let target = match ip {
                 IpAddr::V4(v4) => format!("{v4}:{port}"),
                 IpAddr::V6(v6) => format!("[{v6}]:{port}"),
             };
             let Some(rs) = rs else {
-                return self.refuse_degraded(pid, "connect", &target);
+                return Some(self.refuse_degraded(pid, "connect", &target));
             };
             let cwd = proc_link(pid, "cwd");
             let env = BytesEnv(Vec::new());
@@ -304,7 +310,7 @@ impl Supervisor {
                 },
                 &ctx,
             );
-            return self.conclude(rs, pid, "connect", &target, v, false);
+            return self.conclude(fd, n.id, rs, pid, "connect", &target, v, false);
         }
         let (dirfd, path_p, argv_p, envp_p, flags) = if nr == libc::SYS_execve || nr == x32 | 520 {
             (libc::AT_FDCWD as i64, a[0], a[1], a[2], 0u64)
@@ -315,7 +321,7 @@ impl Supervisor {
         let argv = read_vec(&mem, argv_p);
         let envv = read_vec(&mem, envp_p);
         if !still_valid() {
-            return (false, libc::EACCES);
+            return Some((false, libc::EACCES));
         }
         let program = resolve(pid, dirfd, &path, flags);
         let args: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
@@ -328,7 +334,7 @@ impl Supervisor {
             target = String::from_utf8_lossy(&program).into_owned();
         }
         let Some(rs) = rs else {
-            return self.refuse_degraded(pid, "exec", &target);
+            return Some(self.refuse_degraded(pid, "exec", &target));
         };
         let cwd = proc_link(pid, "cwd");
         let env = BytesEnv(envv);
@@ -344,7 +350,7 @@ impl Supervisor {
             },
             &ctx,
         );
-        self.conclude(rs, pid, "exec", &target, v, true)
+        self.conclude(fd, n.id, rs, pid, "exec", &target, v, true)
     }
 
     fn refuse_degraded(&self, pid: u32, action: &str, target: &str) -> (bool, i32) {
@@ -357,37 +363,57 @@ impl Supervisor {
             rule: "ruleset-unavailable",
             reason: "kernel layer: the session's ruleset is unusable (fail closed)",
             tags: "",
+            approval: None,
         });
         (false, libc::EACCES)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn conclude(
-        &self,
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        notif_id: u64,
         rs: &Ruleset<'_>,
         pid: u32,
         action: &str,
         target: &str,
         v: guard_proto::Verdict,
         always_record: bool,
-    ) -> (bool, i32) {
+    ) -> Option<(bool, i32)> {
         let info = v.rule.and_then(|r| rs.rule(r));
         let (rule, reason, tags) = match &info {
             Some(i) => (i.id, i.reason, i.tags.to_string()),
             None => ("", "", String::new()),
         };
         let monitor = rs.monitor_mode();
-        let blocks = matches!(v.decision, Decision::Deny | Decision::Ask);
+        if v.decision == Decision::Ask && !monitor {
+            // A human decides, through the broker's approvals (`guardctl pending/approve`),
+            // on a thread of its own: other trapped calls keep being served meanwhile.
+            let ask = Ask {
+                notif_id,
+                pid,
+                action: action.to_string(),
+                target: target.to_string(),
+                rule: rule.to_string(),
+                reason: reason.to_string(),
+                tags,
+                timeout_ms: rs.ask_timeout_ms(),
+            };
+            let (me, fd) = (Arc::clone(self), Arc::clone(fd));
+            let spawned = std::thread::Builder::new()
+                .name("guard-seccomp-ask".into())
+                .stack_size(256 * 1024)
+                .spawn(move || me.ask(&fd, ask));
+            return match spawned {
+                Ok(_) => None,
+                Err(_) => Some((false, libc::EACCES)),
+            };
+        }
+        let blocks = v.decision == Decision::Deny;
         let effective = match v.decision {
             Decision::Deny | Decision::Ask if monitor => Decision::Allow,
-            // No approval round trip from here: an ask is refused (fail closed).
-            Decision::Ask => Decision::Deny,
             Decision::Redact => Decision::Allow,
             d => d,
-        };
-        let reason = if v.decision == Decision::Ask {
-            format!("kernel layer: ask refused without asking (fail closed): {reason}")
-        } else {
-            reason.to_string()
         };
         if always_record || v.decision != Decision::Allow {
             self.record(&Record {
@@ -397,25 +423,127 @@ impl Supervisor {
                 decision: effective,
                 enforce: v.decision,
                 rule,
-                reason: &reason,
+                reason,
                 tags: &tags,
+                approval: None,
             });
         }
         if blocks && !monitor {
             if action == "exec" {
-                tell(
-                    pid,
-                    &format!(
-                        "guard: exec of {} denied by rule {}: {}\n",
-                        target.split(' ').next().unwrap_or(target),
-                        if rule.is_empty() { "(default)" } else { rule },
-                        reason
-                    ),
-                );
+                tell_denied(pid, target, rule, reason);
             }
-            return (false, libc::EACCES);
+            return Some((false, libc::EACCES));
         }
-        (true, 0)
+        Some((true, 0))
+    }
+
+    /// Holds one ask until it is answered (or times out), then answers the kernel.
+    fn ask(&self, fd: &OwnedFd, a: Ask) {
+        let start = std::time::Instant::now();
+        let outcome = self.ask_broker(&a);
+        let latency = start.elapsed().as_millis() as u64;
+        let (id, answer, who) = match &outcome {
+            Some((id, true, who)) => (*id, "approved", who.as_str()),
+            Some((id, false, who)) if who == "timeout" => (*id, "timeout", who.as_str()),
+            Some((id, false, who)) => (*id, "denied", who.as_str()),
+            None => (0, "unreachable", ""),
+        };
+        let allow = matches!(outcome, Some((_, true, _)));
+        let decision = if allow {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        let reason = format!("approval: {answer}: {}", a.reason);
+        self.record(&Record {
+            pid: a.pid,
+            action: &a.action,
+            target: &a.target,
+            decision,
+            enforce: decision,
+            rule: &a.rule,
+            reason: &reason,
+            tags: &a.tags,
+            approval: Some((id, answer, who, latency)),
+        });
+        if !allow && a.action == "exec" {
+            tell_denied(a.pid, &a.target, &a.rule, &reason);
+        }
+        respond(fd, a.notif_id, allow, libc::EACCES);
+    }
+
+    /// Puts the ask to this broker's approvals over an in-process socket pair (the same path
+    /// a libguard ask takes): (ask id, approved, who), or `None` when it could not be asked.
+    fn ask_broker(&self, a: &Ask) -> Option<(u64, bool, String)> {
+        use std::io::Read;
+        let (server, mut client) = std::os::unix::net::UnixStream::pair().ok()?;
+        let shared = Arc::clone(&self.shared);
+        let (exe, cwd, ppid) = (
+            proc_link(a.pid, "exe"),
+            proc_link(a.pid, "cwd"),
+            ppid_of(a.pid),
+        );
+        let (action, target, rule, reason) = (
+            a.action.clone(),
+            a.target.clone(),
+            a.rule.clone(),
+            a.reason.clone(),
+        );
+        let (pid, timeout_ms, runtime) = (a.pid, a.timeout_ms, self.runtime.clone());
+        std::thread::Builder::new()
+            .name("guard-seccomp-approval".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let req = wire::AskRequest {
+                    id: 0,
+                    session: &shared.info.session,
+                    agent: &shared.info.agent,
+                    action: &action,
+                    target: &target,
+                    rule: &rule,
+                    reason: &reason,
+                    pid,
+                    ppid,
+                    exe: &exe,
+                    runtime: &runtime,
+                    cwd: &cwd,
+                    timeout_ms,
+                };
+                super::approvals::on_message(
+                    &server,
+                    &wire::Message::AskRequest(req),
+                    &shared.approvals,
+                    &shared.info.session,
+                );
+            })
+            .ok()?;
+        let limit = std::time::Duration::from_millis(u64::from(a.timeout_ms.max(1)) + 5000);
+        client.set_read_timeout(Some(limit)).ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut id = 0;
+        loop {
+            let n = match client.read(&mut chunk) {
+                Ok(0) => return Some((id, false, "broker".into())),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Some((id, false, "timeout".into())),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                match wire::decode_frame(&buf) {
+                    Ok((wire::Message::AskReply(r), used)) => {
+                        id = r.id;
+                        if r.decision != "pending" {
+                            return Some((r.id, r.decision == "allow", r.who.to_string()));
+                        }
+                        buf.drain(..used);
+                    }
+                    Err(wire::FrameError::Incomplete) => break,
+                    _ => return Some((id, false, "broker".into())),
+                }
+            }
+        }
     }
 
     fn record(&self, r: &Record<'_>) {
@@ -437,10 +565,10 @@ impl Supervisor {
             reason: r.reason,
             tags: r.tags,
             dropped_before: 0,
-            approval_id: 0,
-            approval_answer: "",
-            approval_who: "",
-            approval_latency_ms: 0,
+            approval_id: r.approval.map(|a| a.0).unwrap_or(0),
+            approval_answer: r.approval.map(|a| a.1).unwrap_or(""),
+            approval_who: r.approval.map(|a| a.2).unwrap_or(""),
+            approval_latency_ms: r.approval.map(|a| a.3).unwrap_or(0),
         };
         let mut out = AuditEvent::from_wire(&ev, &self.shared.info, SystemTime::now());
         out.layer = Some("seccomp".into());
@@ -448,6 +576,43 @@ impl Supervisor {
             self.shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// One ask waiting for a human.
+struct Ask {
+    notif_id: u64,
+    pid: u32,
+    action: String,
+    target: String,
+    rule: String,
+    reason: String,
+    tags: String,
+    timeout_ms: u32,
+}
+
+/// Answers one notification: continue it, or fail it with `error`.
+fn respond(fd: &OwnedFd, id: u64, allow: bool, error: i32) {
+    let resp = Resp {
+        id,
+        val: 0,
+        error: if allow { 0 } else { -error },
+        flags: if allow { USER_NOTIF_FLAG_CONTINUE } else { 0 },
+    };
+    // SAFETY: one valid seccomp_notif_resp. An error means the call is gone.
+    unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
+}
+
+/// `guard: exec of X denied by rule R: reason`, like the in-process layer writes.
+fn tell_denied(pid: u32, target: &str, rule: &str, reason: &str) {
+    tell(
+        pid,
+        &format!(
+            "guard: exec of {} denied by rule {}: {}\n",
+            target.split(' ').next().unwrap_or(target),
+            if rule.is_empty() { "(default)" } else { rule },
+            reason
+        ),
+    );
 }
 
 /// The denial line on the trapped process's stderr (best effort; the agent reads it).
