@@ -152,6 +152,8 @@ pub struct Supervise<'a> {
     pub runtime: &'a str,
     /// Why it was installed: `go-start` or `static-exec`.
     pub why: &'a str,
+    /// What runs under it: the static program about to be exec'd, or `exe` itself.
+    pub target: &'a str,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -239,6 +241,7 @@ mod tests {
             exe: "/x/app",
             runtime: "go",
             why: "go-start",
+            target: "/x/app",
         });
         let mut buf = [0u8; 256];
         let n = encode_frame(&m, &mut buf).unwrap();

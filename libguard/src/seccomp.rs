@@ -359,7 +359,8 @@ fn build(p: &mut Prog, m: u64) -> bool {
 /// Installs the filter (after a successful probe) and hands the listener to the broker.
 /// `Err` carries a short reason for the diagnostic line; `filter_left` is set when a filter
 /// was installed although the hand-over failed (trapped calls will fail with ENOSYS).
-pub fn install(why: Why, filter_left: &mut bool) -> Result<(), &'static str> {
+/// `target`: what will run under the filter (for the broker's record).
+pub fn install(why: Why, target: &[u8], filter_left: &mut bool) -> Result<(), &'static str> {
     *filter_left = false;
     if !possible() {
         return Err("no session broker");
@@ -368,14 +369,20 @@ pub fn install(why: Why, filter_left: &mut bool) -> Result<(), &'static str> {
     let Some((conn, _, _)) = crate::broker::connect_new(false) else {
         return Err("broker unreachable");
     };
-    let r = install_on(conn, why, m, filter_left);
+    let r = install_on(conn, why, target, m, filter_left);
     raw::close(conn);
     r
 }
 
-fn install_on(conn: i32, why: Why, m: u64, filter_left: &mut bool) -> Result<(), &'static str> {
+fn install_on(
+    conn: i32,
+    why: Why,
+    target: &[u8],
+    m: u64,
+    filter_left: &mut bool,
+) -> Result<(), &'static str> {
     let mut frame = [0u8; 2048];
-    let n = encode(&mut frame, "probe", why).ok_or("cannot encode")?;
+    let n = encode(&mut frame, "probe", why, target).ok_or("cannot encode")?;
     if !send_frame(conn, frame.get(..n).unwrap_or(&[]), -1) {
         return Err("broker unreachable");
     }
@@ -413,7 +420,7 @@ fn install_on(conn: i32, why: Why, m: u64, filter_left: &mut bool) -> Result<(),
         return Err("seccomp user notification unavailable");
     }
     *filter_left = true;
-    let n = encode(&mut frame, "listener", why).ok_or("cannot encode")?;
+    let n = encode(&mut frame, "listener", why, target).ok_or("cannot encode")?;
     let sent = send_frame(conn, frame.get(..n).unwrap_or(&[]), lfd);
     // The process must not keep the listener: only the broker answers for it, and when the
     // broker is gone the kernel fails trapped calls instead of leaving them waiting.
@@ -427,7 +434,7 @@ fn install_on(conn: i32, why: Why, m: u64, filter_left: &mut bool) -> Result<(),
     }
 }
 
-fn encode(buf: &mut [u8], stage: &str, why: Why) -> Option<usize> {
+fn encode(buf: &mut [u8], stage: &str, why: Why, target: &[u8]) -> Option<usize> {
     let c = state::cfg();
     let msg = Message::Supervise(Supervise {
         stage,
@@ -436,6 +443,7 @@ fn encode(buf: &mut [u8], stage: &str, why: Why) -> Option<usize> {
         exe: raw::utf8_prefix(c.exe.as_bytes()),
         runtime: c.runtime,
         why: why.as_str(),
+        target: raw::utf8_prefix(target.get(..target.len().min(1024)).unwrap_or(&[])),
     });
     wire::encode_frame(&msg, buf).ok()
 }
@@ -595,7 +603,7 @@ pub fn at_start() {
         return;
     }
     let mut left = false;
-    match install(Why::GoStart, &mut left) {
+    match install(Why::GoStart, c.exe.as_bytes(), &mut left) {
         Ok(()) => FILTERED.store(true, Ordering::Relaxed),
         Err(e) => {
             // A filter without supervisor still honours our own magic calls.

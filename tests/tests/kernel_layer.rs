@@ -273,12 +273,14 @@ fn go_program_is_supervised(cgo: bool) {
         "plain allowed connects are not recorded (like the in-process layer)"
     );
     let why = if cgo { "go-start" } else { "static-exec" };
+    let name = probe.file_name().unwrap().to_str().unwrap();
     assert!(
         find(&ev, |x| seccomp(x)
             && x["action"] == "kernel-layer"
-            && x["reason"].as_str().unwrap_or("").contains(why))
+            && x["reason"].as_str().unwrap_or("").contains(why)
+            && x["target"].as_str().unwrap_or("").ends_with(name))
         .is_some(),
-        "the supervisor's attachment ({why}) is recorded: {ev:#?}"
+        "the supervisor's attachment ({why}, for the Go program) is recorded: {ev:#?}"
     );
     assert!(
         find(&ev, |x| x["action"] == "exec-unguardable").is_none(),

@@ -104,7 +104,7 @@ pub(super) fn on_supervise(
                 ruleset,
                 runtime: msg.runtime.to_string(),
             };
-            let (pid, exe, why) = (msg.pid, msg.exe.to_string(), msg.why.to_string());
+            let (pid, target, why) = (msg.pid, msg.target.to_string(), msg.why.to_string());
             let spawned = std::thread::Builder::new()
                 .name("guard-seccomp".into())
                 .stack_size(256 * 1024)
@@ -120,7 +120,7 @@ pub(super) fn on_supervise(
                     sup.record(&Record {
                         pid,
                         action: "kernel-layer",
-                        target: &exe,
+                        target: &target,
                         decision: Decision::Audit,
                         enforce: Decision::Audit,
                         rule: "",

@@ -317,7 +317,11 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut
         k.via_magic = crate::seccomp::is_filtered();
         if backstop && !k.via_magic {
             let mut left = false;
-            match crate::seccomp::install(crate::seccomp::Why::StaticExec, &mut left) {
+            match crate::seccomp::install(
+                crate::seccomp::Why::StaticExec,
+                program.as_bytes(),
+                &mut left,
+            ) {
                 Ok(()) => k.via_magic = true,
                 Err(e) => {
                     // Today's behaviour: the `unguardable_exec` decision, and say why.
