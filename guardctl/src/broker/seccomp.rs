@@ -777,6 +777,30 @@ mod tests {
     }
 
     #[test]
+    fn strings_and_vectors_are_read_from_process_memory() {
+        let mem = File::open("/proc/self/mem").unwrap();
+        // A string that ends right at a page boundary is read to its NUL, not beyond.
+        let mut page = vec![b'x'; 3 * 4096];
+        let base = page.as_ptr() as usize;
+        let end = (base / 4096 + 2) * 4096;
+        let off = end - base;
+        page[off - 1] = 0;
+        let start = base + off - 100;
+        let s = read_str(&mem, start as u64).unwrap();
+        assert_eq!(s.len(), 99);
+        assert!(s.iter().all(|c| *c == b'x'));
+        let a = std::ffi::CString::new("terraform").unwrap();
+        let b = std::ffi::CString::new("destroy").unwrap();
+        let argv = [a.as_ptr(), b.as_ptr(), std::ptr::null()];
+        let v = read_vec(&mem, argv.as_ptr() as u64);
+        assert_eq!(v, vec![b"terraform".to_vec(), b"destroy".to_vec()]);
+        assert_eq!(read_vec(&mem, 0), Vec::<Vec<u8>>::new());
+        assert_eq!(read_str(&mem, 0), None);
+        // An unmapped address reads as nothing, not a panic.
+        assert_eq!(read_str(&mem, 8), None);
+    }
+
+    #[test]
     fn env_lookup_takes_the_last_assignment() {
         let e = BytesEnv(vec![b"A=1".to_vec(), b"AB=2".to_vec(), b"A=3".to_vec()]);
         assert_eq!(e.get(b"A"), Some(&b"3"[..]));
