@@ -318,8 +318,8 @@ impl Supervisor {
             (a[0] as i32 as i64, a[1], a[2], a[3], a[4])
         };
         let path = read_str(&mem, path_p).unwrap_or_default();
-        let argv = read_vec(&mem, argv_p);
-        let envv = read_vec(&mem, envp_p);
+        let argv = read_vec(pid, &mem, argv_p);
+        let envv = read_vec(pid, &mem, envp_p);
         if !still_valid() {
             return Some((false, libc::EACCES));
         }
@@ -667,27 +667,100 @@ fn read_str(mem: &File, addr: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A NULL-terminated array of string pointers (argv, envp).
-fn read_vec(mem: &File, addr: u64) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
+/// A NULL-terminated array of string pointers (argv, envp). The pointers are read a page
+/// at a time and the strings' first bytes in one `process_vm_readv` (an exec's environment
+/// is dozens of strings: one `pread` each cost more than the rest of the decision); a string
+/// longer than that, or that call failing, falls back to [`read_str`].
+fn read_vec(pid: u32, mem: &File, addr: u64) -> Vec<Vec<u8>> {
+    let mut ptrs: Vec<u64> = Vec::new();
     if addr == 0 {
-        return out;
+        return Vec::new();
     }
+    let mut at = addr;
+    'pages: while ptrs.len() < MAX_ARGS {
+        let room = (4096 - (at % 4096) as usize).max(8) / 8 * 8;
+        let mut buf = vec![0u8; room];
+        let n = match mem.read_at(&mut buf, at) {
+            Ok(n) if n >= 8 => n / 8 * 8,
+            _ => break,
+        };
+        for c in buf[..n].chunks_exact(8) {
+            let p = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            if p == 0 || ptrs.len() >= MAX_ARGS {
+                break 'pages;
+            }
+            ptrs.push(p);
+        }
+        at = match at.checked_add(n as u64) {
+            Some(a) => a,
+            None => break,
+        };
+    }
+    let heads = read_heads(pid, &ptrs);
+    let mut out = Vec::with_capacity(ptrs.len());
     let mut total = 0usize;
-    for i in 0..MAX_ARGS as u64 {
-        let mut p = [0u8; 8];
-        if mem.read_at(&mut p, addr + i * 8).ok() != Some(8) {
-            break;
-        }
-        let ptr = u64::from_le_bytes(p);
-        if ptr == 0 {
-            break;
-        }
-        let s = read_str(mem, ptr).unwrap_or_default();
+    for (i, p) in ptrs.iter().enumerate() {
+        let s = match heads.get(i).and_then(|h| h.as_ref()) {
+            Some(h) => h.clone(),
+            None => read_str(mem, *p).unwrap_or_default(),
+        };
         total += s.len();
         out.push(s);
         if total > MAX_TOTAL {
             break;
+        }
+    }
+    out
+}
+
+/// The strings at `ptrs` that end within their first [`HEAD`] bytes (never crossing a page, so
+/// a short string next to an unmapped page still reads), `None` for the others.
+fn read_heads(pid: u32, ptrs: &[u64]) -> Vec<Option<Vec<u8>>> {
+    const HEAD: usize = 256;
+    const BATCH: usize = 512;
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; ptrs.len()];
+    let mut buf = vec![0u8; BATCH * HEAD];
+    for (b, chunk) in ptrs.chunks(BATCH).enumerate() {
+        let mut local = Vec::with_capacity(chunk.len());
+        let mut remote = Vec::with_capacity(chunk.len());
+        for (i, p) in chunk.iter().enumerate() {
+            let len = HEAD.min(4096 - (*p % 4096) as usize);
+            local.push(libc::iovec {
+                iov_base: buf[i * HEAD..].as_mut_ptr().cast(),
+                iov_len: len,
+            });
+            remote.push(libc::iovec {
+                iov_base: *p as usize as *mut libc::c_void,
+                iov_len: len,
+            });
+        }
+        // SAFETY: every local iovec points into `buf` with its length within it.
+        let got = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if got <= 0 {
+            continue;
+        }
+        // A partial read fills iovecs in order: the ones within `got` are complete.
+        let mut left = got as usize;
+        for (i, l) in local.iter().enumerate() {
+            if left < l.iov_len {
+                break;
+            }
+            left -= l.iov_len;
+            let bytes = &buf[i * HEAD..i * HEAD + l.iov_len];
+            if let Some(z) = bytes.iter().position(|c| *c == 0)
+                && let Some(slot) = out.get_mut(b * BATCH + i)
+            {
+                *slot = Some(bytes[..z].to_vec());
+            }
         }
     }
     out
@@ -791,10 +864,19 @@ mod tests {
         assert!(s.iter().all(|c| *c == b'x'));
         let a = std::ffi::CString::new("terraform").unwrap();
         let b = std::ffi::CString::new("destroy").unwrap();
-        let argv = [a.as_ptr(), b.as_ptr(), std::ptr::null()];
-        let v = read_vec(&mem, argv.as_ptr() as u64);
-        assert_eq!(v, vec![b"terraform".to_vec(), b"destroy".to_vec()]);
-        assert_eq!(read_vec(&mem, 0), Vec::<Vec<u8>>::new());
+        // Longer than one head: read by the fallback.
+        let long = std::ffi::CString::new("y".repeat(5000)).unwrap();
+        let argv = [a.as_ptr(), b.as_ptr(), long.as_ptr(), std::ptr::null()];
+        let me = std::process::id();
+        let v = read_vec(me, &mem, argv.as_ptr() as u64);
+        assert_eq!(
+            v,
+            vec![b"terraform".to_vec(), b"destroy".to_vec(), vec![b'y'; 5000]]
+        );
+        assert_eq!(read_vec(me, &mem, 0), Vec::<Vec<u8>>::new());
+        // The string ending at the page boundary, through the batched path too.
+        let edge = [start as *const libc::c_char, std::ptr::null()];
+        assert_eq!(read_vec(me, &mem, edge.as_ptr() as u64), vec![s]);
         assert_eq!(read_str(&mem, 0), None);
         // An unmapped address reads as nothing, not a panic.
         assert_eq!(read_str(&mem, 8), None);
