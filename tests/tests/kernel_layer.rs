@@ -330,7 +330,7 @@ fn asks_from_the_kernel_layer_go_to_the_human() {
         std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
     );
     let p = probe.display();
-    let mut child = s
+    let child = s
         .guardctl()
         .env("PATH", path)
         .stdin(Stdio::null())
