@@ -648,4 +648,103 @@ mod tests {
         // The last instruction of each path is a return.
         assert_eq!(p.ins[p.n - 1].code, RET_K);
     }
+
+    /// The program in a real (forked) process: installed without a listener, a trapped call
+    /// fails with ENOSYS (what a process gets when its supervisor is gone), a call with the
+    /// session value reaches the kernel, the probe gets EDOM, other calls are untouched.
+    #[test]
+    fn the_filter_traps_what_it_should_in_a_real_process() {
+        const M: u64 = 0x1234_5678_9abc_def1;
+        let sys = |n: libc::c_long, a: [usize; 6]| unsafe { raw::sys6(n, a) };
+        // SAFETY: the child only makes raw syscalls and exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let mut p = Prog::new();
+            let ok = build(&mut p, M);
+            let fprog = libc::sock_fprog {
+                len: p.n as u16,
+                filter: p.ins.as_mut_ptr(),
+            };
+            let mut fails = 0usize;
+            let mut check = |bit: usize, got: isize, want: i32| {
+                if got != -(want as isize) {
+                    fails |= 1 << bit;
+                }
+            };
+            if !ok
+                || sys(
+                    libc::SYS_prctl,
+                    [libc::PR_SET_NO_NEW_PRIVS as usize, 1, 0, 0, 0, 0],
+                ) != 0
+                || sys(
+                    libc::SYS_seccomp,
+                    [
+                        SECCOMP_SET_MODE_FILTER,
+                        0,
+                        &fprog as *const _ as usize,
+                        0,
+                        0,
+                        0,
+                    ],
+                ) != 0
+            {
+                unsafe { libc::_exit(100) };
+            }
+            let bad = usize::MAX >> 1; // not an fd
+            let sa = [0u8; 16];
+            let sap = sa.as_ptr() as usize;
+            check(0, sys(libc::SYS_execve, [0, 0, 0, 0, 0, 0]), libc::ENOSYS);
+            check(
+                1,
+                sys(libc::SYS_execve, [0, 0, 0, 0, 0, M as usize]),
+                libc::EFAULT,
+            );
+            check(
+                2,
+                sys(libc::SYS_execve, [0, 0, 0, 0, 0, probe_magic(M) as usize]),
+                libc::EDOM,
+            );
+            check(
+                3,
+                sys(libc::SYS_connect, [bad, sap, 16, 0, 0, 0]),
+                libc::ENOSYS,
+            );
+            check(
+                4,
+                sys(libc::SYS_connect, [bad, sap, 16, 0, 0, M as usize]),
+                libc::EBADF,
+            );
+            check(
+                5,
+                sys(libc::SYS_sendto, [bad, sap, 1, 0, 0, 0]),
+                libc::EBADF,
+            );
+            check(
+                6,
+                sys(libc::SYS_sendto, [bad, sap, 1, 0, sap, 16]),
+                libc::ENOSYS,
+            );
+            check(
+                7,
+                sys(libc::SYS_execveat, [bad, 0, 0, 0, 0, 0]),
+                libc::ENOSYS,
+            );
+            // Only the low half matching is not enough.
+            check(
+                8,
+                sys(libc::SYS_execve, [0, 0, 0, 0, 0, M as u32 as usize]),
+                libc::ENOSYS,
+            );
+            check(9, sys(libc::SYS_close, [bad, 0, 0, 0, 0, 0]), libc::EBADF);
+            unsafe { libc::_exit(fails.min(99) as i32) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        assert!(libc::WIFEXITED(st), "child died: {st:#x}");
+        let code = libc::WEXITSTATUS(st);
+        assert_ne!(code, 100, "could not install the filter");
+        assert_eq!(code, 0, "failed checks (bit mask, capped at 99): {code:#b}");
+    }
 }
