@@ -63,9 +63,39 @@ pub fn enabled() -> bool {
     }
 }
 
-/// The key: the path packed into words (zero-padded), its tag and its slot.
+/// The `i`-th 8-byte word of `path`, zero-padded past its end (the key compared in a slot).
+#[inline]
+fn word(path: &[u8], i: usize) -> u64 {
+    let at = i * 8;
+    let load = |from: usize| {
+        let mut b = [0u8; 8];
+        if let Some(w) = path.get(from..from + 8) {
+            b.copy_from_slice(w);
+        }
+        u64::from_le_bytes(b)
+    };
+    if at + 8 <= path.len() {
+        return load(at);
+    }
+    let tail = path.len().saturating_sub(at);
+    if tail == 0 {
+        return 0;
+    }
+    if path.len() >= 8 {
+        // The last 8 bytes end with the tail: shift the bytes before it out.
+        return load(path.len() - 8) >> (8 * (8 - tail));
+    }
+    let mut w = 0u64;
+    for (j, &c) in path.iter().enumerate() {
+        w |= u64::from(c) << (8 * j);
+    }
+    w
+}
+
+/// Where `(path, access)` lives: its slot, its tag and how many words its path has. Computed
+/// from the bytes in place: building a zeroed copy of the key first (and a `memcpy` per word)
+/// was most of the lookup's cost.
 struct Key {
-    words: [u64; KEY_WORDS],
     n: usize,
     tag: u32,
     slot: usize,
@@ -75,24 +105,16 @@ fn key(path: &[u8], access: FileAccess) -> Option<Key> {
     if path.is_empty() || path.len() > KEY_MAX {
         return None;
     }
-    let mut words = [0u64; KEY_WORDS];
     let n = path.len().div_ceil(8);
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64;
-    for (i, chunk) in path.chunks(8).enumerate() {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        let w = u64::from_le_bytes(b);
-        words[i] = w;
-        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    for i in 0..n {
+        h = (h ^ word(path, i))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
     }
     let tag = path.len() as u32 | (access.bit() as u32) << 16;
     let slot = (h ^ (h >> 32)) as usize % SLOTS;
-    Some(Key {
-        words,
-        n,
-        tag,
-        slot,
-    })
+    Some(Key { n, tag, slot })
 }
 
 /// True when `(path, access)` was recorded as allowed in this process.
@@ -108,7 +130,7 @@ pub fn allowed(path: &[u8], access: FileAccess) -> bool {
     if before & 1 != 0 || s.tag.load(Ordering::Relaxed) != k.tag {
         return false;
     }
-    let same = (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == k.words[i]);
+    let same = (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == word(path, i));
     fence(Ordering::Acquire);
     same && s.seq.load(Ordering::Relaxed) == before
 }
@@ -139,7 +161,7 @@ pub fn remember(path: &[u8], access: FileAccess) {
     s.tag.store(k.tag, Ordering::Relaxed);
     for i in 0..KEY_WORDS {
         // Words past the key are zeroed so that a stale longer key cannot be half-compared.
-        s.words[i].store(if i < k.n { k.words[i] } else { 0 }, Ordering::Relaxed);
+        s.words[i].store(if i < k.n { word(path, i) } else { 0 }, Ordering::Relaxed);
     }
     s.seq.store(cur.wrapping_add(2), Ordering::Release);
 }
@@ -159,6 +181,23 @@ mod tests {
         remembers_exact_path_and_access_only();
         a_colliding_key_evicts_and_never_aliases();
         a_slot_left_mid_write_is_skipped();
+    }
+
+    /// Words are the path's bytes, little-endian, zero-padded: the overlapping tail load
+    /// gives what a byte-by-byte build gives.
+    #[test]
+    fn words_are_zero_padded_little_endian() {
+        let p: Vec<u8> = (1..=40u8).collect();
+        for len in 0..=p.len() {
+            let path = &p[..len];
+            for i in 0..len.div_ceil(8) + 1 {
+                let mut want = 0u64;
+                for (j, &c) in path.iter().skip(i * 8).take(8).enumerate() {
+                    want |= u64::from(c) << (8 * j);
+                }
+                assert_eq!(word(path, i), want, "len {len} word {i}");
+            }
+        }
     }
 
     fn remembers_exact_path_and_access_only() {

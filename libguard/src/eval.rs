@@ -477,6 +477,54 @@ pub fn file_denied_any(dirfd: i32, path: *const c_char, accesses: &[FileAccess])
     })
 }
 
+/// A rename's source (`access` Delete) or target (`access` Write), taken as a directory: the
+/// call must fail when the move would carry files out of, or into, the reach of a `deny`,
+/// `ask` or `redact` rule (`Ruleset::rule_guarding_below`): `mv ~/.aws /tmp/a` followed by a
+/// read of `/tmp/a/credentials`. Names as in [`file_denied`]; a file (not a directory) has
+/// nothing below it, so no rule pattern reaches below its name and the answer is no.
+pub fn dir_move_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool {
+    let Some(rs) = state::ruleset() else {
+        return false;
+    };
+    if path.is_null() {
+        return false;
+    }
+    let p = unsafe { raw::cstr(path) };
+    if p.is_empty() {
+        return false;
+    }
+    let mut cwd = PathBuf::new();
+    if !path::getcwd(&mut cwd) {
+        cwd.clear();
+    }
+    let mut lex = PathBuf::new();
+    let mut res = PathBuf::new();
+    let mut extra = PathBuf::new();
+    let have_lex = path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex);
+    let have_res = path::resolved(dirfd, path, &mut res, &mut extra);
+    let names: [(&[u8], bool); 2] = [(lex.as_bytes(), have_lex), (res.as_bytes(), have_res)];
+    for (name, ok) in names {
+        if !ok {
+            continue;
+        }
+        if let Some(v) = rs.rule_guarding_below(name) {
+            let mut o = Outcome::from_verdict(v.decision, v.rule, false, rs.monitor_mode());
+            resolve_ask(&mut o, access.as_str(), name);
+            emit(
+                access.as_str(),
+                name,
+                &o,
+                false,
+                "moving this directory would carry files its rule protects out of (or into) the rule's reach",
+            );
+            if o.blocks() {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// A read-only open, checked in two steps: the lexical name before the call (no extra
 /// syscall), then the name of what was actually opened, read back from the new fd (one
 /// `readlink`). Cheaper than `file_denied` on the hot path, and without its check-then-open

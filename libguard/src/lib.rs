@@ -73,6 +73,7 @@
 pub mod allow_cache;
 pub mod ask;
 pub mod broker;
+pub mod content_scope;
 pub mod dns;
 pub mod envp;
 pub mod eval;

@@ -460,3 +460,61 @@ fn hard_links_and_moves_cannot_rename_a_file_out_of_its_rules() {
         e.rule == "secret-files" && e.decision == "deny"
     });
 }
+
+/// A directory carries every file below it: moving `~/secret` (whose files a rule denies) to
+/// another name, or moving a directory of one's own onto a name whose subtree a write rule
+/// protects, would sidestep those rules. Both are refused, from C, bash and Python; moves that
+/// carry nothing a rule protects still work.
+#[test]
+fn moving_a_directory_cannot_carry_files_out_of_their_rules() {
+    let policy = format!(
+        "{POLICY}\n[[rule]]\nid = \"hook-scripts\"\non = \"file\"\npaths = [\"~/cfg/hooks/**\"]\n\
+         access = [\"write\"]\ndecision = \"deny\"\nreason = \"hook scripts run later\"\n\
+         examples = {{ match = [\"write ~/cfg/hooks/pre-commit\"] }}\n"
+    );
+    let env = Env::with_policy("c-dirmove", &policy);
+    let bin = probe(0);
+    let elsewhere = env.sb.root.join("elsewhere");
+    std::fs::create_dir_all(elsewhere.join("mine/hooks")).unwrap();
+    std::fs::write(elsewhere.join("mine/hooks/pre-commit"), "#!/bin/sh\n").unwrap();
+    let away = elsewhere.join("s").to_string_lossy().into_owned();
+    let (o, _) = p(&env, &bin, &["rename", &env.h("secret"), &away]);
+    assert_eq!(o.trim(), "ERR EACCES", "moving the denied tree away");
+    let mine = elsewhere.join("mine").to_string_lossy().into_owned();
+    let (o, _) = p(&env, &bin, &["rename", &mine, &env.h("cfg")]);
+    assert_eq!(o.trim(), "ERR EACCES", "moving a tree onto a protected one");
+    // The same through bash's mv and Python's os.rename.
+    let mut c = env.cmd("bash");
+    c.arg("-c").arg(format!("mv {} {away}", env.h("secret")));
+    let (_, e, code) = out(c);
+    assert_ne!(code, Some(0), "mv must fail");
+    assert!(e.contains("Permission denied"), "{e}");
+    if let Some(py) = python() {
+        let mut c = env.cmd(py);
+        c.args(["-c", "import os,sys; os.rename(sys.argv[1], sys.argv[2])"])
+            .arg(env.h("secret"))
+            .arg(&away);
+        let (_, e, code) = out(c);
+        assert_ne!(code, Some(0));
+        assert!(e.contains("PermissionError"), "{e}");
+    }
+    assert!(env.home().join("secret/key").exists());
+    assert!(!elsewhere.join("s").exists());
+    assert!(!env.home().join("cfg").exists());
+    // Nothing protected below: the move goes through.
+    std::fs::create_dir_all(env.home().join("public/sub/inner")).unwrap();
+    let (o, _) = p(
+        &env,
+        &bin,
+        &["rename", &env.h("public/sub"), &env.h("public/sub2")],
+    );
+    assert_eq!(o.trim(), "OK");
+    assert!(env.home().join("public/sub2/inner").is_dir());
+    let e = env.broker.wait_for("the refused move of ~/secret", |e| {
+        e.rule == "secret-files" && e.action == "delete" && e.decision == "deny"
+    });
+    assert_eq!(e.target, env.h("secret"));
+    env.broker.wait_for("the refused move onto ~/cfg", |e| {
+        e.rule == "hook-scripts" && e.action == "write" && e.target == env.h("cfg")
+    });
+}

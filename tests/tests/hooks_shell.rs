@@ -75,3 +75,25 @@ fn bash_cannot_shed_the_guard() {
     );
     assert!(e.contains("Permission denied"), "{e}");
 }
+
+/// An exec rule knows a program by name; a symlink under another name leads to the same
+/// program and is judged as it (`ln -s $(which date) d; ./d` is the denied `date`).
+#[test]
+fn a_symlink_to_a_denied_program_is_that_program() {
+    let env = Env::new("sh-symlink-exec");
+    let date = which("date").expect("date");
+    let link = env.home().join("public/d");
+    std::os::unix::fs::symlink(&date, &link).unwrap();
+    let (o, e, code) = bash(&env, &format!("{} +%Y; echo rc=$?", link.display()));
+    assert!(o.contains("rc=126"), "the link must not run: {o} {e}");
+    assert!(e.contains("denied by rule no-date"), "{e}");
+    env.broker.wait_for("the link's exec deny", |e| {
+        e.action == "exec" && e.rule == "no-date" && e.target.starts_with(&*link.to_string_lossy())
+    });
+    // A link to an allowed program still runs.
+    let echo = which("echo").expect("echo");
+    let ok = env.home().join("public/e");
+    std::os::unix::fs::symlink(&echo, &ok).unwrap();
+    let (o, _, _) = bash(&env, &format!("{} hi", ok.display()));
+    assert_eq!(o.trim(), "hi");
+}

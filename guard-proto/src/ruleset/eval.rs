@@ -262,6 +262,51 @@ impl<'a> Ruleset<'a> {
             && self.when_holds(rec, ctx.env, ctx, mode, false)
     }
 
+    /// The strictest file rule that a move of the directory `dir` (absolute, lexically clean)
+    /// would sidestep: a rule whose decision is `deny`, `ask` or `redact` for some access and
+    /// whose path pattern can match a path strictly below `dir`, unless one of its exclusions
+    /// covers all of `dir`. Renaming `~/.aws` to `/tmp/a` would otherwise carry
+    /// `~/.aws/credentials` out of its rule's reach, and renaming a directory of one's own onto
+    /// `~/.config/systemd/user` would put files where a write rule forbids them.
+    ///
+    /// Patterns that begin with `**` (`**/.env`) follow a file wherever it is moved and are not
+    /// counted. `when` keys are ignored (the move is refused for every agent and cwd): the answer
+    /// errs on refusing. `redact` is reported as `deny` (the copy would be read unredacted).
+    pub fn rule_guarding_below(&self, dir: &[u8]) -> Option<super::Verdict> {
+        use crate::decision::Decision;
+        if dir.first() != Some(&b'/') {
+            return None;
+        }
+        let mut best: Option<super::Verdict> = None;
+        for r in 0..self.rule_count() {
+            let rec = self.rule_rec(r);
+            if rd_u8(rec, RULE_KIND) != KIND_FILE || rd_u8(rec, RULE_FLAGS) & FLAG_INACTIVE != 0 {
+                continue;
+            }
+            let decision = match self.rule_decision(r) {
+                Decision::Deny | Decision::Redact => Decision::Deny,
+                Decision::Ask => Decision::Ask,
+                _ => continue,
+            };
+            if best.is_some_and(|b| b.decision >= decision) {
+                continue;
+            }
+            let (s, n) = Self::slot(rec, SLOT_A);
+            if !(s..s + n).any(|i| pattern_reaches_below(self.pat_text(i), dir)) {
+                continue;
+            }
+            let (xs, xn) = Self::slot(rec, SLOT_B);
+            if (xs..xs + xn).any(|i| exclusion_covers(self.pat_text(i), dir)) {
+                continue;
+            }
+            best = Some(super::Verdict {
+                decision,
+                rule: Some(r),
+            });
+        }
+        best
+    }
+
     // ---- exec ----
 
     #[allow(clippy::too_many_arguments)]
@@ -678,6 +723,47 @@ impl<'a> Ruleset<'a> {
     }
 }
 
+/// Whether the path glob `pat` can match some path strictly below the directory `dir`:
+/// component by component, `pat` must match `dir`'s components and go on past them. A `**`
+/// among them may stand for any number of components, so it answers yes. A pattern that
+/// begins with `**` is not anchored and answers no (see `rule_guarding_below`).
+fn pattern_reaches_below(pat: &[u8], dir: &[u8]) -> bool {
+    if pat.first() != Some(&b'/') {
+        return false;
+    }
+    let mut pc = pat[1..].split(|c| *c == b'/');
+    let dir = dir.strip_prefix(b"/").unwrap_or(dir);
+    if !dir.is_empty() {
+        for d in dir.split(|c| *c == b'/') {
+            match pc.next() {
+                None => return false,
+                Some(b"**") => return true,
+                Some(p) => {
+                    if !glob_match(p, d, true, false) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    pc.next().is_some()
+}
+
+/// Whether the exclusion glob `pat` matches every path below `dir`: it has the shape
+/// `HEAD/**` and `HEAD` matches `dir` or one of its ancestors.
+fn exclusion_covers(pat: &[u8], dir: &[u8]) -> bool {
+    let Some(head) = pat.strip_suffix(b"/**") else {
+        return false;
+    };
+    if glob_match(head, dir, true, false) {
+        return true;
+    }
+    dir.iter()
+        .enumerate()
+        .filter(|&(_, c)| *c == b'/')
+        .any(|(i, _)| i > 0 && glob_match(head, &dir[..i], true, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,5 +891,27 @@ mod tests {
             matched > 1000,
             "the generated paths rarely hit a rule ({matched})"
         );
+    }
+
+    #[test]
+    fn directory_moves_that_carry_files_out_of_their_rules() {
+        assert!(pattern_reaches_below(b"/h/.aws/credentials", b"/h/.aws"));
+        assert!(pattern_reaches_below(b"/h/.aws/credentials", b"/h"));
+        assert!(pattern_reaches_below(b"/h/.ssh/**", b"/h/.ssh"));
+        assert!(pattern_reaches_below(b"/h/[!.]*/**", b"/h/Documents"));
+        assert!(pattern_reaches_below(b"/h/*/secrets.txt", b"/h/x"));
+        assert!(pattern_reaches_below(b"/a/**/b", b"/a/x/y"));
+        assert!(!pattern_reaches_below(
+            b"/h/.aws/credentials",
+            b"/h/.aws/credentials"
+        ));
+        assert!(!pattern_reaches_below(b"/h/.aws/credentials", b"/h/.awsx"));
+        assert!(!pattern_reaches_below(b"/h/[!.]*/**", b"/h/.cache"));
+        assert!(!pattern_reaches_below(b"**/.env", b"/h/project"));
+        assert!(!pattern_reaches_below(b"/h/.bashrc", b"/h/project"));
+        assert!(exclusion_covers(b"/h/project/**", b"/h/project"));
+        assert!(exclusion_covers(b"/h/project/**", b"/h/project/sub"));
+        assert!(!exclusion_covers(b"/h/project/**", b"/h"));
+        assert!(!exclusion_covers(b"/h/project/x", b"/h/project"));
     }
 }

@@ -210,6 +210,19 @@ fn payload<'a>(argv: &'a CArgv) -> Payload<'a> {
 /// `env` the environment the child would get (for `when.env`). Records the event(s). Returns
 /// true when the exec must fail with EACCES (the explanation is already on stderr).
 fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut Kernel>) -> bool {
+    // The program's real name when a symlink leads to it (raw syscalls and stack buffers
+    // only: this may run in a vfork child).
+    let mut real_buf = PathBuf::new();
+    let mut dangling = PathBuf::new();
+    let real = (!program.is_empty()
+        && crate::path::resolved(
+            libc::AT_FDCWD,
+            program.c_ptr(),
+            &mut real_buf,
+            &mut dangling,
+        )
+        && real_buf.as_bytes() != program.as_bytes())
+    .then(|| real_buf.as_bytes());
     let prog = program.as_bytes();
     let prog_opt = if prog.is_empty() { None } else { Some(prog) };
     let mut o = eval::with_ctx(env, |ctx| {
@@ -247,6 +260,19 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut
         };
         if let Some(e) = extra {
             o = eval::stricter((o, 0), (e, 1)).0;
+        }
+        // A symlink to a governed program (`ln -s $(which terraform) tf; ./tf destroy`) is
+        // judged as the program it leads to as well. (A copy under another name is not: only
+        // the name identifies a program; see README "What the guard does not see".)
+        if let Some(real) = real {
+            let r = eval::evaluate(
+                &Action::Exec {
+                    argv,
+                    program: Some(real),
+                },
+                ctx,
+            );
+            o = eval::stricter((o, 0), (r, 1)).0;
         }
         o
     });

@@ -449,6 +449,11 @@ pub fn rename_denied(
     let mut deny = crate::redact::write_refused(olddir, old);
     deny |= file_denied(olddir, old, FileAccess::Delete);
     deny |= file_denied(newdir, new, FileAccess::Write);
+    // A directory carries everything below it: moving `~/.aws` away, or a directory of the
+    // agent's onto `~/.config/systemd/user`, must not sidestep the rules on what is inside.
+    deny = deny
+        || crate::eval::dir_move_denied(olddir, old, FileAccess::Delete)
+        || crate::eval::dir_move_denied(newdir, new, FileAccess::Write);
     if flags & libc::RENAME_EXCHANGE != 0 {
         deny |= file_denied(olddir, old, FileAccess::Write);
         deny |= file_denied(newdir, new, FileAccess::Delete);
