@@ -130,6 +130,30 @@ pub enum Message<'a> {
     ControlRequest(ControlRequest<'a>),
     #[serde(borrow)]
     ControlReply(ControlReply<'a>),
+    /// The kernel layer (see [`Supervise`]); answered with a [`ControlReply`].
+    #[serde(borrow)]
+    Supervise(Supervise<'a>),
+}
+
+/// A guarded process hands the broker a seccomp user-notification listener (the kernel layer,
+/// `docs/kernel-layer.md`). Two frames on one dedicated connection, each answered with a
+/// [`ControlReply`]: `stage` = `probe` (can this broker supervise? `ok` false: it cannot, and
+/// the process keeps the in-process layer only; sent before any filter exists), then `listener`,
+/// sent with `sendmsg` and the listener fd as `SCM_RIGHTS` ancillary data on its first byte;
+/// `ok` true once the broker services it. Added at the end of [`Message`] within wire version 2:
+/// a broker that predates it drops the connection, which the process reads as "cannot".
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Supervise<'a> {
+    pub stage: &'a str,
+    pub session: &'a str,
+    /// The process that installed the filter (its descendants inherit it).
+    pub pid: u32,
+    pub exe: &'a str,
+    pub runtime: &'a str,
+    /// Why it was installed: `go-start` or `static-exec`.
+    pub why: &'a str,
+    /// What runs under it: the static program about to be exec'd, or `exe` itself.
+    pub target: &'a str,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -206,6 +230,22 @@ mod tests {
             approval_who: "guardctl pid 9",
             approval_latency_ms: 250,
         }
+    }
+
+    #[test]
+    fn supervise_round_trips() {
+        let m = Message::Supervise(Supervise {
+            stage: "listener",
+            session: "s1",
+            pid: 7,
+            exe: "/x/app",
+            runtime: "go",
+            why: "go-start",
+            target: "/x/app",
+        });
+        let mut buf = [0u8; 256];
+        let n = encode_frame(&m, &mut buf).unwrap();
+        assert_eq!(decode_frame(&buf[..n]).unwrap(), (m, n));
     }
 
     #[test]

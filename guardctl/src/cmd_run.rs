@@ -204,7 +204,10 @@ pub fn run(args: RunArgs) -> ExitCode {
     let broker = match listener {
         Some(listener) => {
             match Broker::start_session(listener, log, &db, info.clone(), spill_dir.clone()) {
-                Ok(b) => Some(b),
+                Ok(b) => {
+                    b.supervise_with(ruleset.clone());
+                    Some(b)
+                }
                 Err(e) => return fail(format_args!("cannot start the broker: {e}")),
             }
         }

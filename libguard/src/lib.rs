@@ -82,6 +82,7 @@ pub mod path;
 pub mod raw;
 pub mod redact;
 pub mod runtime;
+pub mod seccomp;
 pub mod selfprotect;
 pub mod state;
 pub mod trampoline;

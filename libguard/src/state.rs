@@ -190,6 +190,11 @@ extern "C" fn constructor(_argc: i32, _argv: *const *const c_char, envp: *const 
         unsafe { init(env) };
         set_bypass(false);
         STATE.store(READY, Ordering::Release);
+        // The kernel layer's start-up step (Go processes; see `seccomp.rs`). Only here, in the
+        // constructor: a lazy initialisation may happen in a vfork child.
+        set_bypass(true);
+        crate::seccomp::at_start();
+        set_bypass(false);
     }
 }
 

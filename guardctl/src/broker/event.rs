@@ -46,6 +46,10 @@ pub struct AuditEvent {
     /// was dead or not reading when it happened); absent for events received live.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery: Option<String>,
+    /// `seccomp` for events the kernel layer's supervisor wrote (`broker/seccomp.rs`); absent
+    /// for the in-process layer's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
 }
 
 /// How an ask was answered, as the asking process saw it.
@@ -133,6 +137,7 @@ impl AuditEvent {
                 }
             }),
             delivery: None,
+            layer: None,
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod approvals;
 pub mod event;
 pub mod registry;
+pub mod seccomp;
 pub mod spill;
 pub mod store;
 
@@ -23,7 +24,6 @@ use guard_proto::wire::{self, FrameError, Message};
 use registry::Registry;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -102,6 +102,9 @@ struct Shared {
     spill_lock: Mutex<()>,
     /// Tells the spill thread to stop (before `stop`, so the final pass is still written).
     spill_stop: AtomicBool,
+    /// The session's compiled ruleset, for the kernel layer's supervisor (`seccomp`); unset in
+    /// `serve`, which then refuses to supervise.
+    ruleset: OnceLock<PathBuf>,
 }
 
 impl Shared {
@@ -244,6 +247,7 @@ impl Broker {
             spilled: AtomicU64::new(0),
             spill_lock: Mutex::new(()),
             spill_stop: AtomicBool::new(false),
+            ruleset: OnceLock::new(),
         });
         let (tx, rx) = mpsc::sync_channel::<Item>(capacity.max(1));
         let w_shared = Arc::clone(&shared);
@@ -273,6 +277,12 @@ impl Broker {
             writer: Some(writer),
             listener: watch,
         })
+    }
+
+    /// Lets this broker supervise seccomp listeners (the kernel layer) with the compiled
+    /// ruleset at `path`.
+    pub fn supervise_with(&self, path: PathBuf) {
+        let _ = self.shared.ruleset.set(path);
     }
 
     /// The approval state (tests answer asks through it directly).
@@ -509,7 +519,7 @@ struct Bound {
     session: Option<(String, SessionInfo)>,
 }
 
-fn read_loop(stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared) {
+fn read_loop(stream: UnixStream, tx: &SyncSender<Item>, shared: &Arc<Shared>) {
     let mut bound = Bound::default();
     read_frames(stream, tx, shared, &mut bound);
     if let (Some(reg), Some((s, _))) = (&shared.registry, &bound.session) {
@@ -517,11 +527,13 @@ fn read_loop(stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared) {
     }
 }
 
-fn read_frames(mut stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared, bound: &mut Bound) {
+fn read_frames(stream: UnixStream, tx: &SyncSender<Item>, shared: &Arc<Shared>, bound: &mut Bound) {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 16 * 1024];
+    // A descriptor that came with the bytes (only a `Supervise` listener frame carries one).
+    let mut passed: Option<std::os::fd::OwnedFd> = None;
     loop {
-        let n = match stream.read(&mut chunk) {
+        let n = match recv_with_fd(&stream, &mut chunk, &mut passed) {
             Ok(0) => return,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -536,6 +548,9 @@ fn read_frames(mut stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared, b
                     used += len;
                     if matches!(msg, Message::Event(_)) {
                         handle(msg, tx, shared, bound);
+                    } else if let Message::Supervise(sup) = &msg {
+                        let (ok, body) = seccomp::on_supervise(sup, passed.take(), shared, tx);
+                        approvals::reply_control(&stream, ok, &body);
                     } else if let Message::ControlRequest(r) = &msg
                         && r.op == "end-session"
                     {
@@ -561,6 +576,56 @@ fn read_frames(mut stream: UnixStream, tx: &SyncSender<Item>, shared: &Shared, b
         }
         buf.drain(..used);
     }
+}
+
+/// `read`, also taking one `SCM_RIGHTS` descriptor into `fd` (closing any earlier one not
+/// claimed, and any extra ones: only the kernel layer's listener is ever passed).
+fn recv_with_fd(
+    stream: &UnixStream,
+    chunk: &mut [u8],
+    fd: &mut Option<std::os::fd::OwnedFd>,
+) -> std::io::Result<usize> {
+    use std::os::fd::FromRawFd;
+    #[repr(C)]
+    union Cmsg {
+        hdr: libc::cmsghdr,
+        buf: [u8; 128],
+    }
+    let mut cbuf = Cmsg { buf: [0u8; 128] };
+    let mut iov = libc::iovec {
+        iov_base: chunk.as_mut_ptr().cast(),
+        iov_len: chunk.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = (&raw mut cbuf).cast();
+    msg.msg_controllen = std::mem::size_of::<Cmsg>();
+    // SAFETY: valid msghdr with its buffers.
+    let n = unsafe { libc::recvmsg(stream.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: walking the control messages the kernel wrote into `cbuf`.
+    unsafe {
+        let mut h = libc::CMSG_FIRSTHDR(&msg);
+        while !h.is_null() {
+            if (*h).cmsg_level == libc::SOL_SOCKET && (*h).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(h).cast::<i32>();
+                let count = ((*h).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / 4;
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.add(i));
+                    let owned = std::os::fd::OwnedFd::from_raw_fd(raw);
+                    if i == 0 {
+                        *fd = Some(owned);
+                    }
+                }
+            }
+            h = libc::CMSG_NXTHDR(&msg, h);
+        }
+    }
+    Ok(n as usize)
 }
 
 /// The session identity to stamp on `ev`: the broker's own session, or in serve the attached
@@ -862,7 +927,7 @@ fn write_loop(rx: mpsc::Receiver<Item>, mut sink: Sink, shared: &Shared) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::os::fd::{FromRawFd, OwnedFd};
 
     fn info() -> SessionInfo {

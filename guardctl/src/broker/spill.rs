@@ -148,6 +148,7 @@ pub fn lost_record(pid: u32, n: u64, info: &SessionInfo) -> AuditEvent {
         dropped_before: n,
         approval: None,
         delivery: Some("spill".into()),
+        layer: None,
     }
 }
 

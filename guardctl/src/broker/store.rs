@@ -208,6 +208,7 @@ mod tests {
             dropped_before: 0,
             approval: None,
             delivery: None,
+            layer: None,
         }
     }
 

@@ -72,6 +72,26 @@ fn basename(p: &[u8]) -> &[u8] {
     p.rsplit(|c| *c == b'/').next().unwrap_or(p)
 }
 
+const STATIC: &str = "statically linked: the loader never loads LD_PRELOAD";
+
+/// How the real exec is made when the kernel layer is involved (`seccomp.rs`).
+struct Kernel {
+    /// Exec with the raw syscall carrying the session value: the filter (just installed for a
+    /// static binary, or inherited) lets it through without asking the broker again.
+    via_magic: bool,
+    /// The resolved program (for the PATH-searching callers).
+    program: PathBuf,
+}
+
+impl Kernel {
+    fn new() -> Kernel {
+        Kernel {
+            via_magic: false,
+            program: PathBuf::new(),
+        }
+    }
+}
+
 /// Whether the program at `prog` cannot carry the preload: setuid/setgid (secure-execution
 /// mode drops LD_PRELOAD), not a 64-bit ELF of our class, or statically linked (no PT_INTERP).
 /// Scripts are guardable (their interpreter is what runs). `None` when it cannot be read.
@@ -110,7 +130,7 @@ fn unguardable(prog: *const c_char) -> Option<&'static str> {
                 return None;
             }
         }
-        Some("statically linked: the loader never loads LD_PRELOAD")
+        Some(STATIC)
     })();
     raw::close(fd);
     res
@@ -189,7 +209,7 @@ fn payload<'a>(argv: &'a CArgv) -> Payload<'a> {
 /// Decides one exec: `program` is the absolute executable path (NUL-terminated in its buffer),
 /// `env` the environment the child would get (for `when.env`). Records the event(s). Returns
 /// true when the exec must fail with EACCES (the explanation is already on stderr).
-fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
+fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv, kernel: Option<&mut Kernel>) -> bool {
     // The program's real name when a symlink leads to it (raw syscalls and stack buffers
     // only: this may run in a vfork child).
     let mut real_buf = PathBuf::new();
@@ -266,14 +286,28 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
     if target.is_empty() {
         target.push_trunc(prog);
     }
-    if prog_opt.is_some()
-        && let Some(why) = unguardable(program.c_ptr())
+    let unguard = if prog_opt.is_some() {
+        unguardable(program.c_ptr())
+    } else {
+        None
+    };
+    let ug_decision = match state::ruleset() {
+        Some(rs) => rs.unguardable_exec(),
+        None => Decision::Deny,
+    };
+    // A static binary exec'd by this process itself runs under the kernel layer instead of
+    // being only recorded (setuid keeps today's handling: no_new_privs would defeat it). An
+    // `unguardable_exec = "deny"` still refuses it (file opens stay unguarded there); an
+    // `ask` is asked first, and the approved exec is supervised.
+    let backstop = kernel.is_some()
+        && unguard == Some(STATIC)
+        && ug_decision != Decision::Deny
+        && crate::seccomp::possible();
+    if let Some(why) = unguard
+        && (!backstop || ug_decision == Decision::Ask)
     {
         {
-            let d = match state::ruleset() {
-                Some(rs) => rs.unguardable_exec(),
-                None => Decision::Deny,
-            };
+            let d = ug_decision;
             let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
             let u = Outcome::from_verdict(d, None, state::ruleset().is_none(), monitor);
             eval::emit("exec-unguardable", program.as_bytes(), &u, true, why);
@@ -302,7 +336,57 @@ fn exec_denied(program: &mut PathBuf, argv: &CArgv, env: Cv) -> bool {
         };
         eval::explain_exec_denial(shown, &o);
     }
-    o.blocks()
+    if o.blocks() {
+        return true;
+    }
+    if let Some(k) = kernel {
+        k.via_magic = crate::seccomp::is_filtered();
+        if backstop && !k.via_magic {
+            let mut left = false;
+            match crate::seccomp::install(
+                crate::seccomp::Why::StaticExec,
+                program.as_bytes(),
+                &mut left,
+            ) {
+                Ok(()) => k.via_magic = true,
+                Err(e) => {
+                    // Today's behaviour: the `unguardable_exec` decision, and say why.
+                    crate::seccomp::diagnose(program.as_bytes(), e, left);
+                    k.via_magic = left;
+                    if unguardable_fallback(program, e) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+/// The `unguardable_exec` decision for a static binary the kernel layer could not cover;
+/// records it. True when the exec must be refused.
+fn unguardable_fallback(program: &mut PathBuf, err: &str) -> bool {
+    let d = match state::ruleset() {
+        Some(rs) => rs.unguardable_exec(),
+        None => Decision::Deny,
+    };
+    let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
+    let u = Outcome::from_verdict(d, None, state::ruleset().is_none(), monitor);
+    let mut why = Buf::<256>::new();
+    why.push_trunc(STATIC.as_bytes());
+    why.push_trunc(b"; kernel layer (seccomp) unavailable: ");
+    why.push_trunc(err.as_bytes());
+    eval::emit(
+        "exec-unguardable",
+        program.as_bytes(),
+        &u,
+        true,
+        raw::utf8_prefix(why.as_bytes()),
+    );
+    if u.blocks() {
+        eval::explain_exec_denial(program.as_bytes(), &u);
+    }
+    u.blocks()
 }
 
 /// The last denied exec of this process: pid, a hash of argv and rule, and when (ms).
@@ -413,7 +497,15 @@ enum Prog {
 
 /// The common gate: evaluates, then builds the child environment. `Err(errno)` to refuse.
 /// Clears the bypass flag before returning so the caller can exec right away.
-fn gate(prog: Prog, argv: Cv, env_src: Cv, child: &mut ChildEnv) -> Result<(), c_int> {
+/// `kernel`: the caller execs in this process right after (not a spawn), so the kernel layer
+/// may be installed here; on return it says how to exec.
+fn gate(
+    prog: Prog,
+    argv: Cv,
+    env_src: Cv,
+    child: &mut ChildEnv,
+    kernel: Option<&mut Kernel>,
+) -> Result<(), c_int> {
     let Some(g) = Inside::enter() else {
         // Not ready (or inside the library): pass the environment through, still guarded.
         return unsafe { pass_env(env_src, child) };
@@ -452,7 +544,14 @@ fn gate(prog: Prog, argv: Cv, env_src: Cv, child: &mut ChildEnv) -> Result<(), c
         }
     }
     let a = unsafe { CArgv::new(argv) };
-    let denied = exec_denied(&mut program, &a, env_src);
+    let mut kernel = kernel;
+    let denied = exec_denied(&mut program, &a, env_src, kernel.as_deref_mut());
+    if let Some(k) = kernel
+        && k.via_magic
+    {
+        k.program.clear();
+        k.program.push(program.as_bytes());
+    }
     let r = if denied {
         Err(libc::EACCES)
     } else {
@@ -494,8 +593,12 @@ fn fail(e: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libguard_execve(path: *const c_char, argv: Cv, envp: Cv) -> c_int {
     let mut child = ChildEnv::new();
-    if let Err(e) = gate(Prog::Path(path), argv, envp, &mut child) {
+    let mut k = Kernel::new();
+    if let Err(e) = gate(Prog::Path(path), argv, envp, &mut child, Some(&mut k)) {
         return fail(e);
+    }
+    if k.via_magic {
+        return crate::hooks::libc_ret(crate::seccomp::execve(path, argv, child.as_ptr())) as c_int;
     }
     match EXECVE.get() {
         Some(f) => unsafe { f(path, argv, child.as_ptr()) },
@@ -506,8 +609,17 @@ pub unsafe extern "C" fn libguard_execve(path: *const c_char, argv: Cv, envp: Cv
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libguard_execvpe(file: *const c_char, argv: Cv, envp: Cv) -> c_int {
     let mut child = ChildEnv::new();
-    if let Err(e) = gate(Prog::Search(file), argv, envp, &mut child) {
+    let mut k = Kernel::new();
+    if let Err(e) = gate(Prog::Search(file), argv, envp, &mut child, Some(&mut k)) {
         return fail(e);
+    }
+    if k.via_magic {
+        // The program as execvpe would have found it; a script without `#!` (ENOEXEC) falls
+        // back to libc, whose exec the filter then sends to the broker.
+        let r = crate::seccomp::execve(k.program.c_ptr(), argv, child.as_ptr());
+        if r != -(libc::ENOEXEC as isize) {
+            return crate::hooks::libc_ret(r) as c_int;
+        }
     }
     match EXECVPE.get() {
         Some(f) => unsafe { f(file, argv, child.as_ptr()) },
@@ -538,8 +650,18 @@ pub unsafe extern "C" fn execvpe(file: *const c_char, argv: Cv, envp: Cv) -> c_i
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fexecve(fd: c_int, argv: Cv, envp: Cv) -> c_int {
     let mut child = ChildEnv::new();
-    if let Err(e) = gate(Prog::Fd(fd), argv, envp, &mut child) {
+    let mut k = Kernel::new();
+    if let Err(e) = gate(Prog::Fd(fd), argv, envp, &mut child, Some(&mut k)) {
         return fail(e);
+    }
+    if k.via_magic {
+        return crate::hooks::libc_ret(crate::seccomp::execveat(
+            fd,
+            c"".as_ptr(),
+            argv,
+            child.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )) as c_int;
     }
     match FEXECVE.get() {
         Some(f) => unsafe { f(fd, argv, child.as_ptr()) },
@@ -556,8 +678,24 @@ pub unsafe extern "C" fn execveat(
     flags: c_int,
 ) -> c_int {
     let mut child = ChildEnv::new();
-    if let Err(e) = gate(Prog::At(dirfd, path, flags), argv, envp, &mut child) {
+    let mut k = Kernel::new();
+    if let Err(e) = gate(
+        Prog::At(dirfd, path, flags),
+        argv,
+        envp,
+        &mut child,
+        Some(&mut k),
+    ) {
         return fail(e);
+    }
+    if k.via_magic {
+        return crate::hooks::libc_ret(crate::seccomp::execveat(
+            dirfd,
+            path,
+            argv,
+            child.as_ptr(),
+            flags,
+        )) as c_int;
     }
     match EXECVEAT.get() {
         Some(f) => unsafe { f(dirfd, path, argv, child.as_ptr(), flags) },
@@ -601,7 +739,9 @@ unsafe fn spawn(
     } else {
         Prog::Path(path)
     };
-    if let Err(e) = gate(prog, argv, env_or_environ(envp), &mut child) {
+    // A spawn execs in a child this process does not control: no filter is installed here,
+    // the static target stays governed by `unguardable_exec` (docs/kernel-layer.md).
+    if let Err(e) = gate(prog, argv, env_or_environ(envp), &mut child, None) {
         return e;
     }
     let real = if search {

@@ -81,6 +81,21 @@ impl Broker {
                                 // This fake broker answers no asks: closing the connection
                                 // makes libguard deny at once (broker unreachable).
                                 Ok((Message::AskRequest(_), _)) => return,
+                                // Nor does it supervise seccomp listeners (the kernel layer,
+                                // kernel_layer.rs): libguard keeps its in-process layer only.
+                                Ok((Message::Supervise(_), used)) => {
+                                    buf.drain(..used);
+                                    let mut out = [0u8; 256];
+                                    let reply =
+                                        Message::ControlReply(guard_proto::wire::ControlReply {
+                                            ok: false,
+                                            body: "fake broker",
+                                        });
+                                    if let Ok(n) = guard_proto::wire::encode_frame(&reply, &mut out)
+                                    {
+                                        let _ = std::io::Write::write_all(&mut conn, &out[..n]);
+                                    }
+                                }
                                 Ok((other, _)) => {
                                     panic!("unexpected message from libguard: {other:?}")
                                 }

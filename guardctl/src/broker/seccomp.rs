@@ -1,0 +1,891 @@
+//! The kernel layer, broker side: services the seccomp user-notification listeners that guarded
+//! processes hand over (`libguard/src/seccomp.rs`, wire message `Supervise`), one thread per
+//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination) is read from `/proc/<pid>/mem`, checked
+//! still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) after the read, evaluated with the session's
+//! compiled ruleset and the same evaluator libguard uses, answered `CONTINUE` or `EACCES`, and
+//! recorded with `"layer": "seccomp"`.
+//!
+//! Limits (docs/kernel-layer.md): `CONTINUE` lets the kernel re-read the path, argv and
+//! sockaddr, so a sibling thread that rewrites them between the check and the kernel's read
+//! (TOCTOU) wins; connect rules see the address only (host names are known in-process, not
+//! here). When this broker exits, the kernel fails every trapped call with `ENOSYS`.
+//!
+//! An `ask` goes to this broker's approvals like a libguard ask (over an in-process socket
+//! pair), on a thread of its own, so that the other trapped calls keep being served; the
+//! trapped call waits in the kernel until the human answers or `ask_timeout` denies it.
+
+use super::event::AuditEvent;
+use super::{Item, Shared};
+use guard_proto::wire::{self, Supervise};
+use guard_proto::{Action, Context, Decision, EnvLookup, Ruleset};
+use std::fs::File;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::time::SystemTime;
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct SeccompData {
+    nr: i32,
+    arch: u32,
+    ip: u64,
+    args: [u64; 6],
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Notif {
+    id: u64,
+    pid: u32,
+    flags: u32,
+    data: SeccompData,
+}
+
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct Resp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+// _IOWR('!', 0, struct seccomp_notif), _IOWR('!', 1, struct seccomp_notif_resp),
+// _IOW('!', 2, __u64).
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+const USER_NOTIF_FLAG_CONTINUE: u32 = 1;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xc000_00b7;
+
+/// Caps on what is read from a trapped process (a hostile argv must not exhaust the broker).
+const MAX_STR: usize = 64 * 1024;
+const MAX_ARGS: usize = 4096;
+const MAX_TOTAL: usize = 1 << 20;
+
+/// Answers a `Supervise` message. `fd`: the listener received with it (for `listener`).
+/// Returns the reply's (ok, body).
+pub(super) fn on_supervise(
+    msg: &Supervise<'_>,
+    fd: Option<OwnedFd>,
+    shared: &Arc<Shared>,
+    tx: &SyncSender<Item>,
+) -> (bool, String) {
+    let Some(ruleset) = shared.ruleset.get().cloned() else {
+        return (false, "this broker has no ruleset to supervise with".into());
+    };
+    match msg.stage {
+        "probe" => (true, String::new()),
+        "listener" => {
+            let Some(fd) = fd else {
+                return (false, "no listener fd came with the message".into());
+            };
+            // Any local process of ours can send any fd: serve only a real listener (a file
+            // or socket would make the loop spin on a readable fd that is no notifier).
+            let kind = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if kind != "anon_inode:seccomp notify" {
+                return (false, format!("not a seccomp listener ({kind})"));
+            }
+            let ctx = Supervisor {
+                shared: Arc::clone(shared),
+                tx: tx.clone(),
+                ruleset,
+                runtime: msg.runtime.to_string(),
+            };
+            let (pid, target, why) = (msg.pid, msg.target.to_string(), msg.why.to_string());
+            let spawned = std::thread::Builder::new()
+                .name("guard-seccomp".into())
+                .stack_size(256 * 1024)
+                .spawn(move || Arc::new(ctx).run(Arc::new(fd)));
+            match spawned {
+                Ok(_) => {
+                    let sup = Supervisor {
+                        shared: Arc::clone(shared),
+                        tx: tx.clone(),
+                        ruleset: PathBuf::new(),
+                        runtime: msg.runtime.to_string(),
+                    };
+                    sup.record(&Record {
+                        pid,
+                        action: "kernel-layer",
+                        target: &target,
+                        decision: Decision::Audit,
+                        enforce: Decision::Audit,
+                        rule: "",
+                        reason: &format!("seccomp supervisor attached ({why})"),
+                        tags: "",
+                        approval: None,
+                    });
+                    (true, String::new())
+                }
+                Err(e) => (false, format!("cannot start the supervisor: {e}")),
+            }
+        }
+        _ => (false, "unknown stage".into()),
+    }
+}
+
+struct Supervisor {
+    shared: Arc<Shared>,
+    tx: SyncSender<Item>,
+    ruleset: PathBuf,
+    runtime: String,
+}
+
+struct Record<'a> {
+    pid: u32,
+    action: &'a str,
+    target: &'a str,
+    decision: Decision,
+    enforce: Decision,
+    rule: &'a str,
+    reason: &'a str,
+    tags: &'a str,
+    /// (id, answer, who, latency ms) of a concluded ask.
+    approval: Option<(u64, &'a str, &'a str, u64)>,
+}
+
+/// A borrowed argv as the evaluator's `Argv`.
+struct ArgList<'a>(&'a [&'a [u8]]);
+
+impl guard_proto::Argv for ArgList<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn arg(&self, i: usize) -> &[u8] {
+        self.0.get(i).copied().unwrap_or(b"")
+    }
+}
+
+/// The environment a trapped exec passes to the new program (for `when.env`).
+struct BytesEnv(Vec<Vec<u8>>);
+
+impl EnvLookup for BytesEnv {
+    fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.0.iter().rev().find_map(|e| {
+            (e.len() > key.len() && e.starts_with(key) && e[key.len()] == b'=')
+                .then(|| &e[key.len() + 1..])
+        })
+    }
+}
+
+impl Supervisor {
+    fn run(self: Arc<Self>, fd: Arc<OwnedFd>) {
+        let bytes = std::fs::read(&self.ruleset).unwrap_or_default();
+        let rs = Ruleset::load(&bytes).ok();
+        if rs.is_none() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "guard: kernel layer: ruleset {} unusable: trapped calls are refused",
+                self.ruleset.display()
+            );
+        }
+        loop {
+            if self.shared.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut p, 1, 250) };
+            if n <= 0 {
+                continue;
+            }
+            if p.revents & libc::POLLIN == 0 {
+                // POLLHUP: every process under this filter has exited.
+                if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                    return;
+                }
+                continue;
+            }
+            let mut notif = Notif::default();
+            // SAFETY: the kernel writes one seccomp_notif (zeroed, as it requires).
+            let r = unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut notif) };
+            if r < 0 {
+                // ENOENT: the caller was interrupted (signal) or died before we read it.
+                let e = std::io::Error::last_os_error().raw_os_error();
+                if e == Some(libc::ENOENT) || e == Some(libc::EINTR) {
+                    continue;
+                }
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "guard: kernel layer: the seccomp listener failed ({e:?}); stopping it"
+                );
+                return;
+            }
+            if let Some((allow, error)) = self.handle(&fd, &notif, rs.as_ref()) {
+                respond(&fd, notif.id, allow, error);
+            }
+        }
+    }
+
+    /// (continue?, errno when not); `None` when an ask thread answers later.
+    fn handle(
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        n: &Notif,
+        rs: Option<&Ruleset<'_>>,
+    ) -> Option<(bool, i32)> {
+        let pid = n.pid;
+        let still_valid = || {
+            let mut id = n.id;
+            // SAFETY: reads one u64.
+            unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_ID_VALID, &mut id) == 0 }
+        };
+        if n.data.arch != AUDIT_ARCH {
+            self.record(&Record {
+                pid,
+                action: "exec",
+                target: &format!("syscall {} of a foreign architecture", n.data.nr),
+                decision: Decision::Deny,
+                enforce: Decision::Deny,
+                rule: "",
+                reason: "kernel layer: only native system calls are supervised",
+                tags: "",
+                approval: None,
+            });
+            return Some((false, libc::EACCES));
+        }
+        let nr = n.data.nr as i64;
+        let a = n.data.args;
+        let Ok(mem) = File::open(format!("/proc/{pid}/mem")) else {
+            return Some((false, libc::EACCES));
+        };
+        let x32 = 0x4000_0000i64;
+        let sockaddr = if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
+            Some((a[1], a[2]))
+        } else if nr == libc::SYS_sendto || nr == x32 | libc::SYS_sendto {
+            // Only sendto with a destination is trapped (the filter passes a NULL one).
+            Some((a[4], a[5]))
+        } else {
+            None
+        };
+        if let Some((addr, alen)) = sockaddr {
+            let len = (alen as usize).min(128);
+            let mut sa = vec![0u8; len];
+            if len > 0 && mem.read_at(&mut sa, addr).ok() != Some(len) {
+                return Some((false, libc::EFAULT));
+            }
+            if !still_valid() {
+                return Some((false, libc::EACCES));
+            }
+            let Some((ip, port)) = inet(&sa) else {
+                // Unix, netlink, ...: not governed by connect rules.
+                return Some((true, 0));
+            };
+            let target = match ip {
+                IpAddr::V4(v4) => format!("{v4}:{port}"),
+                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            };
+            let Some(rs) = rs else {
+                return Some(self.refuse_degraded(pid, "connect", &target));
+            };
+            let cwd = proc_link(pid, "cwd");
+            let env = BytesEnv(Vec::new());
+            let ctx = Context {
+                env: &env,
+                cwd: cwd.as_bytes(),
+                agent: self.shared.info.agent.as_bytes(),
+            };
+            let v = rs.evaluate(
+                &Action::Connect {
+                    host: None,
+                    ip: Some(ip),
+                    port,
+                },
+                &ctx,
+            );
+            return self.conclude(fd, n.id, rs, pid, "connect", &target, v, false);
+        }
+        let (dirfd, path_p, argv_p, envp_p, flags) = if nr == libc::SYS_execve || nr == x32 | 520 {
+            (libc::AT_FDCWD as i64, a[0], a[1], a[2], 0u64)
+        } else {
+            (a[0] as i32 as i64, a[1], a[2], a[3], a[4])
+        };
+        let path = read_str(&mem, path_p).unwrap_or_default();
+        let argv = read_vec(pid, &mem, argv_p);
+        let envv = read_vec(pid, &mem, envp_p);
+        if !still_valid() {
+            return Some((false, libc::EACCES));
+        }
+        let program = resolve(pid, dirfd, &path, flags);
+        let args: Vec<&[u8]> = argv.iter().map(|v| v.as_slice()).collect();
+        let mut target = args
+            .iter()
+            .map(|a| String::from_utf8_lossy(a))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if target.is_empty() {
+            target = String::from_utf8_lossy(&program).into_owned();
+        }
+        let Some(rs) = rs else {
+            return Some(self.refuse_degraded(pid, "exec", &target));
+        };
+        let cwd = proc_link(pid, "cwd");
+        let env = BytesEnv(envv);
+        let ctx = Context {
+            env: &env,
+            cwd: cwd.as_bytes(),
+            agent: self.shared.info.agent.as_bytes(),
+        };
+        let v = rs.evaluate(
+            &Action::Exec {
+                argv: &ArgList(&args),
+                program: (!program.is_empty()).then_some(program.as_slice()),
+            },
+            &ctx,
+        );
+        self.conclude(fd, n.id, rs, pid, "exec", &target, v, true)
+    }
+
+    fn refuse_degraded(&self, pid: u32, action: &str, target: &str) -> (bool, i32) {
+        self.record(&Record {
+            pid,
+            action,
+            target,
+            decision: Decision::Deny,
+            enforce: Decision::Deny,
+            rule: "ruleset-unavailable",
+            reason: "kernel layer: the session's ruleset is unusable (fail closed)",
+            tags: "",
+            approval: None,
+        });
+        (false, libc::EACCES)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        notif_id: u64,
+        rs: &Ruleset<'_>,
+        pid: u32,
+        action: &str,
+        target: &str,
+        v: guard_proto::Verdict,
+        always_record: bool,
+    ) -> Option<(bool, i32)> {
+        let info = v.rule.and_then(|r| rs.rule(r));
+        let (rule, reason, tags) = match &info {
+            Some(i) => (i.id, i.reason, i.tags.to_string()),
+            None => ("", "", String::new()),
+        };
+        let monitor = rs.monitor_mode();
+        if v.decision == Decision::Ask && !monitor {
+            // A human decides, through the broker's approvals (`guardctl pending/approve`),
+            // on a thread of its own: other trapped calls keep being served meanwhile.
+            let ask = Ask {
+                notif_id,
+                pid,
+                action: action.to_string(),
+                target: target.to_string(),
+                rule: rule.to_string(),
+                reason: reason.to_string(),
+                tags,
+                timeout_ms: rs.ask_timeout_ms(),
+            };
+            let (me, fd) = (Arc::clone(self), Arc::clone(fd));
+            let spawned = std::thread::Builder::new()
+                .name("guard-seccomp-ask".into())
+                .stack_size(256 * 1024)
+                .spawn(move || me.ask(&fd, ask));
+            return match spawned {
+                Ok(_) => None,
+                Err(_) => Some((false, libc::EACCES)),
+            };
+        }
+        let blocks = v.decision == Decision::Deny;
+        let effective = match v.decision {
+            Decision::Deny | Decision::Ask if monitor => Decision::Allow,
+            Decision::Redact => Decision::Allow,
+            d => d,
+        };
+        if always_record || v.decision != Decision::Allow {
+            self.record(&Record {
+                pid,
+                action,
+                target,
+                decision: effective,
+                enforce: v.decision,
+                rule,
+                reason,
+                tags: &tags,
+                approval: None,
+            });
+        }
+        if blocks && !monitor {
+            if action == "exec" {
+                tell_denied(pid, target, rule, reason);
+            }
+            return Some((false, libc::EACCES));
+        }
+        Some((true, 0))
+    }
+
+    /// Holds one ask until it is answered (or times out), then answers the kernel.
+    fn ask(&self, fd: &OwnedFd, a: Ask) {
+        let start = std::time::Instant::now();
+        let outcome = self.ask_broker(&a);
+        let latency = start.elapsed().as_millis() as u64;
+        let (id, answer, who) = match &outcome {
+            Some((id, true, who)) => (*id, "approved", who.as_str()),
+            Some((id, false, who)) if who == "timeout" => (*id, "timeout", who.as_str()),
+            Some((id, false, who)) => (*id, "denied", who.as_str()),
+            None => (0, "unreachable", ""),
+        };
+        let allow = matches!(outcome, Some((_, true, _)));
+        let decision = if allow {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        let reason = format!("approval: {answer}: {}", a.reason);
+        self.record(&Record {
+            pid: a.pid,
+            action: &a.action,
+            target: &a.target,
+            decision,
+            enforce: decision,
+            rule: &a.rule,
+            reason: &reason,
+            tags: &a.tags,
+            approval: Some((id, answer, who, latency)),
+        });
+        if !allow && a.action == "exec" {
+            tell_denied(a.pid, &a.target, &a.rule, &reason);
+        }
+        respond(fd, a.notif_id, allow, libc::EACCES);
+    }
+
+    /// Puts the ask to this broker's approvals over an in-process socket pair (the same path
+    /// a libguard ask takes): (ask id, approved, who), or `None` when it could not be asked.
+    fn ask_broker(&self, a: &Ask) -> Option<(u64, bool, String)> {
+        use std::io::Read;
+        let (server, mut client) = std::os::unix::net::UnixStream::pair().ok()?;
+        let shared = Arc::clone(&self.shared);
+        let (exe, cwd, ppid) = (
+            proc_link(a.pid, "exe"),
+            proc_link(a.pid, "cwd"),
+            ppid_of(a.pid),
+        );
+        let (action, target, rule, reason) = (
+            a.action.clone(),
+            a.target.clone(),
+            a.rule.clone(),
+            a.reason.clone(),
+        );
+        let (pid, timeout_ms, runtime) = (a.pid, a.timeout_ms, self.runtime.clone());
+        std::thread::Builder::new()
+            .name("guard-seccomp-approval".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let req = wire::AskRequest {
+                    id: 0,
+                    session: &shared.info.session,
+                    agent: &shared.info.agent,
+                    action: &action,
+                    target: &target,
+                    rule: &rule,
+                    reason: &reason,
+                    pid,
+                    ppid,
+                    exe: &exe,
+                    runtime: &runtime,
+                    cwd: &cwd,
+                    timeout_ms,
+                };
+                super::approvals::on_message(
+                    &server,
+                    &wire::Message::AskRequest(req),
+                    &shared.approvals,
+                    &shared.info.session,
+                );
+            })
+            .ok()?;
+        let limit = std::time::Duration::from_millis(u64::from(a.timeout_ms.max(1)) + 5000);
+        client.set_read_timeout(Some(limit)).ok()?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut id = 0;
+        loop {
+            let n = match client.read(&mut chunk) {
+                Ok(0) => return Some((id, false, "broker".into())),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return Some((id, false, "timeout".into())),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                match wire::decode_frame(&buf) {
+                    Ok((wire::Message::AskReply(r), used)) => {
+                        id = r.id;
+                        if r.decision != "pending" {
+                            return Some((r.id, r.decision == "allow", r.who.to_string()));
+                        }
+                        buf.drain(..used);
+                    }
+                    Err(wire::FrameError::Incomplete) => break,
+                    _ => return Some((id, false, "broker".into())),
+                }
+            }
+        }
+    }
+
+    fn record(&self, r: &Record<'_>) {
+        let exe = proc_link(r.pid, "exe");
+        let cwd = proc_link(r.pid, "cwd");
+        let ppid = ppid_of(r.pid);
+        let ev = wire::Event {
+            session: &self.shared.info.session,
+            pid: r.pid,
+            ppid,
+            exe: &exe,
+            runtime: &self.runtime,
+            cwd: &cwd,
+            action: r.action,
+            target: r.target,
+            decision: r.decision.as_str(),
+            enforce_decision: r.enforce.as_str(),
+            rule: r.rule,
+            reason: r.reason,
+            tags: r.tags,
+            dropped_before: 0,
+            approval_id: r.approval.map(|a| a.0).unwrap_or(0),
+            approval_answer: r.approval.map(|a| a.1).unwrap_or(""),
+            approval_who: r.approval.map(|a| a.2).unwrap_or(""),
+            approval_latency_ms: r.approval.map(|a| a.3).unwrap_or(0),
+        };
+        let mut out = AuditEvent::from_wire(&ev, &self.shared.info, SystemTime::now());
+        out.layer = Some("seccomp".into());
+        if self.tx.try_send(Item::Event(out)).is_err() {
+            self.shared.broker_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One ask waiting for a human.
+struct Ask {
+    notif_id: u64,
+    pid: u32,
+    action: String,
+    target: String,
+    rule: String,
+    reason: String,
+    tags: String,
+    timeout_ms: u32,
+}
+
+/// Answers one notification: continue it, or fail it with `error`.
+fn respond(fd: &OwnedFd, id: u64, allow: bool, error: i32) {
+    let resp = Resp {
+        id,
+        val: 0,
+        error: if allow { 0 } else { -error },
+        flags: if allow { USER_NOTIF_FLAG_CONTINUE } else { 0 },
+    };
+    // SAFETY: one valid seccomp_notif_resp. An error means the call is gone.
+    unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &resp) };
+}
+
+/// `guard: exec of X denied by rule R: reason`, like the in-process layer writes.
+fn tell_denied(pid: u32, target: &str, rule: &str, reason: &str) {
+    tell(
+        pid,
+        &format!(
+            "guard: exec of {} denied by rule {}: {}\n",
+            target.split(' ').next().unwrap_or(target),
+            if rule.is_empty() { "(default)" } else { rule },
+            reason
+        ),
+    );
+}
+
+/// The denial line on the trapped process's stderr (best effort; the agent reads it).
+fn tell(pid: u32, line: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_APPEND)
+        .open(format!("/proc/{pid}/fd/2"))
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+fn proc_link(pid: u32, what: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/{what}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn ppid_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the last ')' (the command name may contain anything): state, then ppid.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A NUL-terminated string at `addr`, read page by page (a read must not cross into an
+/// unmapped page).
+fn read_str(mem: &File, addr: u64) -> Option<Vec<u8>> {
+    if addr == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < MAX_STR {
+        let room = 4096 - (at % 4096) as usize;
+        let mut buf = vec![0u8; room];
+        let n = mem.read_at(&mut buf, at).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(z) = buf[..n].iter().position(|c| *c == 0) {
+            out.extend_from_slice(&buf[..z]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at = at.checked_add(n as u64)?;
+    }
+    Some(out)
+}
+
+/// A NULL-terminated array of string pointers (argv, envp). The pointers are read a page
+/// at a time and the strings' first bytes in one `process_vm_readv` (an exec's environment
+/// is dozens of strings: one `pread` each cost more than the rest of the decision); a string
+/// longer than that, or that call failing, falls back to [`read_str`].
+fn read_vec(pid: u32, mem: &File, addr: u64) -> Vec<Vec<u8>> {
+    let mut ptrs: Vec<u64> = Vec::new();
+    if addr == 0 {
+        return Vec::new();
+    }
+    let mut at = addr;
+    'pages: while ptrs.len() < MAX_ARGS {
+        let room = (4096 - (at % 4096) as usize).max(8) / 8 * 8;
+        let mut buf = vec![0u8; room];
+        let n = match mem.read_at(&mut buf, at) {
+            Ok(n) if n >= 8 => n / 8 * 8,
+            _ => break,
+        };
+        for c in buf[..n].chunks_exact(8) {
+            let p = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            if p == 0 || ptrs.len() >= MAX_ARGS {
+                break 'pages;
+            }
+            ptrs.push(p);
+        }
+        at = match at.checked_add(n as u64) {
+            Some(a) => a,
+            None => break,
+        };
+    }
+    let heads = read_heads(pid, &ptrs);
+    let mut out = Vec::with_capacity(ptrs.len());
+    let mut total = 0usize;
+    for (i, p) in ptrs.iter().enumerate() {
+        let s = match heads.get(i).and_then(|h| h.as_ref()) {
+            Some(h) => h.clone(),
+            None => read_str(mem, *p).unwrap_or_default(),
+        };
+        total += s.len();
+        out.push(s);
+        if total > MAX_TOTAL {
+            break;
+        }
+    }
+    out
+}
+
+/// The strings at `ptrs` that end within their first [`HEAD`] bytes (never crossing a page, so
+/// a short string next to an unmapped page still reads), `None` for the others.
+fn read_heads(pid: u32, ptrs: &[u64]) -> Vec<Option<Vec<u8>>> {
+    const HEAD: usize = 256;
+    const BATCH: usize = 512;
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; ptrs.len()];
+    let mut buf = vec![0u8; BATCH * HEAD];
+    for (b, chunk) in ptrs.chunks(BATCH).enumerate() {
+        let mut local = Vec::with_capacity(chunk.len());
+        let mut remote = Vec::with_capacity(chunk.len());
+        for (i, p) in chunk.iter().enumerate() {
+            let len = HEAD.min(4096 - (*p % 4096) as usize);
+            local.push(libc::iovec {
+                iov_base: buf[i * HEAD..].as_mut_ptr().cast(),
+                iov_len: len,
+            });
+            remote.push(libc::iovec {
+                iov_base: *p as usize as *mut libc::c_void,
+                iov_len: len,
+            });
+        }
+        // SAFETY: every local iovec points into `buf` with its length within it.
+        let got = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if got <= 0 {
+            continue;
+        }
+        // A partial read fills iovecs in order: the ones within `got` are complete.
+        let mut left = got as usize;
+        for (i, l) in local.iter().enumerate() {
+            if left < l.iov_len {
+                break;
+            }
+            left -= l.iov_len;
+            let bytes = &buf[i * HEAD..i * HEAD + l.iov_len];
+            if let Some(z) = bytes.iter().position(|c| *c == 0)
+                && let Some(slot) = out.get_mut(b * BATCH + i)
+            {
+                *slot = Some(bytes[..z].to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// The program's absolute path, lexically (like libguard's `path::lexical`).
+fn resolve(pid: u32, dirfd: i64, path: &[u8], flags: u64) -> Vec<u8> {
+    let base = if path.first() == Some(&b'/') {
+        String::new()
+    } else if dirfd == libc::AT_FDCWD as i64 {
+        proc_link(pid, "cwd")
+    } else {
+        proc_link(pid, &format!("fd/{dirfd}"))
+    };
+    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
+        return base.into_bytes();
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in base
+        .as_bytes()
+        .split(|c| *c == b'/')
+        .chain(path.split(|c| *c == b'/'))
+    {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        out.push(b'/');
+        out.extend_from_slice(p);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+/// (ip, port) of an AF_INET/AF_INET6 sockaddr; v4-mapped v6 addresses count as v4.
+fn inet(sa: &[u8]) -> Option<(IpAddr, u16)> {
+    let fam = u16::from_ne_bytes([*sa.first()?, *sa.get(1)?]) as i32;
+    let port = u16::from_be_bytes([*sa.get(2)?, *sa.get(3)?]);
+    match fam {
+        libc::AF_INET => {
+            let b: [u8; 4] = sa.get(4..8)?.try_into().ok()?;
+            Some((IpAddr::V4(Ipv4Addr::from(b)), port))
+        }
+        libc::AF_INET6 => {
+            let b: [u8; 16] = sa.get(8..24)?.try_into().ok()?;
+            let v6 = Ipv6Addr::from(b);
+            Some((
+                match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(v6),
+                },
+                port,
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn programs_resolve_lexically() {
+        assert_eq!(resolve(1, -100, b"/usr/bin/../bin/./ls", 0), b"/usr/bin/ls");
+    }
+
+    #[test]
+    fn sockaddrs_parse() {
+        let mut v4 = vec![0u8; 16];
+        v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(inet(&v4), Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080)));
+        let mut un = vec![0u8; 16];
+        un[..2].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
+        assert_eq!(inet(&un), None);
+        assert_eq!(inet(&[2]), None);
+    }
+
+    #[test]
+    fn strings_and_vectors_are_read_from_process_memory() {
+        let mem = File::open("/proc/self/mem").unwrap();
+        // A string that ends right at a page boundary is read to its NUL, not beyond.
+        let mut page = vec![b'x'; 3 * 4096];
+        let base = page.as_ptr() as usize;
+        let end = (base / 4096 + 2) * 4096;
+        let off = end - base;
+        page[off - 1] = 0;
+        let start = base + off - 100;
+        let s = read_str(&mem, start as u64).unwrap();
+        assert_eq!(s.len(), 99);
+        assert!(s.iter().all(|c| *c == b'x'));
+        let a = std::ffi::CString::new("terraform").unwrap();
+        let b = std::ffi::CString::new("destroy").unwrap();
+        // Longer than one head: read by the fallback.
+        let long = std::ffi::CString::new("y".repeat(5000)).unwrap();
+        let argv = [a.as_ptr(), b.as_ptr(), long.as_ptr(), std::ptr::null()];
+        let me = std::process::id();
+        let v = read_vec(me, &mem, argv.as_ptr() as u64);
+        assert_eq!(
+            v,
+            vec![b"terraform".to_vec(), b"destroy".to_vec(), vec![b'y'; 5000]]
+        );
+        assert_eq!(read_vec(me, &mem, 0), Vec::<Vec<u8>>::new());
+        // The string ending at the page boundary, through the batched path too.
+        let edge = [start as *const libc::c_char, std::ptr::null()];
+        assert_eq!(read_vec(me, &mem, edge.as_ptr() as u64), vec![s]);
+        assert_eq!(read_str(&mem, 0), None);
+        // An unmapped address reads as nothing, not a panic.
+        assert_eq!(read_str(&mem, 8), None);
+    }
+
+    #[test]
+    fn env_lookup_takes_the_last_assignment() {
+        let e = BytesEnv(vec![b"A=1".to_vec(), b"AB=2".to_vec(), b"A=3".to_vec()]);
+        assert_eq!(e.get(b"A"), Some(&b"3"[..]));
+        assert_eq!(e.get(b"B"), None);
+    }
+}
