@@ -84,7 +84,7 @@ fn a_symlink_to_a_denied_program_is_that_program() {
     let date = which("date").expect("date");
     let link = env.home().join("public/d");
     std::os::unix::fs::symlink(&date, &link).unwrap();
-    let (o, e, code) = bash(&env, &format!("{} +%Y; echo rc=$?", link.display()));
+    let (o, e, _) = bash(&env, &format!("{} +%Y; echo rc=$?", link.display()));
     assert!(o.contains("rc=126"), "the link must not run: {o} {e}");
     assert!(e.contains("denied by rule no-date"), "{e}");
     env.broker.wait_for("the link's exec deny", |e| {
