@@ -74,6 +74,7 @@ pub mod allow_cache;
 pub mod ask;
 pub mod broker;
 pub mod content_scope;
+pub mod cwd_cache;
 pub mod dns;
 pub mod envp;
 pub mod eval;

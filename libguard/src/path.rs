@@ -264,8 +264,10 @@ static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 /// symlink to a denied file is denied. Here the real open is `openat2` with
 /// `RESOLVE_NO_SYMLINKS`: when it succeeds, the kernel followed no symlink and no magic link, so
 /// the name it opened is exactly the lexical name (`..` included: without symlinks, `a/b/..` is
-/// `a`), and the lexical verdict is the whole verdict. No syscall is added for an absolute path
-/// (one `getcwd` for a path relative to the cwd, as before).
+/// `a`), and the lexical verdict is the whole verdict. No syscall is added: a path relative to
+/// the cwd is made absolute with the remembered current directory (`cwd_cache.rs`), and
+/// `openat2` is given that absolute name, so the file opened is the one judged even if the
+/// memo were stale.
 ///
 /// Taken only when the lexical name evaluates to plain `allow` (nothing to record), or to
 /// `redact` for a read (which `after_open` carries out and records), so events and decisions
@@ -311,6 +313,10 @@ pub fn fast_open(
     let g = crate::state::Inside::enter()?;
     let mut lex = PathBuf::new();
     let mut redact = None;
+    // What `openat2` is given: the caller's name, or for a cwd-relative one the absolute name
+    // that was judged.
+    let mut open_name = path;
+    let mut abs = PathBuf::new();
     // An absolute name exactly as the memo holds it needs neither cleaning nor any check: the
     // memo only holds names that came out of `lexical_in` (clean, not under `/proc/`) and
     // passed self-protection and evaluation, so the raw bytes *are* the lexical name.
@@ -318,16 +324,28 @@ pub fn fast_open(
         p
     } else {
         let mut cwd = PathBuf::new();
-        // The cwd names a relative path, and is an input of `when.cwd` rules (when the ruleset
-        // has any, `allow_cache::enabled` is false).
-        let needs_cwd =
-            (p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD) || !crate::allow_cache::enabled();
-        if needs_cwd && !getcwd(&mut cwd) {
+        // The cwd names a relative path (from the memo, `cwd_cache.rs`; the open below then
+        // uses the absolute name judged here), and is an input of `when.cwd` rules (when the
+        // ruleset has any, `allow_cache::enabled` is false: asked of the kernel each time).
+        let relative = p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD;
+        if !crate::allow_cache::enabled() {
+            if !getcwd(&mut cwd) {
+                return None;
+            }
+        } else if relative && !crate::cwd_cache::get(&mut cwd) {
             return None;
         }
         if !lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) || lex.as_bytes().starts_with(b"/proc/")
         {
             return None;
+        }
+        if relative {
+            // The caller's name under the remembered directory, uncleaned: the kernel must walk
+            // the same components (a symlink then `..` stays a symlink: `ELOOP`, slow path).
+            if !(abs.push(cwd.as_bytes()) && abs.push(b"/") && abs.push(p)) {
+                return None;
+            }
+            open_name = abs.c_ptr();
         }
         // The guard's own files are protected whatever the policy says: leave such writes to
         // the full check, which refuses and records them.
@@ -374,7 +392,7 @@ pub fn fast_open(
         raw::sys(
             libc::SYS_openat2,
             dirfd as isize as usize,
-            path as usize,
+            open_name as usize,
             &how as *const OpenHow as usize,
             core::mem::size_of::<OpenHow>(),
         )

@@ -331,3 +331,59 @@ fn path_search_decides_once() {
         assert_eq!(evs.last().unwrap().decision, "deny");
     }
 }
+
+/// Relative names are judged against the directory the process is in *now*: the fast path
+/// remembers the current directory, and every way to change it (`chdir`, `fchdir`, and
+/// `syscall(SYS_chdir)`) makes it ask again. Python drives all three in one process.
+#[test]
+fn relative_names_follow_every_change_of_directory() {
+    let Some(py) = python() else {
+        eprintln!("python3 not found: skipped");
+        return;
+    };
+    let env = Env::new("p-chdir");
+    std::fs::write(env.home().join("public/key"), "public key file\n").unwrap();
+    let script = r#"
+import ctypes, os, sys
+pub, sec = sys.argv[1], sys.argv[2]
+def read(tag, name="key"):
+    try:
+        with open(name) as f:
+            print(tag, "OK", f.read().strip())
+    except PermissionError:
+        print(tag, "EACCES")
+for _ in range(3):
+    os.chdir(pub); read("chdir-public")
+    os.chdir(sec); read("chdir-secret")
+fd = os.open(pub, os.O_RDONLY); os.fchdir(fd); read("fchdir-public")
+fd = os.open(os.path.dirname(sec), os.O_RDONLY); os.fchdir(fd); read("fchdir-home", "secret/key")
+os.chdir(pub); read("back-public")
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.syscall(80, sec.encode()) == 0  # SYS_chdir on x86_64
+read("syscall-secret")
+"#;
+    let mut c = env.cmd(py);
+    c.args(["-c", script])
+        .arg(env.h("public"))
+        .arg(env.h("secret"));
+    let (o, e, code) = out(c);
+    assert_eq!(code, Some(0), "{o}\n{e}");
+    let lines: Vec<&str> = o.lines().collect();
+    let mut want = Vec::new();
+    for _ in 0..3 {
+        want.push("chdir-public OK public key file");
+        want.push("chdir-secret EACCES");
+    }
+    want.extend([
+        "fchdir-public OK public key file",
+        "fchdir-home EACCES",
+        "back-public OK public key file",
+    ]);
+    if cfg!(target_arch = "x86_64") {
+        want.push("syscall-secret EACCES");
+    }
+    assert_eq!(lines, want, "stderr: {e}");
+    env.broker.wait_for("a relative read of the secret", |e| {
+        e.rule == "secret-files" && e.target == env.h("secret/key")
+    });
+}

@@ -3,6 +3,7 @@
 //! with the call's natural error or call the real function (found with `dlsym(RTLD_NEXT)` and
 //! cached in an `AtomicPtr`).
 
+pub mod cwd;
 pub mod exec;
 pub mod file;
 pub mod link;
@@ -56,6 +57,7 @@ impl<F: Copy> Real<F> {
 /// Resolves every real function up front, so no hook has to call `dlsym` later (in particular
 /// not in a vfork child).
 pub fn resolve_all() {
+    cwd::resolve_all();
     file::resolve_all();
     link::resolve_all();
     exec::resolve_all();

@@ -112,7 +112,7 @@ pub unsafe extern "C" fn libguard_syscall(
     if deny {
         return eacces();
     }
-    match SYSCALL.get() {
+    let r = match SYSCALL.get() {
         Some(f) => unsafe { f(n, a1, a2, a3, a4, a5, a6) },
         None => crate::hooks::libc_ret(unsafe {
             crate::raw::sys6(
@@ -127,5 +127,13 @@ pub unsafe extern "C" fn libguard_syscall(
                 ],
             )
         }) as c_long,
+    };
+    // The current directory may have changed: the memo of it must not be trusted (`cwd_cache`).
+    if matches!(
+        n,
+        libc::SYS_chdir | libc::SYS_fchdir | libc::SYS_chroot | libc::SYS_unshare
+    ) {
+        crate::cwd_cache::invalidate();
     }
+    r
 }
