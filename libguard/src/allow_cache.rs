@@ -155,9 +155,10 @@ fn put(path: &[u8], class: u32, value: u32) {
     }
     fence(Ordering::Release);
     s.tag.store(k.tag | (value & 0xff) << 24, Ordering::Relaxed);
-    for i in 0..KEY_WORDS {
-        // Words past the key are zeroed so that a stale longer key cannot be half-compared.
-        s.words[i].store(if i < k.n { word(path, i) } else { 0 }, Ordering::Relaxed);
+    // Only the key's own words: a reader compares words only when the tag (which holds the
+    // length) is its own, and then exactly this many.
+    for i in 0..k.n {
+        s.words[i].store(word(path, i), Ordering::Relaxed);
     }
     s.seq.store(cur.wrapping_add(2), Ordering::Release);
 }
