@@ -90,7 +90,9 @@ enum Kind {
 }
 
 /// Why Go's own calls are not gated (shown in the notes of the `go` row).
-const GO_BYPASS_NOTE: &str = "open/exec/connect: bypass (raw syscalls; needs the kernel layer)";
+/// Go makes its calls with raw syscalls: what the in-process layer cannot see is either caught
+/// by the kernel layer (seccomp user notification: exec and connect) or a documented bypass.
+const GO_BYPASS_WHY: &str = "bypass (raw syscalls; the kernel layer covers exec and connect only)";
 
 struct Probe {
     runtime: &'static str,
@@ -688,8 +690,24 @@ fn go_rows(out: &str, audit: Cell, state: &Path) -> (Row, Row) {
         })
         .collect();
     let mut notes: Vec<String> = Vec::new();
-    if go.contains(&Cell::Bypass) {
-        notes.push(GO_BYPASS_NOTE.to_string());
+    let cols = |want: &Cell| -> Vec<&str> {
+        COLUMNS
+            .iter()
+            .zip(&go)
+            .filter(|(_, c)| *c == want)
+            .map(|(col, _)| *col)
+            .collect()
+    };
+    let bypassed = cols(&Cell::Bypass);
+    if !bypassed.is_empty() {
+        notes.push(format!("{}: {GO_BYPASS_WHY}", bypassed.join("/")));
+    }
+    let gated: Vec<&str> = cols(&Cell::Ok)
+        .into_iter()
+        .filter(|c| *c != "open")
+        .collect();
+    if !gated.is_empty() {
+        notes.push(format!("{}: kernel layer (seccomp)", gated.join("/")));
     }
     for (col, c) in COLUMNS.iter().zip(&go) {
         if let Cell::Fail(why) = c {
@@ -804,7 +822,7 @@ mod tests {
                    cgo-open:denied\ncgo-exec:denied\ncgo-connect:denied\n";
         let (go, cgo) = go_rows(out, Cell::Ok, &dir);
         assert_eq!(go.1[..3], [Cell::Bypass, Cell::Bypass, Cell::Bypass]);
-        assert!(go.2.contains("needs the kernel layer"), "{}", go.2);
+        assert!(go.2.starts_with("open/exec/connect: bypass"), "{}", go.2);
         assert_eq!(cgo.1, [Cell::Ok, Cell::Ok, Cell::Ok, Cell::Ok]);
         // A gated Go call (a kernel layer) is ok; a cgo call that got through is a failure.
         let out = "open:denied\nexec:allowed\nconnect:error:timeout\n\
