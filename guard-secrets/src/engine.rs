@@ -2,10 +2,13 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use guard_proto::Decision;
-use regex::bytes::{Regex, RegexBuilder};
+use regex_automata::meta::Regex;
+use regex_automata::util::captures::Captures;
+use regex_automata::{Anchored, Input, PatternID};
 use std::sync::OnceLock;
 
 use crate::fastpre::FastPrefilter;
+use crate::window::{self, Plan};
 use crate::{Allowlist, REDACTED, shannon_entropy};
 
 /// Compiled-program limits for one detector's regex. Generous for hand-written rules, small
@@ -21,9 +24,9 @@ pub struct SecretSpec {
     /// Byte regex, compiled in ASCII mode (`\w`, `\s`, `(?i)` are ASCII-only). The span to
     /// redact is the capture group named `secret`, or the whole match when there is none.
     pub regex: String,
-    /// The regex runs only on content that contains at least one of these (ASCII
-    /// case-insensitive). Every match of the regex must contain one of them, or the detector
-    /// misses it. Empty: the regex runs on every scanned buffer.
+    /// The regex runs only around occurrences of these (ASCII case-insensitive): every match
+    /// of the regex must contain one of them, or the detector misses it (even when a keyword
+    /// occurs elsewhere in the buffer). Empty: the regex runs on every scanned buffer.
     pub keywords: Vec<String>,
     /// `redact` (the default), `deny` or `audit`.
     pub decision: Decision,
@@ -81,6 +84,8 @@ struct Compiled {
     regex: Regex,
     /// Index of the `secret` group, if the regex has one.
     secret_group: Option<usize>,
+    /// Where the regex must run around its keywords (see `window`).
+    plan: Plan,
 }
 
 #[derive(Clone, Debug)]
@@ -95,24 +100,39 @@ struct Detector {
     decision: Decision,
 }
 
-impl Detector {
-    fn compiled(&self) -> Option<&Compiled> {
-        self.compiled
-            .get_or_init(|| build_regex(&self.source).ok())
-            .as_ref()
-    }
+fn syntax_config() -> regex_automata::util::syntax::Config {
+    regex_automata::util::syntax::Config::new()
+        .unicode(false)
+        .utf8(false)
 }
 
-fn build_regex(source: &str) -> Result<Compiled, regex::Error> {
-    let regex = RegexBuilder::new(source)
+/// Parses `source` the way `regex::bytes::RegexBuilder::new(source).unicode(false)` does.
+fn parse(source: &str) -> Result<regex_syntax::hir::Hir, String> {
+    regex_syntax::ParserBuilder::new()
         .unicode(false)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-        .build()?;
-    let secret_group = regex
-        .capture_names()
-        .position(|name| name == Some("secret"));
+        .utf8(false)
+        .build()
+        .parse(source)
+        .map_err(|e| e.to_string())
+}
+
+/// The regex exactly as `regex::bytes::RegexBuilder` with our limits builds it (the same
+/// meta engine, configured the same way), and its window plan for `keywords`.
+fn build_regex(source: &str, keywords: &[&[u8]]) -> Result<Compiled, String> {
+    let hir = parse(source)?;
+    let config = Regex::config()
+        .match_kind(regex_automata::MatchKind::LeftmostFirst)
+        .utf8_empty(false)
+        .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+        .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
+    let regex = Regex::builder()
+        .configure(config)
+        .syntax(syntax_config())
+        .build_from_hir(&hir)
+        .map_err(|e| e.to_string())?;
+    let secret_group = regex.group_info().to_index(PatternID::ZERO, "secret");
     Ok(Compiled {
+        plan: window::plan(&hir, keywords),
         regex,
         secret_group,
     })
@@ -176,7 +196,16 @@ fn compile(spec: &SecretSpec, eager: bool) -> Result<Detector, SpecError> {
     }
     let compiled = OnceLock::new();
     if eager {
-        let c = build_regex(&spec.regex).map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
+        // Windowing on the spec's own keywords is as sound as on the prefilter's (shorter)
+        // ones: each of its keywords contains one of those (see `minimise`).
+        let kw: Vec<Vec<u8>> = spec
+            .keywords
+            .iter()
+            .map(|k| k.as_bytes().to_ascii_lowercase())
+            .collect();
+        let kw: Vec<&[u8]> = kw.iter().map(Vec::as_slice).collect();
+        let c =
+            build_regex(&spec.regex, &kw).map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
         let _ = compiled.set(Some(c));
     }
     Ok(Detector {
@@ -359,6 +388,24 @@ impl Detectors {
             .as_ref()
     }
 
+    /// Detector `di`'s regex, compiled on first use, windowed on the prefilter keywords that
+    /// enable it.
+    fn compiled(&self, di: usize) -> Option<&Compiled> {
+        let det = self.detectors.get(di)?;
+        det.compiled
+            .get_or_init(|| {
+                let kw: Vec<&[u8]> = self
+                    .owners
+                    .iter()
+                    .zip(&self.keywords)
+                    .filter(|(o, _)| o.contains(&di))
+                    .map(|(_, k)| k.as_bytes())
+                    .collect();
+                build_regex(&det.source, &kw).ok()
+            })
+            .as_ref()
+    }
+
     /// Which detectors have a keyword in `content` (plus those without keywords).
     fn active(&self, content: &[u8]) -> Vec<bool> {
         let mut active = vec![false; self.detectors.len()];
@@ -368,7 +415,7 @@ impl Detectors {
         let mut seen = vec![false; self.owners.len()];
         let mut remaining = self.owners.len();
         if let Some(fast) = &self.fast {
-            fast.for_each_match(content, |p| {
+            fast.for_each_match(content, |p, _| {
                 if !seen[p] {
                     seen[p] = true;
                     for &d in &self.owners[p] {
@@ -400,66 +447,287 @@ impl Detectors {
         active
     }
 
+    /// Every keyword occurrence in `content` as (keyword, start), sorted. `None` when there
+    /// are so many that windows would not pay (and would cost memory: at most one entry per
+    /// 16 bytes is kept), or no keyword search is available; the caller then searches whole
+    /// buffers.
+    fn occurrences(&self, content: &[u8]) -> Option<Vec<(usize, usize)>> {
+        let cap = content.len() / 16 + 64;
+        let mut occ: Vec<(usize, usize)> = Vec::new();
+        if let Some(fast) = &self.fast {
+            let over = fast.for_each_match(content, |k, at| {
+                occ.push((k, at));
+                occ.len() > cap
+            });
+            if over {
+                return None;
+            }
+        } else {
+            let ac = self.automaton()?;
+            for m in ac.find_overlapping_iter(content) {
+                occ.push((m.pattern().as_usize(), m.start()));
+                if occ.len() > cap {
+                    return None;
+                }
+            }
+        }
+        occ.sort_unstable();
+        occ.dedup();
+        Some(occ)
+    }
+
     /// All secrets in `content`: sorted by start, non-overlapping (overlapping matches of
     /// different detectors are merged into their union, keeping the stricter decision and the
     /// detector of the earlier, then longer, span). Detectors switched off with `Allow` report
     /// nothing.
+    ///
+    /// Each detector's regex runs only around the occurrences of its keywords (see `window`),
+    /// with the same results as a search of the whole buffer: the tests compare the two.
     pub fn scan(&self, content: &[u8]) -> Vec<Finding<'_>> {
         if !self.might_contain_secret(content) {
             return Vec::new();
         }
-        self.scan_active(content, &self.active(content))
-    }
-
-    /// `scan` with the set of detectors to run given (`active[i]`: detector `i` runs).
-    fn scan_active(&self, content: &[u8], active: &[bool]) -> Vec<Finding<'_>> {
+        let Some(occ) = self.occurrences(content) else {
+            return self.scan_active(content, &self.active(content));
+        };
+        let mut active = vec![false; self.detectors.len()];
+        for &i in &self.always {
+            active[i] = true;
+        }
+        for &(k, _) in &occ {
+            for &d in self.owners.get(k).map_or(&[][..], Vec::as_slice) {
+                active[d] = true;
+            }
+        }
         let mut found: Vec<(Finding<'_>, usize)> = Vec::new();
+        let mut windows: Vec<(usize, usize)> = Vec::new();
         for (di, det) in self.detectors.iter().enumerate() {
             if !active[di] || det.decision == Decision::Allow {
                 continue;
             }
-            let mut push = |start: usize, end: usize| {
-                let secret = &content[start..end];
-                if start == end {
-                    return;
-                }
-                if let Some(min) = det.min_entropy
-                    && shannon_entropy(secret) < min
-                {
-                    return;
-                }
-                if self.allowlist.is_placeholder(secret) {
-                    return;
-                }
-                found.push((
-                    Finding {
-                        detector: &det.id,
-                        start,
-                        end,
-                        decision: det.decision,
-                    },
-                    di,
-                ));
-            };
-            let Some(compiled) = det.compiled() else {
+            let Some(c) = self.compiled(di) else {
                 continue;
             };
-            match compiled.secret_group {
-                Some(g) => {
-                    for caps in compiled.regex.captures_iter(content) {
-                        if let Some(m) = caps.get(g) {
-                            push(m.start(), m.end());
-                        }
-                    }
+            match &c.plan {
+                Plan::Whole => self.search_whole(di, c, content, &mut found),
+                Plan::Bounded { max } => {
+                    self.windows(di, &occ, *max, &mut windows);
+                    self.search_bounded(di, c, content, &windows, *max, &mut found);
                 }
-                None => {
-                    for m in compiled.regex.find_iter(content) {
-                        push(m.start(), m.end());
-                    }
+                Plan::Head { reach, first } => {
+                    self.windows(di, &occ, *reach, &mut windows);
+                    self.search_head(di, c, content, &windows, first, &mut found);
                 }
             }
         }
         merge(found)
+    }
+
+    /// The possible start positions of detector `di`'s matches, as sorted disjoint inclusive
+    /// ranges: a match containing the occurrence `k..k+m` and reaching at most `reach` bytes
+    /// from its start to the occurrence's end starts in `k+m-reach ..= k`.
+    fn windows(
+        &self,
+        di: usize,
+        occ: &[(usize, usize)],
+        reach: usize,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        out.clear();
+        let mut i = 0;
+        while i < occ.len() {
+            let k = occ[i].0;
+            let run = occ[i..].iter().take_while(|o| o.0 == k).count();
+            let owned = self.owners.get(k).is_some_and(|o| o.contains(&di));
+            let m = self.keywords.get(k).map_or(0, String::len);
+            if owned && m <= reach {
+                for &(_, at) in &occ[i..i + run] {
+                    out.push(((at + m).saturating_sub(reach), at));
+                }
+            }
+            i += run;
+        }
+        out.sort_unstable();
+        let mut merged = 0;
+        for j in 0..out.len() {
+            let (lo, hi) = out[j];
+            if merged > 0 && lo <= out[merged - 1].1.saturating_add(1) {
+                out[merged - 1].1 = out[merged - 1].1.max(hi);
+            } else {
+                out[merged] = (lo, hi);
+                merged += 1;
+            }
+        }
+        out.truncate(merged);
+    }
+
+    /// Windows of a regex whose matches are at most `max` bytes: the leftmost match starting at
+    /// or after `pos` within a window `lo..=hi` ends by `hi + max`, so an unanchored search of
+    /// that span (look-around still seeing the whole buffer) finds it. A match it reports that
+    /// starts after `hi` is left to the next window: it may not be the leftmost-first one.
+    fn search_bounded<'a>(
+        &'a self,
+        di: usize,
+        c: &Compiled,
+        content: &[u8],
+        windows: &[(usize, usize)],
+        max: usize,
+        found: &mut Vec<(Finding<'a>, usize)>,
+    ) {
+        let mut caps = c.regex.create_captures();
+        let mut pos = 0;
+        for &(lo, hi) in windows {
+            while hi >= pos {
+                let start = lo.max(pos);
+                let end = hi.saturating_add(max).min(content.len());
+                if start > end {
+                    break;
+                }
+                let input = Input::new(content).span(start..end);
+                let Some((s, e, secret)) = search(c, &input, &mut caps) else {
+                    break;
+                };
+                if s > hi {
+                    break;
+                }
+                if let Some((a, b)) = secret {
+                    self.push(di, content, a, b, found);
+                }
+                pos = if e > s { e } else { e + 1 };
+            }
+        }
+    }
+
+    /// Windows of a regex whose matches hold a keyword within their first `reach` bytes: an
+    /// anchored search at each candidate start (whose byte can begin the head), in order; the
+    /// first that matches is the leftmost match.
+    fn search_head<'a>(
+        &'a self,
+        di: usize,
+        c: &Compiled,
+        content: &[u8],
+        windows: &[(usize, usize)],
+        first: &[bool; 256],
+        found: &mut Vec<(Finding<'a>, usize)>,
+    ) {
+        let mut caps = c.regex.create_captures();
+        let mut pos = 0;
+        for &(lo, hi) in windows {
+            let mut at = lo.max(pos);
+            while at <= hi && at < content.len() {
+                if first[usize::from(content[at].to_ascii_lowercase())] {
+                    let input = Input::new(content)
+                        .span(at..content.len())
+                        .anchored(Anchored::Yes);
+                    if let Some((s, e, secret)) = search(c, &input, &mut caps) {
+                        if let Some((a, b)) = secret {
+                            self.push(di, content, a, b, found);
+                        }
+                        pos = e.max(s + 1);
+                        at = pos;
+                        continue;
+                    }
+                }
+                at += 1;
+            }
+        }
+    }
+
+    /// Every match in the whole buffer (the regex crate's `captures_iter`).
+    fn search_whole<'a>(
+        &'a self,
+        di: usize,
+        c: &Compiled,
+        content: &[u8],
+        found: &mut Vec<(Finding<'a>, usize)>,
+    ) {
+        match c.secret_group {
+            Some(g) => {
+                for caps in c.regex.captures_iter(content) {
+                    if let Some(sp) = caps.get_group(g) {
+                        self.push(di, content, sp.start, sp.end, found);
+                    }
+                }
+            }
+            None => {
+                for m in c.regex.find_iter(content) {
+                    self.push(di, content, m.start(), m.end(), found);
+                }
+            }
+        }
+    }
+
+    /// Records `start..end` as detector `di`'s finding unless it is empty, below the entropy
+    /// floor, or a placeholder.
+    fn push<'a>(
+        &'a self,
+        di: usize,
+        content: &[u8],
+        start: usize,
+        end: usize,
+        found: &mut Vec<(Finding<'a>, usize)>,
+    ) {
+        let (Some(det), Some(secret)) = (self.detectors.get(di), content.get(start..end)) else {
+            return;
+        };
+        if secret.is_empty() {
+            return;
+        }
+        if let Some(min) = det.min_entropy
+            && shannon_entropy(secret) < min
+        {
+            return;
+        }
+        if self.allowlist.is_placeholder(secret) {
+            return;
+        }
+        found.push((
+            Finding {
+                detector: &det.id,
+                start,
+                end,
+                decision: det.decision,
+            },
+            di,
+        ));
+    }
+
+    /// `scan` without windows, with the set of detectors to run given (`active[i]`: detector
+    /// `i` runs): every regex over the whole buffer. What `scan` does when keywords are dense,
+    /// and the tests' reference.
+    fn scan_active(&self, content: &[u8], active: &[bool]) -> Vec<Finding<'_>> {
+        let mut found: Vec<(Finding<'_>, usize)> = Vec::new();
+        for (di, det) in self.detectors.iter().enumerate() {
+            if !active.get(di).copied().unwrap_or(false) || det.decision == Decision::Allow {
+                continue;
+            }
+            if let Some(c) = self.compiled(di) {
+                self.search_whole(di, c, content, &mut found);
+            }
+        }
+        merge(found)
+    }
+}
+
+/// One leftmost-first search: the match's span and the span to report (the `secret` group,
+/// or the whole match; `None` when the group did not take part).
+#[allow(clippy::type_complexity)]
+fn search(
+    c: &Compiled,
+    input: &Input<'_>,
+    caps: &mut Captures,
+) -> Option<(usize, usize, Option<(usize, usize)>)> {
+    match c.secret_group {
+        Some(g) => {
+            c.regex.search_captures(input, caps);
+            let m = caps.get_match()?;
+            let secret = caps.get_group(g).map(|sp| (sp.start, sp.end));
+            Some((m.start(), m.end(), secret))
+        }
+        None => {
+            let m = c.regex.search(input)?;
+            Some((m.start(), m.end(), Some((m.start(), m.end()))))
+        }
     }
 }
 
@@ -655,6 +923,10 @@ mod tests {
         }
     }
 
+    fn d_spec(id: &str, re: &str, kw: &str) -> SecretSpec {
+        SecretSpec::new(id, re, &[kw])
+    }
+
     /// The reference for `scan`: no prefilter, the keywords located by brute force.
     fn brute_scan<'a>(d: &'a Detectors, content: &[u8]) -> Vec<Finding<'a>> {
         let mut active = vec![false; d.detectors.len()];
@@ -728,6 +1000,154 @@ mod tests {
             findings > 100,
             "the generated inputs exercise the detectors ({findings})"
         );
+    }
+
+    /// Every built-in regex gets a window plan; the detectors keyed on words common in source
+    /// and docs (`token`, `secret`, `password`, `://`, `bearer`) must not search whole buffers.
+    #[test]
+    fn builtin_detectors_are_windowed() {
+        let d = Detectors::builtin();
+        let mut whole = Vec::new();
+        for (i, det) in d.detectors.iter().enumerate() {
+            let c = d.compiled(i).expect("built-in compiles");
+            if c.plan == Plan::Whole {
+                whole.push(det.id.as_str());
+            }
+        }
+        for id in ["generic-secret-assignment", "url-password", "bearer-token"] {
+            assert!(
+                d.ids().any(|x| x == id) && !whole.contains(&id),
+                "{id} windowed (whole: {whole:?})"
+            );
+        }
+    }
+
+    /// Windowed `scan` against whole-buffer search for detectors of each plan, on text made of
+    /// keywords, near-keywords and token bytes: matches at window edges, windows overlapping
+    /// and merging, keywords at the first and last bytes, secrets much longer than a window,
+    /// look-around at window edges.
+    #[test]
+    fn windows_equal_whole_buffer_search() {
+        use crate::testgen::Rng;
+        let specs = [
+            // Head: literal prefix, unbounded tail (a secret far longer than the head).
+            SecretSpec::new(
+                "head",
+                r"(?i)\btok=(?P<secret>[a-z0-9]+)(?:[^a-z0-9]|\z)",
+                &["tok="],
+            ),
+            // Head through a case-folded alternation with optional separators.
+            SecretSpec::new(
+                "alt",
+                r"(?i)(?:pass|api[_.]?ky)[ ]*:(?P<secret>[0-9]{2,})",
+                &["pass", "apiky", "api_ky", "api.ky"],
+            ),
+            // Bounded: the keyword sits after a wide class (no head), matches up to 16 bytes.
+            SecretSpec::new("bounded", r"\b[a-z]{0,5}kw[0-9]{3,9}\b", &["kw"]),
+            // Bounded with the keyword at the end and a look-ahead past it.
+            SecretSpec::new("tail", r"[0-9a-f]{4,12}@zz(?:[^a-z]|\z)", &["@zz"]),
+            // Whole: unbounded on both sides.
+            SecretSpec::new("whole", r"[a-z]+qq[0-9]+", &["qq"]),
+        ];
+        let d = Detectors::from_specs(&specs).expect("compiles");
+        let plans: Vec<&Plan> = (0..d.len())
+            .map(|i| &d.compiled(i).expect("compiles").plan)
+            .collect();
+        assert!(matches!(plans[0], Plan::Head { .. }), "{:?}", plans[0]);
+        assert!(matches!(plans[1], Plan::Head { .. }), "{:?}", plans[1]);
+        assert_eq!(*plans[2], Plan::Bounded { max: 16 });
+        assert!(matches!(plans[3], Plan::Bounded { .. }), "{:?}", plans[3]);
+        assert_eq!(*plans[4], Plan::Whole);
+        let mut d = d;
+        d.set_allowlist(Allowlist::none());
+        let pieces: &[&[u8]] = &[
+            b"tok=",
+            b"TOK=",
+            b"pass",
+            b"PASS:",
+            b"api_ky:",
+            b"apiky :",
+            b"kw",
+            b"KW",
+            b"@zz",
+            b"qq",
+            b"0123456789",
+            b"abcdef",
+            b" ",
+            b"\n",
+            b"=",
+            b":",
+            b"x",
+            b"9",
+        ];
+        let mut rng = Rng::from_env();
+        let seed = rng.seed();
+        let mut findings = 0;
+        for round in 0..4000 {
+            let mut text: Vec<u8> = Vec::new();
+            for _ in 0..rng.below(40) {
+                text.extend_from_slice(pieces[rng.below(pieces.len())]);
+            }
+            if rng.below(10) == 0 {
+                // A secret longer than any window.
+                let at = rng.below(text.len() + 1);
+                let long: Vec<u8> = (0..300 + rng.below(3000))
+                    .map(|i| b"a1b2c3"[i % 6])
+                    .collect();
+                text.splice(at..at, [&b"tok="[..], &long].concat());
+            }
+            let got = d.scan(&text);
+            findings += got.len();
+            let all = vec![true; d.len()];
+            assert_eq!(
+                got,
+                d.scan_active(&text, &all),
+                "seed {seed} round {round}: {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        assert!(
+            findings > 2000,
+            "the inputs exercise the detectors ({findings})"
+        );
+        // Keywords at the very start and end, look-around at the buffer edges.
+        for text in [
+            &b"tok=abc"[..],
+            b"kw1234",
+            b"a kw123",
+            b"0a1b@zz",
+            b"x tok=",
+            b"tok=",
+            b"@zz",
+        ] {
+            let all = vec![true; d.len()];
+            assert_eq!(
+                d.scan(text),
+                d.scan_active(text, &all),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        assert_eq!(d.scan(b"kw1234").len(), 1);
+        assert_eq!(d.scan(b"0a1b@zz").len(), 1);
+        assert_eq!(d.scan(b"tok=abc").len(), 1);
+    }
+
+    /// Keywords denser than windows pay for fall back to whole-buffer search (same results).
+    #[test]
+    fn dense_keywords_fall_back_to_whole_buffers() {
+        let d = Detectors::from_specs(&[SecretSpec::new(
+            "h",
+            r"tok=(?P<secret>[a-z0-9]{4,})",
+            &["tok="],
+        )])
+        .expect("compiles");
+        let text = b"tok=tok=tok=abcd1234 ".repeat(500);
+        assert!(d.occurrences(&text).is_none(), "too dense for windows");
+        let f = d.scan(&text);
+        assert_eq!(f.len(), 500);
+        let all = vec![true; d.len()];
+        assert_eq!(f, d.scan_active(&text, &all));
     }
 
     #[test]
@@ -835,11 +1255,15 @@ mod tests {
         let found = d.scan(b"x zz482913 y");
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].start, found[0].end), (2, 10));
-        // A regex match without the keyword would be missed: that is the documented contract.
+        // A regex match without the keyword inside it is missed, even with the keyword next to
+        // it: that is the documented contract (the regex runs only around keywords).
         let spec = SecretSpec::new("kw2", "[0-9]{6}", &["pin"]);
         let d = Detectors::from_specs(&[spec]).expect("compiles");
         assert!(d.scan(b"482913").is_empty());
-        assert_eq!(d.scan(b"pin 482913").len(), 1);
+        assert!(d.scan(b"pin 482913").is_empty());
+        assert!(verify_examples(&d_spec("kw2", "[0-9]{6}", "pin"), &["pin 482913"], &[]).is_err());
+        let d = Detectors::from_specs(&[d_spec("kw3", "pin [0-9]{6}", "pin")]).expect("compiles");
+        assert_eq!(d.scan(b"PIN pin 482913").len(), 1);
     }
 
     #[test]

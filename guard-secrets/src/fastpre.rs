@@ -324,12 +324,17 @@ impl FastPrefilter {
 
     /// True iff some keyword occurs in `content` (ASCII case-insensitive). No allocation.
     pub(crate) fn is_match(&self, content: &[u8]) -> bool {
-        self.for_each_match(content, |_| true)
+        self.for_each_match(content, |_, _| true)
     }
 
-    /// Calls `f(keyword index)` for keyword occurrences in `content` (every keyword that occurs
-    /// is reported at least once) until `f` returns true. Returns whether `f` stopped the scan.
-    pub(crate) fn for_each_match(&self, content: &[u8], mut f: impl FnMut(usize) -> bool) -> bool {
+    /// Calls `f(keyword index, start)` for every occurrence of every keyword in `content` (in
+    /// the order of their fingerprint positions, so not quite sorted by start) until `f` returns
+    /// true. Returns whether `f` stopped the scan.
+    pub(crate) fn for_each_match(
+        &self,
+        content: &[u8],
+        mut f: impl FnMut(usize, usize) -> bool,
+    ) -> bool {
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
@@ -360,7 +365,7 @@ impl FastPrefilter {
     /// The exact second stage at one position: the trigram table, then the keywords entered
     /// under its hash. Bytes past the end read as 0 (a 2-byte keyword at the end).
     #[inline(always)]
-    fn check(&self, content: &[u8], at: usize, f: &mut impl FnMut(usize) -> bool) -> bool {
+    fn check(&self, content: &[u8], at: usize, f: &mut impl FnMut(usize, usize) -> bool) -> bool {
         let b = |o: usize| content.get(at + o).copied().unwrap_or(0);
         let tri = fold3(b(0), b(1), b(2));
         let h = hash(tri);
@@ -380,7 +385,7 @@ impl FastPrefilter {
         &self,
         content: &[u8],
         start: usize,
-        f: &mut impl FnMut(usize) -> bool,
+        f: &mut impl FnMut(usize, usize) -> bool,
     ) -> Result<(), usize> {
         use std::arch::x86_64::*;
         let n = content.len();
@@ -444,7 +449,7 @@ impl FastPrefilter {
     unsafe fn scan_avx512(
         &self,
         content: &[u8],
-        f: &mut impl FnMut(usize) -> bool,
+        f: &mut impl FnMut(usize, usize) -> bool,
     ) -> Result<(), usize> {
         use std::arch::x86_64::*;
         let n = content.len();
@@ -501,7 +506,13 @@ impl FastPrefilter {
     }
 
     #[cold]
-    fn verify(&self, content: &[u8], at: usize, h: u32, f: &mut impl FnMut(usize) -> bool) -> bool {
+    fn verify(
+        &self,
+        content: &[u8],
+        at: usize,
+        h: u32,
+        f: &mut impl FnMut(usize, usize) -> bool,
+    ) -> bool {
         let first = self.entries.partition_point(|e| e.hash < h);
         for e in self.entries[first..].iter().take_while(|e| e.hash == h) {
             let Some(p) = at.checked_sub(usize::from(e.delta)) else {
@@ -511,7 +522,7 @@ impl FastPrefilter {
             if content
                 .get(p..p + kw.len())
                 .is_some_and(|s| s.eq_ignore_ascii_case(kw))
-                && f(usize::from(e.keyword))
+                && f(usize::from(e.keyword), p)
             {
                 return true;
             }
@@ -569,12 +580,30 @@ mod tests {
             .collect()
     }
 
+    /// Which keywords occur, checking on the way that every occurrence (keyword, start) is
+    /// reported (a 2-byte keyword's occurrence may be reported twice, when two of its wildcard
+    /// trigrams share a hash): the scan windows of `engine` depend on it.
     fn found(f: &FastPrefilter, text: &[u8]) -> Vec<bool> {
         let mut seen = vec![false; f.keyword_count()];
-        f.for_each_match(text, |k| {
+        let mut got: Vec<(usize, usize)> = Vec::new();
+        f.for_each_match(text, |k, at| {
             seen[k] = true;
+            got.push((k, at));
             false
         });
+        got.sort_unstable();
+        got.dedup();
+        let mut want: Vec<(usize, usize)> = Vec::new();
+        for (k, kw) in f.keywords.iter().enumerate() {
+            if text.len() >= kw.len() {
+                for at in 0..=text.len() - kw.len() {
+                    if text[at..at + kw.len()].eq_ignore_ascii_case(kw) {
+                        want.push((k, at));
+                    }
+                }
+            }
+        }
+        assert_eq!(got, want, "every occurrence");
         seen
     }
 

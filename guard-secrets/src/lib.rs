@@ -45,6 +45,7 @@ mod entropy;
 mod environ;
 mod fastpre;
 mod scope;
+mod window;
 
 #[cfg(test)]
 mod detector_tests;

@@ -1,0 +1,268 @@
+//! Where a detector's regex must run, given where its keywords occur.
+//!
+//! A detector's keywords are a contract: every match contains one of them. So a match that
+//! contains the keyword occurrence `k..k+m` starts in `k+m-R ..= k`, where `R` bounds how far
+//! a match can reach from its start to the end of that occurrence. Two bounds are used:
+//!
+//! - [`Plan::Head`]: the pattern is a concatenation whose first few items match only a small
+//!   finite set of strings (compared ASCII case-folded), each containing one of the keywords.
+//!   Then every match contains a keyword within its first `reach` bytes (proved here, not
+//!   assumed), and the regex runs anchored at just those candidate starts whose byte can begin
+//!   the head. Tail length does not matter: the generic `password = ...` detector, unbounded,
+//!   is windowed this way.
+//! - [`Plan::Bounded`]: every match is at most `max` bytes long, so it starts and ends within
+//!   `max` bytes of the occurrence; the regex runs unanchored over that span only. Relies on
+//!   the keyword contract.
+//!
+//! Either way the searches are regex-automata span searches over the whole buffer, so
+//! look-around (`\b`, `\A`, `\z`) sees the real neighbouring bytes, and (see `engine`) the
+//! matches are exactly those a search of the whole buffer reports. [`Plan::Whole`] (no bound
+//! found) searches the whole buffer.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Largest head string set enumerated (after case folding); beyond it the head is given up.
+const MAX_HEAD_STRINGS: usize = 512;
+/// A class with more (folded) bytes than this ends the head (`[a-z]` is too wide to enumerate).
+const MAX_CLASS: usize = 16;
+/// Longest head kept: candidate starts per keyword occurrence grow with it.
+const MAX_REACH: usize = 64;
+/// Longest bounded match windowed: beyond it windows around common keywords cover the buffer.
+const MAX_BOUNDED: usize = 4096;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Plan {
+    /// Search the whole buffer.
+    Whole,
+    /// Every match is at most `max` bytes long (and at least one).
+    Bounded { max: usize },
+    /// Every match contains a keyword within its first `reach` bytes; `first[b]`: a match can
+    /// start with a byte whose ASCII lower case is `b`.
+    Head {
+        reach: usize,
+        first: Box<[bool; 256]>,
+    },
+}
+
+/// The plan for `hir` whose matches must contain one of `keywords` (lower-cased, non-empty).
+pub(crate) fn plan(hir: &Hir, keywords: &[&[u8]]) -> Plan {
+    if keywords.is_empty() || keywords.iter().any(|k| k.is_empty()) {
+        return Plan::Whole;
+    }
+    if let Some(p) = head(hir, keywords) {
+        return p;
+    }
+    let props = hir.properties();
+    match (props.minimum_len(), props.maximum_len()) {
+        (Some(min), Some(max)) if min > 0 && max <= MAX_BOUNDED => Plan::Bounded { max },
+        _ => Plan::Whole,
+    }
+}
+
+fn head(hir: &Hir, keywords: &[&[u8]]) -> Option<Plan> {
+    let mut top = hir;
+    while let HirKind::Capture(c) = top.kind() {
+        top = &c.sub;
+    }
+    let items: &[Hir] = match top.kind() {
+        HirKind::Concat(items) => items,
+        _ => std::slice::from_ref(top),
+    };
+    let mut set: Vec<Vec<u8>> = vec![Vec::new()];
+    for item in items {
+        let next = strings(item)?;
+        set = product(&set, &next)?;
+        let reach = set.iter().map(Vec::len).max().unwrap_or(0);
+        if reach > MAX_REACH {
+            return None;
+        }
+        let all = set.iter().all(|s| keywords.iter().any(|k| contains(s, k)));
+        if all {
+            let mut first = Box::new([false; 256]);
+            for s in &set {
+                // Non-empty: it contains a keyword.
+                if let Some(&b) = s.first() {
+                    first[usize::from(b)] = true;
+                }
+            }
+            return Some(Plan::Head { reach, first });
+        }
+    }
+    None
+}
+
+fn contains(s: &[u8], k: &[u8]) -> bool {
+    s.len() >= k.len() && s.windows(k.len()).any(|w| w == k)
+}
+
+fn product(a: &[Vec<u8>], b: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    if a.len().saturating_mul(b.len()) > MAX_HEAD_STRINGS {
+        return None;
+    }
+    let mut out = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
+/// Every string `hir` matches, ASCII lower-cased (zero-width assertions match the empty
+/// string: they only restrict where, never what); `None` when the set is large or infinite.
+fn strings(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(vec![Vec::new()]),
+        HirKind::Literal(lit) => Some(vec![lit.0.to_ascii_lowercase()]),
+        HirKind::Class(class) => {
+            let mut bytes = [false; 256];
+            match class {
+                Class::Bytes(c) => {
+                    for r in c.iter() {
+                        if usize::from(r.end() - r.start()) >= 256 {
+                            return None;
+                        }
+                        for b in r.start()..=r.end() {
+                            bytes[usize::from(b.to_ascii_lowercase())] = true;
+                        }
+                    }
+                }
+                Class::Unicode(c) => {
+                    for r in c.iter() {
+                        let (s, e) = (u32::from(r.start()), u32::from(r.end()));
+                        if e > 0x7f {
+                            return None;
+                        }
+                        for b in s..=e {
+                            let b = u8::try_from(b).ok()?;
+                            bytes[usize::from(b.to_ascii_lowercase())] = true;
+                        }
+                    }
+                }
+            }
+            let out: Vec<Vec<u8>> = (0..=255u8)
+                .filter(|&b| bytes[usize::from(b)])
+                .map(|b| vec![b])
+                .collect();
+            (out.len() <= MAX_CLASS).then_some(out)
+        }
+        HirKind::Capture(c) => strings(&c.sub),
+        HirKind::Concat(items) => {
+            let mut set = vec![Vec::new()];
+            for item in items {
+                set = product(&set, &strings(item)?)?;
+            }
+            Some(set)
+        }
+        HirKind::Alternation(alts) => {
+            let mut out = Vec::new();
+            for a in alts {
+                out.extend(strings(a)?);
+                if out.len() > MAX_HEAD_STRINGS {
+                    return None;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+        HirKind::Repetition(rep) => {
+            let max = rep.max?;
+            if max > 16 {
+                return None;
+            }
+            let sub = strings(&rep.sub)?;
+            let mut out = Vec::new();
+            let mut power = vec![Vec::new()];
+            for n in 0..=max {
+                if n >= rep.min {
+                    out.extend(power.iter().cloned());
+                    if out.len() > MAX_HEAD_STRINGS {
+                        return None;
+                    }
+                }
+                if n < max {
+                    power = product(&power, &sub)?;
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            Some(out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(re: &str) -> Hir {
+        regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(re)
+            .expect("parses")
+    }
+
+    fn reach(p: &Plan) -> Option<usize> {
+        match p {
+            Plan::Head { reach, .. } => Some(*reach),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn literal_prefix_is_a_head() {
+        let p = plan(&parse(r"\bghp_[A-Za-z0-9]{36}\b"), &[b"ghp_"]);
+        assert_eq!(reach(&p), Some(4));
+        let Plan::Head { first, .. } = p else {
+            unreachable!()
+        };
+        assert!(first[usize::from(b'g')] && !first[usize::from(b'h')]);
+    }
+
+    #[test]
+    fn case_insensitive_alternation_head_with_unbounded_tail() {
+        let p = plan(
+            &parse(r"(?i)(?:password|[_.-]pass|api[_.-]?key)[ \t]*=(?P<secret>[a-z0-9]+)"),
+            &[b"pass", b"apikey", b"api_key", b"api-key", b"api.key"],
+        );
+        assert_eq!(reach(&p), Some(8));
+        let Plan::Head { first, .. } = p else {
+            unreachable!()
+        };
+        for b in [b'p', b'_', b'.', b'-', b'a'] {
+            assert!(first[usize::from(b)], "{}", b as char);
+        }
+        assert!(!first[usize::from(b'P')], "folded");
+    }
+
+    #[test]
+    fn head_must_contain_a_keyword_in_every_branch() {
+        // `tok` does not contain `token`: no head; unbounded, so the whole buffer.
+        assert_eq!(
+            plan(&parse(r"(?:token|tok)=[a-z]+"), &[b"token"]),
+            Plan::Whole
+        );
+        // Bounded instead: windows of the maximum length.
+        assert_eq!(
+            plan(&parse(r"[a-z]{0,5}kw[0-9]{3,9}"), &[b"kw"]),
+            Plan::Bounded { max: 16 }
+        );
+        // Empty matches cannot contain a keyword: never windowed.
+        assert_eq!(plan(&parse(r"(?:kw)?"), &[b"kw"]), Plan::Whole);
+        assert_eq!(plan(&parse(r"kw[0-9]"), &[]), Plan::Whole);
+    }
+
+    #[test]
+    fn wide_classes_and_long_heads_end_the_head() {
+        assert!(reach(&plan(&parse(r"[a-z]kw[0-9]+"), &[b"kw"])).is_none());
+        let long = format!("{}kw[0-9]+", "x".repeat(70));
+        assert_eq!(plan(&parse(&long), &[b"kw"]), Plan::Whole);
+    }
+}
