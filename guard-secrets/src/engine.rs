@@ -447,30 +447,34 @@ impl Detectors {
         active
     }
 
-    /// Every keyword occurrence in `content` as (keyword, start), sorted. `None` when there
-    /// are so many that windows would not pay (and would cost memory: at most one entry per
-    /// 16 bytes is kept), or no keyword search is available; the caller then searches whole
-    /// buffers.
-    fn occurrences(&self, content: &[u8]) -> Option<Vec<(usize, usize)>> {
-        let cap = content.len() / 16 + 64;
-        let mut occ: Vec<(usize, usize)> = Vec::new();
+    /// Every keyword occurrence in `content`, sorted by start, packed as `start << 16 |
+    /// keyword` (the keyword index fits: at most `u16::MAX` keywords, and no buffer is 2^48
+    /// bytes). `None` when there are so many that windows would not pay (and would cost
+    /// memory: at most one entry per 32 bytes is kept), or no keyword search is available;
+    /// the caller then searches whole buffers.
+    fn occurrences(&self, content: &[u8]) -> Option<Vec<u64>> {
+        if self.keywords.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let cap = content.len() / 32 + 64;
+        let mut occ: Vec<u64> = Vec::new();
+        let mut pack = |k: usize, at: usize| {
+            occ.push((at as u64) << 16 | k as u64);
+            occ.len() > cap
+        };
         if let Some(fast) = &self.fast {
-            let over = fast.for_each_match(content, |k, at| {
-                occ.push((k, at));
-                occ.len() > cap
-            });
-            if over {
+            if fast.for_each_match(content, pack) {
                 return None;
             }
         } else {
             let ac = self.automaton()?;
             for m in ac.find_overlapping_iter(content) {
-                occ.push((m.pattern().as_usize(), m.start()));
-                if occ.len() > cap {
+                if pack(m.pattern().as_usize(), m.start()) {
                     return None;
                 }
             }
         }
+        // Nearly sorted already (the prefilter reports by fingerprint position).
         occ.sort_unstable();
         occ.dedup();
         Some(occ)
@@ -490,17 +494,24 @@ impl Detectors {
         let Some(occ) = self.occurrences(content) else {
             return self.scan_active(content, &self.active(content));
         };
+        let mut seen = vec![false; self.keywords.len()];
+        for &o in &occ {
+            if let Some(s) = seen.get_mut((o & 0xffff) as usize) {
+                *s = true;
+            }
+        }
         let mut active = vec![false; self.detectors.len()];
         for &i in &self.always {
             active[i] = true;
         }
-        for &(k, _) in &occ {
-            for &d in self.owners.get(k).map_or(&[][..], Vec::as_slice) {
+        for (k, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
+            for &d in &self.owners[k] {
                 active[d] = true;
             }
         }
         let mut found: Vec<(Finding<'_>, usize)> = Vec::new();
         let mut windows: Vec<(usize, usize)> = Vec::new();
+        let mut owned = vec![false; self.keywords.len()];
         for (di, det) in self.detectors.iter().enumerate() {
             if !active[di] || det.decision == Decision::Allow {
                 continue;
@@ -508,57 +519,58 @@ impl Detectors {
             let Some(c) = self.compiled(di) else {
                 continue;
             };
+            let reach = match &c.plan {
+                Plan::Whole => {
+                    self.search_whole(di, c, content, &mut found);
+                    continue;
+                }
+                Plan::Bounded { max } => *max,
+                Plan::Head { reach, .. } => *reach,
+            };
+            for (k, o) in owned.iter_mut().enumerate() {
+                *o = seen[k] && self.owners[k].contains(&di);
+            }
+            self.windows(&occ, &owned, reach, &mut windows);
             match &c.plan {
-                Plan::Whole => self.search_whole(di, c, content, &mut found),
-                Plan::Bounded { max } => {
-                    self.windows(di, &occ, *max, &mut windows);
-                    self.search_bounded(di, c, content, &windows, *max, &mut found);
+                Plan::Head { first, .. } => {
+                    self.search_head(di, c, content, &windows, first, &mut found)
                 }
-                Plan::Head { reach, first } => {
-                    self.windows(di, &occ, *reach, &mut windows);
-                    self.search_head(di, c, content, &windows, first, &mut found);
-                }
+                _ => self.search_bounded(di, c, content, &windows, reach, &mut found),
             }
         }
         merge(found)
     }
 
-    /// The possible start positions of detector `di`'s matches, as sorted disjoint inclusive
-    /// ranges: a match containing the occurrence `k..k+m` and reaching at most `reach` bytes
-    /// from its start to the occurrence's end starts in `k+m-reach ..= k`.
-    fn windows(
-        &self,
-        di: usize,
-        occ: &[(usize, usize)],
-        reach: usize,
-        out: &mut Vec<(usize, usize)>,
-    ) {
+    /// The possible start positions of a detector's matches, as sorted disjoint inclusive
+    /// ranges, from the occurrences of the keywords `owned` by it: a match containing the
+    /// occurrence `k..k+m` and reaching at most `reach` bytes from its start to the
+    /// occurrence's end starts in `k+m-reach ..= k`. `m` is taken as the shortest such keyword
+    /// (an earlier start, so still every possible one), which keeps the ranges in the order
+    /// of the occurrences: one linear pass, no sort.
+    fn windows(&self, occ: &[u64], owned: &[bool], reach: usize, out: &mut Vec<(usize, usize)>) {
         out.clear();
-        let mut i = 0;
-        while i < occ.len() {
-            let k = occ[i].0;
-            let run = occ[i..].iter().take_while(|o| o.0 == k).count();
-            let owned = self.owners.get(k).is_some_and(|o| o.contains(&di));
-            let m = self.keywords.get(k).map_or(0, String::len);
-            if owned && m <= reach {
-                for &(_, at) in &occ[i..i + run] {
-                    out.push(((at + m).saturating_sub(reach), at));
-                }
-            }
-            i += run;
+        let m = self
+            .keywords
+            .iter()
+            .zip(owned)
+            .filter(|(_, o)| **o)
+            .map(|(k, _)| k.len())
+            .min()
+            .unwrap_or(0);
+        if m == 0 || m > reach {
+            return;
         }
-        out.sort_unstable();
-        let mut merged = 0;
-        for j in 0..out.len() {
-            let (lo, hi) = out[j];
-            if merged > 0 && lo <= out[merged - 1].1.saturating_add(1) {
-                out[merged - 1].1 = out[merged - 1].1.max(hi);
-            } else {
-                out[merged] = (lo, hi);
-                merged += 1;
+        for &o in occ {
+            if !owned.get((o & 0xffff) as usize).copied().unwrap_or(false) {
+                continue;
+            }
+            let at = (o >> 16) as usize;
+            let lo = (at + m).saturating_sub(reach);
+            match out.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(at),
+                _ => out.push((lo, at)),
             }
         }
-        out.truncate(merged);
     }
 
     /// Windows of a regex whose matches are at most `max` bytes: the leftmost match starting at
@@ -1410,5 +1422,28 @@ mod tests {
         let extra = SecretSpec::new("corp-token", "corp_[0-9]{8}", &["corp_"]);
         let d = Detectors::builtin_with(&[extra]).expect("compiles");
         assert_eq!(d.len(), Detectors::builtin().len() + 1);
+    }
+}
+#[cfg(test)]
+mod plan_dump {
+    #[test]
+    #[ignore]
+    fn dump_plans() {
+        let d = super::Detectors::builtin();
+        for (i, det) in d.detectors.iter().enumerate() {
+            let c = d.compiled(i).expect("x");
+            let p = match &c.plan {
+                super::Plan::Head { reach, .. } => format!("head {reach}"),
+                p => format!("{p:?}"),
+            };
+            let kws: Vec<&str> = d
+                .owners
+                .iter()
+                .zip(&d.keywords)
+                .filter(|(o, _)| o.contains(&i))
+                .map(|(_, k)| k.as_str())
+                .collect();
+            eprintln!("{:32} {:16} {:?}", det.id, p, kws);
+        }
     }
 }

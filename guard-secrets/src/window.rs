@@ -27,6 +27,8 @@ const MAX_HEAD_STRINGS: usize = 512;
 const MAX_CLASS: usize = 16;
 /// Longest head kept: candidate starts per keyword occurrence grow with it.
 const MAX_REACH: usize = 64;
+/// Work allowed for finding a head (items visited plus strings carried), per pattern.
+const HEAD_BUDGET: usize = 20_000;
 /// Longest bounded match windowed: beyond it windows around common keywords cover the buffer.
 const MAX_BOUNDED: usize = 4096;
 
@@ -60,32 +62,74 @@ pub(crate) fn plan(hir: &Hir, keywords: &[&[u8]]) -> Plan {
 }
 
 fn head(hir: &Hir, keywords: &[&[u8]]) -> Option<Plan> {
-    let mut top = hir;
-    while let HirKind::Capture(c) = top.kind() {
-        top = &c.sub;
+    let mut budget = HEAD_BUDGET;
+    let set = head_from(vec![Vec::new()], &flat(hir), keywords, &mut budget)?;
+    let reach = set.iter().map(Vec::len).max().unwrap_or(0);
+    let mut first = Box::new([false; 256]);
+    for s in &set {
+        // Non-empty: it contains a keyword.
+        if let Some(&b) = s.first() {
+            first[usize::from(b)] = true;
+        }
     }
-    let items: &[Hir] = match top.kind() {
-        HirKind::Concat(items) => items,
-        _ => std::slice::from_ref(top),
-    };
-    let mut set: Vec<Vec<u8>> = vec![Vec::new()];
-    for item in items {
-        let next = strings(item)?;
-        set = product(&set, &next)?;
-        let reach = set.iter().map(Vec::len).max().unwrap_or(0);
-        if reach > MAX_REACH {
+    Some(Plan::Head { reach, first })
+}
+
+/// `h` as a sequence of items, groups opened (`\b(?P<secret>glpat-...)` is `\b`, `g`, `l`,
+/// ...), so that a head can end inside a group.
+fn flat(h: &Hir) -> Vec<&Hir> {
+    fn go<'h>(h: &'h Hir, out: &mut Vec<&'h Hir>) {
+        match h.kind() {
+            HirKind::Capture(c) => go(&c.sub, out),
+            HirKind::Concat(items) => items.iter().for_each(|i| go(i, out)),
+            _ => out.push(h),
+        }
+    }
+    let mut out = Vec::new();
+    go(h, &mut out);
+    out
+}
+
+/// The shortest head of `items` after the strings `set`: the (folded) strings a match can
+/// begin with, each containing a keyword. An alternation that cannot be enumerated as a whole
+/// (`fo1_[\w-]{43}|fm2_...`) is followed branch by branch, each branch having to reach a
+/// keyword by itself.
+fn head_from(
+    mut set: Vec<Vec<u8>>,
+    items: &[&Hir],
+    keywords: &[&[u8]],
+    budget: &mut usize,
+) -> Option<Vec<Vec<u8>>> {
+    for (i, item) in items.iter().enumerate() {
+        // Branch-by-branch descent multiplies: a hostile pattern must not make this spin.
+        *budget = budget.checked_sub(1 + set.len())?;
+        match strings(item) {
+            Some(next) => set = product(&set, &next)?,
+            None => {
+                let HirKind::Alternation(alts) = item.kind() else {
+                    return None;
+                };
+                let mut out = Vec::new();
+                for alt in alts {
+                    let mut branch = flat(alt);
+                    // A branch that is a keyword-free literal prefix may still reach a keyword
+                    // in the items after the alternation.
+                    branch.extend_from_slice(&items[i + 1..]);
+                    out.extend(head_from(set.clone(), &branch, keywords, budget)?);
+                    if out.len() > MAX_HEAD_STRINGS {
+                        return None;
+                    }
+                }
+                out.sort_unstable();
+                out.dedup();
+                return Some(out);
+            }
+        }
+        if set.iter().map(Vec::len).max().unwrap_or(0) > MAX_REACH {
             return None;
         }
-        let all = set.iter().all(|s| keywords.iter().any(|k| contains(s, k)));
-        if all {
-            let mut first = Box::new([false; 256]);
-            for s in &set {
-                // Non-empty: it contains a keyword.
-                if let Some(&b) = s.first() {
-                    first[usize::from(b)] = true;
-                }
-            }
-            return Some(Plan::Head { reach, first });
+        if set.iter().all(|s| keywords.iter().any(|k| contains(s, k))) {
+            return Some(set);
         }
     }
     None
@@ -257,6 +301,40 @@ mod tests {
         // Empty matches cannot contain a keyword: never windowed.
         assert_eq!(plan(&parse(r"(?:kw)?"), &[b"kw"]), Plan::Whole);
         assert_eq!(plan(&parse(r"kw[0-9]"), &[]), Plan::Whole);
+    }
+
+    #[test]
+    fn alternations_are_followed_branch_by_branch() {
+        let p = plan(
+            &parse(r"\b(?P<secret>fo1_[\w-]{43}|(?:fm1[ar]|fm2)_[A-Za-z0-9+/]{100,})"),
+            &[b"fo1_", b"fm1a_", b"fm1r_", b"fm2_"],
+        );
+        assert_eq!(reach(&p), Some(5));
+        // A branch without a keyword of its own continues into what follows the group.
+        let p = plan(&parse(r"(?:ab|[a-z]{2}x)key=[0-9]+"), &[b"key="]);
+        assert_eq!(p, Plan::Whole, "the wide branch has no head");
+        let p = plan(&parse(r"(?:ab|c[0-9]+)key=[0-9]+"), &[b"key="]);
+        assert_eq!(p, Plan::Whole, "unbounded branch");
+        let p = plan(&parse(r"(?:ab|cd)[0-9]?key=[0-9]+"), &[b"key="]);
+        assert_eq!(reach(&p), Some(7));
+    }
+
+    #[test]
+    fn nested_alternations_stay_within_budget() {
+        // Three sequential 600-way alternations (too many strings to enumerate, so followed
+        // branch by branch), the keyword after them: the descent must give up, not walk 600^3
+        // paths.
+        let alt = format!(
+            "(?:{})",
+            (0..600)
+                .map(|i| format!("w{i:03}"))
+                .collect::<Vec<_>>()
+                .join("|")
+        );
+        let re = format!("{}zzz[0-9]+", alt.repeat(3));
+        let t = std::time::Instant::now();
+        assert_eq!(plan(&parse(&re), &[b"zzz"]), Plan::Whole);
+        assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
     }
 
     #[test]
