@@ -117,8 +117,9 @@ fn parse(source: &str) -> Result<regex_syntax::hir::Hir, String> {
 }
 
 /// The regex exactly as `regex::bytes::RegexBuilder` with our limits builds it (the same
-/// meta engine, configured the same way), and its window plan for `keywords`.
-fn build_regex(source: &str, keywords: &[&[u8]]) -> Result<Compiled, String> {
+/// meta engine, configured the same way), and its window plan for `keywords` (prefilter
+/// keyword index, lower-cased bytes).
+fn build_regex(source: &str, keywords: &[(usize, &[u8])]) -> Result<Compiled, String> {
     let hir = parse(source)?;
     let config = Regex::config()
         .match_kind(regex_automata::MatchKind::LeftmostFirst)
@@ -194,20 +195,12 @@ fn compile(spec: &SecretSpec, eager: bool) -> Result<Detector, SpecError> {
     if spec.keywords.iter().any(|k| k.is_empty()) {
         return Err(spec_err(&spec.id, "empty keyword"));
     }
-    let compiled = OnceLock::new();
     if eager {
-        // Windowing on the spec's own keywords is as sound as on the prefilter's (shorter)
-        // ones: each of its keywords contains one of those (see `minimise`).
-        let kw: Vec<Vec<u8>> = spec
-            .keywords
-            .iter()
-            .map(|k| k.as_bytes().to_ascii_lowercase())
-            .collect();
-        let kw: Vec<&[u8]> = kw.iter().map(Vec::as_slice).collect();
-        let c =
-            build_regex(&spec.regex, &kw).map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
-        let _ = compiled.set(Some(c));
+        // Built now only for its errors: the set's regexes are built on first use, windowed on
+        // the prefilter keywords that end up enabling them (see `Detectors::compiled`).
+        build_regex(&spec.regex, &[]).map_err(|e| spec_err(&spec.id, format!("regex: {e}")))?;
     }
+    let compiled = OnceLock::new();
     Ok(Detector {
         id: spec.id.clone(),
         source: spec.regex.clone(),
@@ -394,12 +387,13 @@ impl Detectors {
         let det = self.detectors.get(di)?;
         det.compiled
             .get_or_init(|| {
-                let kw: Vec<&[u8]> = self
+                let kw: Vec<(usize, &[u8])> = self
                     .owners
                     .iter()
                     .zip(&self.keywords)
-                    .filter(|(o, _)| o.contains(&di))
-                    .map(|(_, k)| k.as_bytes())
+                    .enumerate()
+                    .filter(|(_, (o, _))| o.contains(&di))
+                    .map(|(i, (_, k))| (i, k.as_bytes()))
                     .collect();
                 build_regex(&det.source, &kw).ok()
             })
@@ -447,37 +441,29 @@ impl Detectors {
         active
     }
 
-    /// Every keyword occurrence in `content`, sorted by start, packed as `start << 16 |
-    /// keyword` (the keyword index fits: at most `u16::MAX` keywords, and no buffer is 2^48
-    /// bytes). `None` when there are so many that windows would not pay (and would cost
-    /// memory: at most one entry per 32 bytes is kept), or no keyword search is available;
-    /// the caller then searches whole buffers.
-    fn occurrences(&self, content: &[u8]) -> Option<Vec<u64>> {
-        if self.keywords.len() > usize::from(u16::MAX) {
-            return None;
-        }
+    /// Every keyword occurrence in `content`, grouped by keyword. `None` when there are so
+    /// many that windows would not pay (and would cost memory: at most one per 32 bytes is
+    /// kept), or no keyword search is available; the caller then searches whole buffers.
+    fn occurrences(&self, content: &[u8]) -> Option<Occurrences> {
         let cap = content.len() / 32 + 64;
-        let mut occ: Vec<u64> = Vec::new();
-        let mut pack = |k: usize, at: usize| {
-            occ.push((at as u64) << 16 | k as u64);
+        let mut occ: Vec<(usize, usize)> = Vec::new();
+        let mut note = |k: usize, at: usize| {
+            occ.push((k, at));
             occ.len() > cap
         };
         if let Some(fast) = &self.fast {
-            if fast.for_each_match(content, pack) {
+            if fast.for_each_match(content, note) {
                 return None;
             }
         } else {
             let ac = self.automaton()?;
             for m in ac.find_overlapping_iter(content) {
-                if pack(m.pattern().as_usize(), m.start()) {
+                if note(m.pattern().as_usize(), m.start()) {
                     return None;
                 }
             }
         }
-        // Nearly sorted already (the prefilter reports by fingerprint position).
-        occ.sort_unstable();
-        occ.dedup();
-        Some(occ)
+        Some(Occurrences::group(occ, self.keywords.len()))
     }
 
     /// All secrets in `content`: sorted by start, non-overlapping (overlapping matches of
@@ -494,24 +480,19 @@ impl Detectors {
         let Some(occ) = self.occurrences(content) else {
             return self.scan_active(content, &self.active(content));
         };
-        let mut seen = vec![false; self.keywords.len()];
-        for &o in &occ {
-            if let Some(s) = seen.get_mut((o & 0xffff) as usize) {
-                *s = true;
-            }
-        }
         let mut active = vec![false; self.detectors.len()];
         for &i in &self.always {
             active[i] = true;
         }
-        for (k, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
-            for &d in &self.owners[k] {
-                active[d] = true;
+        for (k, owners) in self.owners.iter().enumerate() {
+            if !occ.of(k).is_empty() {
+                for &d in owners {
+                    active[d] = true;
+                }
             }
         }
         let mut found: Vec<(Finding<'_>, usize)> = Vec::new();
-        let mut windows: Vec<(usize, usize)> = Vec::new();
-        let mut owned = vec![false; self.keywords.len()];
+        let mut scratch: Vec<(usize, usize)> = Vec::new();
         for (di, det) in self.detectors.iter().enumerate() {
             if !active[di] || det.decision == Decision::Allow {
                 continue;
@@ -519,76 +500,60 @@ impl Detectors {
             let Some(c) = self.compiled(di) else {
                 continue;
             };
-            let reach = match &c.plan {
-                Plan::Whole => {
-                    self.search_whole(di, c, content, &mut found);
-                    continue;
-                }
-                Plan::Bounded { max } => *max,
-                Plan::Head { reach, .. } => *reach,
-            };
-            for (k, o) in owned.iter_mut().enumerate() {
-                *o = seen[k] && self.owners[k].contains(&di);
-            }
-            self.windows(&occ, &owned, reach, &mut windows);
             match &c.plan {
-                Plan::Head { first, .. } => {
-                    self.search_head(di, c, content, &windows, first, &mut found)
+                Plan::Whole => self.search_whole(di, c, content, &mut found),
+                Plan::Bounded { max } => {
+                    self.search_bounded(di, c, content, &occ, *max, &mut scratch, &mut found)
                 }
-                _ => self.search_bounded(di, c, content, &windows, reach, &mut found),
+                Plan::Head { starts } => {
+                    self.search_head(di, c, content, &occ, starts, &mut scratch, &mut found)
+                }
             }
         }
         merge(found)
     }
 
-    /// The possible start positions of a detector's matches, as sorted disjoint inclusive
-    /// ranges, from the occurrences of the keywords `owned` by it: a match containing the
-    /// occurrence `k..k+m` and reaching at most `reach` bytes from its start to the
-    /// occurrence's end starts in `k+m-reach ..= k`. `m` is taken as the shortest such keyword
-    /// (an earlier start, so still every possible one), which keeps the ranges in the order
-    /// of the occurrences: one linear pass, no sort.
-    fn windows(&self, occ: &[u64], owned: &[bool], reach: usize, out: &mut Vec<(usize, usize)>) {
-        out.clear();
-        let m = self
-            .keywords
-            .iter()
-            .zip(owned)
-            .filter(|(_, o)| **o)
-            .map(|(k, _)| k.len())
-            .min()
-            .unwrap_or(0);
-        if m == 0 || m > reach {
-            return;
-        }
-        for &o in occ {
-            if !owned.get((o & 0xffff) as usize).copied().unwrap_or(false) {
-                continue;
-            }
-            let at = (o >> 16) as usize;
-            let lo = (at + m).saturating_sub(reach);
-            match out.last_mut() {
-                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(at),
-                _ => out.push((lo, at)),
-            }
-        }
-    }
-
-    /// Windows of a regex whose matches are at most `max` bytes: the leftmost match starting at
-    /// or after `pos` within a window `lo..=hi` ends by `hi + max`, so an unanchored search of
-    /// that span (look-around still seeing the whole buffer) finds it. A match it reports that
-    /// starts after `hi` is left to the next window: it may not be the leftmost-first one.
+    /// A regex whose matches are at most `max` bytes: a match containing the occurrence
+    /// `k..k+m` starts in `k+m-max ..= k` and ends by `start + max`. Those start ranges,
+    /// merged, are searched in order, each with an unanchored search of `lo .. hi + max`
+    /// (look-around still seeing the whole buffer), which finds the leftmost match starting
+    /// there; a match it reports that starts after `hi` is left to the next range (it may
+    /// not be the leftmost-first one there).
+    #[allow(clippy::too_many_arguments)]
     fn search_bounded<'a>(
         &'a self,
         di: usize,
         c: &Compiled,
         content: &[u8],
-        windows: &[(usize, usize)],
+        occ: &Occurrences,
         max: usize,
+        windows: &mut Vec<(usize, usize)>,
         found: &mut Vec<(Finding<'a>, usize)>,
     ) {
+        windows.clear();
+        let mut lists = 0;
+        for (k, owners) in self.owners.iter().enumerate() {
+            let m = self.keywords.get(k).map_or(0, String::len);
+            let at = occ.of(k);
+            if at.is_empty() || m > max || !owners.contains(&di) {
+                continue;
+            }
+            lists += 1;
+            windows.extend(at.iter().map(|&a| ((a + m).saturating_sub(max), a)));
+        }
+        if lists > 1 {
+            windows.sort_unstable();
+        }
         let mut caps = c.regex.create_captures();
         let mut pos = 0;
-        for &(lo, hi) in windows {
+        let mut i = 0;
+        while i < windows.len() {
+            let (lo, mut hi) = windows[i];
+            i += 1;
+            while i < windows.len() && windows[i].0 <= hi.saturating_add(1) {
+                hi = hi.max(windows[i].1);
+                i += 1;
+            }
             while hi >= pos {
                 let start = lo.max(pos);
                 let end = hi.saturating_add(max).min(content.len());
@@ -610,37 +575,57 @@ impl Detectors {
         }
     }
 
-    /// Windows of a regex whose matches hold a keyword within their first `reach` bytes: an
-    /// anchored search at each candidate start (whose byte can begin the head), in order; the
-    /// first that matches is the leftmost match.
+    /// A regex whose matches begin with a head holding a keyword at known offsets: an
+    /// anchored search at each start those offsets give, in order; the first that matches at
+    /// or after the end of the previous match is the next leftmost match.
+    #[allow(clippy::too_many_arguments)]
     fn search_head<'a>(
         &'a self,
         di: usize,
         c: &Compiled,
         content: &[u8],
-        windows: &[(usize, usize)],
-        first: &[bool; 256],
+        occ: &Occurrences,
+        starts: &[(usize, u64)],
+        cands: &mut Vec<(usize, usize)>,
         found: &mut Vec<(Finding<'a>, usize)>,
     ) {
-        let mut caps = c.regex.create_captures();
-        let mut pos = 0;
-        for &(lo, hi) in windows {
-            let mut at = lo.max(pos);
-            while at <= hi && at < content.len() {
-                if first[usize::from(content[at].to_ascii_lowercase())] {
-                    let input = Input::new(content)
-                        .span(at..content.len())
-                        .anchored(Anchored::Yes);
-                    if let Some((s, e, secret)) = search(c, &input, &mut caps) {
-                        if let Some((a, b)) = secret {
-                            self.push(di, content, a, b, found);
-                        }
-                        pos = e.max(s + 1);
-                        at = pos;
-                        continue;
+        cands.clear();
+        let mut sorted = true;
+        for &(k, mask) in starts {
+            let at = occ.of(k);
+            if at.is_empty() {
+                continue;
+            }
+            sorted &= cands.is_empty() && mask.count_ones() == 1;
+            for &a in at {
+                let mut m = mask;
+                while m != 0 {
+                    let o = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    if let Some(s) = a.checked_sub(o) {
+                        cands.push((s, 0));
                     }
                 }
-                at += 1;
+            }
+        }
+        if !sorted {
+            cands.sort_unstable();
+            cands.dedup();
+        }
+        let mut caps = c.regex.create_captures();
+        let mut pos = 0;
+        for &(at, _) in cands.iter() {
+            if at < pos {
+                continue;
+            }
+            let input = Input::new(content)
+                .span(at..content.len())
+                .anchored(Anchored::Yes);
+            if let Some((s, e, secret)) = search(c, &input, &mut caps) {
+                if let Some((a, b)) = secret {
+                    self.push(di, content, a, b, found);
+                }
+                pos = e.max(s + 1);
             }
         }
     }
@@ -718,6 +703,56 @@ impl Detectors {
             }
         }
         merge(found)
+    }
+}
+
+/// Keyword occurrences grouped by keyword, each group's starts ascending.
+struct Occurrences {
+    /// Group `k` is `starts[bounds[k]..bounds[k + 1]]`.
+    bounds: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl Occurrences {
+    /// Groups `(keyword, start)` pairs (a counting sort; the prefilter reports each keyword's
+    /// occurrences in ascending order, possibly twice, which is checked, not assumed).
+    fn group(occ: Vec<(usize, usize)>, keywords: usize) -> Occurrences {
+        let mut bounds = vec![0usize; keywords + 2];
+        for &(k, _) in &occ {
+            if k < keywords {
+                bounds[k + 2] += 1;
+            }
+        }
+        for k in 2..bounds.len() {
+            bounds[k] += bounds[k - 1];
+        }
+        // `bounds[k + 1]` is now where group `k` starts; it becomes where it ends.
+        let mut starts = vec![0usize; bounds[keywords + 1]];
+        for &(k, at) in &occ {
+            if k < keywords {
+                starts[bounds[k + 1]] = at;
+                bounds[k + 1] += 1;
+            }
+        }
+        bounds.truncate(keywords + 1);
+        let mut out = Occurrences { bounds, starts };
+        for k in 0..keywords {
+            let (a, b) = (out.bounds[k], out.bounds[k + 1]);
+            let group = &mut out.starts[a..b];
+            if !group.windows(2).all(|w| w[0] < w[1]) {
+                group.sort_unstable();
+            }
+        }
+        // Duplicates (a 2-byte keyword reported twice) only cost a repeated candidate; the
+        // searches skip starts before the previous match's end, so they stay harmless.
+        out
+    }
+
+    fn of(&self, k: usize) -> &[usize] {
+        match (self.bounds.get(k), self.bounds.get(k + 1)) {
+            (Some(&a), Some(&b)) => self.starts.get(a..b).unwrap_or(&[]),
+            _ => &[],
+        }
     }
 }
 
@@ -1058,6 +1093,16 @@ mod tests {
             SecretSpec::new("bounded", r"\b[a-z]{0,5}kw[0-9]{3,9}\b", &["kw"]),
             // Bounded with the keyword at the end and a look-ahead past it.
             SecretSpec::new("tail", r"[0-9a-f]{4,12}@zz(?:[^a-z]|\z)", &["@zz"]),
+            // Bounded, a longest match can start at its keyword (the window's last start).
+            SecretSpec::new("edge", r"(?:[a-z]{0,4}xy|xy[a-z]{0,4})[0-9]{1,3}", &["xy"]),
+            // Head with the keyword at two offsets (after an optional separator).
+            SecretSpec::new(
+                "offset",
+                r"(?i)[_.]?key=(?P<secret>[0-9a-z]{3,})",
+                &["key="],
+            ),
+            // Head whose match can end inside the next keyword occurrence (`zk1zk2`).
+            SecretSpec::new("overlap", r"zk[0-9]z?", &["zk"]),
             // Whole: unbounded on both sides.
             SecretSpec::new("whole", r"[a-z]+qq[0-9]+", &["qq"]),
         ];
@@ -1069,7 +1114,14 @@ mod tests {
         assert!(matches!(plans[1], Plan::Head { .. }), "{:?}", plans[1]);
         assert_eq!(*plans[2], Plan::Bounded { max: 16 });
         assert!(matches!(plans[3], Plan::Bounded { .. }), "{:?}", plans[3]);
-        assert_eq!(*plans[4], Plan::Whole);
+        assert_eq!(*plans[4], Plan::Bounded { max: 9 });
+        assert!(
+            matches!(plans[5], Plan::Head { starts } if starts.len() == 1 && starts[0].1 == 0b11),
+            "{:?}",
+            plans[5]
+        );
+        assert!(matches!(plans[6], Plan::Head { .. }), "{:?}", plans[6]);
+        assert_eq!(*plans[7], Plan::Whole);
         let mut d = d;
         d.set_allowlist(Allowlist::none());
         let pieces: &[&[u8]] = &[
@@ -1083,6 +1135,11 @@ mod tests {
             b"KW",
             b"@zz",
             b"qq",
+            b"xy",
+            b"zk",
+            b"z",
+            b"abcd",
+            b"123",
             b"0123456789",
             b"abcdef",
             b" ",
@@ -1433,7 +1490,7 @@ mod plan_dump {
         for (i, det) in d.detectors.iter().enumerate() {
             let c = d.compiled(i).expect("x");
             let p = match &c.plan {
-                super::Plan::Head { reach, .. } => format!("head {reach}"),
+                super::Plan::Head { starts } => format!("head {starts:?}"),
                 p => format!("{p:?}"),
             };
             let kws: Vec<&str> = d

@@ -6,13 +6,13 @@
 //!
 //! - [`Plan::Head`]: the pattern is a concatenation whose first few items match only a small
 //!   finite set of strings (compared ASCII case-folded), each containing one of the keywords.
-//!   Then every match contains a keyword within its first `reach` bytes (proved here, not
-//!   assumed), and the regex runs anchored at just those candidate starts whose byte can begin
-//!   the head. Tail length does not matter: the generic `password = ...` detector, unbounded,
-//!   is windowed this way.
-//! - [`Plan::Bounded`]: every match is at most `max` bytes long, so it starts and ends within
-//!   `max` bytes of the occurrence; the regex runs unanchored over that span only. Relies on
-//!   the keyword contract.
+//!   Then every match contains a keyword within its first bytes (proved here, not assumed),
+//!   at one of the offsets those strings have it, and the regex runs anchored at exactly the
+//!   starts those offsets give. Tail length does not matter: the generic `password = ...`
+//!   detector, unbounded, is windowed this way.
+//! - [`Plan::Bounded`]: every match is at most `max` bytes long, so it starts within `max`
+//!   bytes before the occurrence's end and ends within `max` bytes after its start; the regex
+//!   runs unanchored over that span only. Relies on the keyword contract.
 //!
 //! Either way the searches are regex-automata span searches over the whole buffer, so
 //! look-around (`\b`, `\A`, `\z`) sees the real neighbouring bytes, and (see `engine`) the
@@ -27,6 +27,7 @@ const MAX_HEAD_STRINGS: usize = 512;
 const MAX_CLASS: usize = 16;
 /// Longest head kept: candidate starts per keyword occurrence grow with it.
 const MAX_REACH: usize = 64;
+const _: () = assert!(MAX_REACH <= 64, "head offsets are bits of a u64");
 /// Work allowed for finding a head (items visited plus strings carried), per pattern.
 const HEAD_BUDGET: usize = 20_000;
 /// Longest bounded match windowed: beyond it windows around common keywords cover the buffer.
@@ -38,17 +39,15 @@ pub(crate) enum Plan {
     Whole,
     /// Every match is at most `max` bytes long (and at least one).
     Bounded { max: usize },
-    /// Every match contains a keyword within its first `reach` bytes; `first[b]`: a match can
-    /// start with a byte whose ASCII lower case is `b`.
-    Head {
-        reach: usize,
-        first: Box<[bool; 256]>,
-    },
+    /// Every match begins with one of a few strings, each containing a keyword: for keyword
+    /// `k` (an index the caller chose) at offset `o` of one of them, bit `o` of its mask is
+    /// set. A match containing that keyword at `at` starts at `at - o`.
+    Head { starts: Vec<(usize, u64)> },
 }
 
-/// The plan for `hir` whose matches must contain one of `keywords` (lower-cased, non-empty).
-pub(crate) fn plan(hir: &Hir, keywords: &[&[u8]]) -> Plan {
-    if keywords.is_empty() || keywords.iter().any(|k| k.is_empty()) {
+/// The plan for `hir` whose matches must contain one of `keywords` (index, lower-cased bytes).
+pub(crate) fn plan(hir: &Hir, keywords: &[(usize, &[u8])]) -> Plan {
+    if keywords.is_empty() || keywords.iter().any(|(_, k)| k.is_empty()) {
         return Plan::Whole;
     }
     if let Some(p) = head(hir, keywords) {
@@ -61,18 +60,24 @@ pub(crate) fn plan(hir: &Hir, keywords: &[&[u8]]) -> Plan {
     }
 }
 
-fn head(hir: &Hir, keywords: &[&[u8]]) -> Option<Plan> {
+fn head(hir: &Hir, keywords: &[(usize, &[u8])]) -> Option<Plan> {
+    let kws: Vec<&[u8]> = keywords.iter().map(|(_, k)| *k).collect();
     let mut budget = HEAD_BUDGET;
-    let set = head_from(vec![Vec::new()], &flat(hir), keywords, &mut budget)?;
-    let reach = set.iter().map(Vec::len).max().unwrap_or(0);
-    let mut first = Box::new([false; 256]);
-    for s in &set {
-        // Non-empty: it contains a keyword.
-        if let Some(&b) = s.first() {
-            first[usize::from(b)] = true;
+    let set = head_from(vec![Vec::new()], &flat(hir), &kws, &mut budget)?;
+    let mut starts = Vec::new();
+    for &(index, k) in keywords {
+        let mut mask = 0u64;
+        for s in &set {
+            // Offsets below 64: no head is longer than `MAX_REACH`.
+            for o in (0..s.len().saturating_sub(k.len()) + 1).filter(|&o| s[o..].starts_with(k)) {
+                mask |= 1u64.checked_shl(o as u32).unwrap_or(0);
+            }
+        }
+        if mask != 0 {
+            starts.push((index, mask));
         }
     }
-    Some(Plan::Head { reach, first })
+    Some(Plan::Head { starts })
 }
 
 /// `h` as a sequence of items, groups opened (`\b(?P<secret>glpat-...)` is `\b`, `g`, `l`,
@@ -253,53 +258,64 @@ mod tests {
             .expect("parses")
     }
 
-    fn reach(p: &Plan) -> Option<usize> {
+    /// The head's offsets per keyword, as lists.
+    fn offsets(p: &Plan) -> Option<Vec<(usize, Vec<usize>)>> {
         match p {
-            Plan::Head { reach, .. } => Some(*reach),
+            Plan::Head { starts } => Some(
+                starts
+                    .iter()
+                    .map(|&(k, m)| (k, (0..64).filter(|o| m & (1 << o) != 0).collect()))
+                    .collect(),
+            ),
             _ => None,
         }
     }
 
+    fn kw<'a>(k: &[&'a [u8]]) -> Vec<(usize, &'a [u8])> {
+        k.iter().copied().enumerate().collect()
+    }
+
     #[test]
     fn literal_prefix_is_a_head() {
-        let p = plan(&parse(r"\bghp_[A-Za-z0-9]{36}\b"), &[b"ghp_"]);
-        assert_eq!(reach(&p), Some(4));
-        let Plan::Head { first, .. } = p else {
-            unreachable!()
-        };
-        assert!(first[usize::from(b'g')] && !first[usize::from(b'h')]);
+        let p = plan(&parse(r"\bghp_[A-Za-z0-9]{36}\b"), &kw(&[b"ghp_"]));
+        assert_eq!(offsets(&p), Some(vec![(0, vec![0])]));
     }
 
     #[test]
     fn case_insensitive_alternation_head_with_unbounded_tail() {
         let p = plan(
             &parse(r"(?i)(?:password|[_.-]pass|api[_.-]?key)[ \t]*=(?P<secret>[a-z0-9]+)"),
-            &[b"pass", b"apikey", b"api_key", b"api-key", b"api.key"],
+            &kw(&[
+                b"pass", b"apikey", b"api_key", b"api-key", b"api.key", b"unused",
+            ]),
         );
-        assert_eq!(reach(&p), Some(8));
-        let Plan::Head { first, .. } = p else {
-            unreachable!()
-        };
-        for b in [b'p', b'_', b'.', b'-', b'a'] {
-            assert!(first[usize::from(b)], "{}", b as char);
-        }
-        assert!(!first[usize::from(b'P')], "folded");
+        // `pass` starts `password` and follows one of `_.-`; each `api?key` at offset 0.
+        assert_eq!(
+            offsets(&p),
+            Some(vec![
+                (0, vec![0, 1]),
+                (1, vec![0]),
+                (2, vec![0]),
+                (3, vec![0]),
+                (4, vec![0]),
+            ])
+        );
     }
 
     #[test]
     fn head_must_contain_a_keyword_in_every_branch() {
         // `tok` does not contain `token`: no head; unbounded, so the whole buffer.
         assert_eq!(
-            plan(&parse(r"(?:token|tok)=[a-z]+"), &[b"token"]),
+            plan(&parse(r"(?:token|tok)=[a-z]+"), &kw(&[b"token"])),
             Plan::Whole
         );
         // Bounded instead: windows of the maximum length.
         assert_eq!(
-            plan(&parse(r"[a-z]{0,5}kw[0-9]{3,9}"), &[b"kw"]),
+            plan(&parse(r"[a-z]{0,5}kw[0-9]{3,9}"), &kw(&[b"kw"])),
             Plan::Bounded { max: 16 }
         );
         // Empty matches cannot contain a keyword: never windowed.
-        assert_eq!(plan(&parse(r"(?:kw)?"), &[b"kw"]), Plan::Whole);
+        assert_eq!(plan(&parse(r"(?:kw)?"), &kw(&[b"kw"])), Plan::Whole);
         assert_eq!(plan(&parse(r"kw[0-9]"), &[]), Plan::Whole);
     }
 
@@ -307,16 +323,19 @@ mod tests {
     fn alternations_are_followed_branch_by_branch() {
         let p = plan(
             &parse(r"\b(?P<secret>fo1_[\w-]{43}|(?:fm1[ar]|fm2)_[A-Za-z0-9+/]{100,})"),
-            &[b"fo1_", b"fm1a_", b"fm1r_", b"fm2_"],
+            &kw(&[b"fo1_", b"fm1a_", b"fm1r_", b"fm2_"]),
         );
-        assert_eq!(reach(&p), Some(5));
+        assert_eq!(
+            offsets(&p),
+            Some(vec![(0, vec![0]), (1, vec![0]), (2, vec![0]), (3, vec![0])])
+        );
         // A branch without a keyword of its own continues into what follows the group.
-        let p = plan(&parse(r"(?:ab|[a-z]{2}x)key=[0-9]+"), &[b"key="]);
+        let p = plan(&parse(r"(?:ab|[a-z]{2}x)key=[0-9]+"), &kw(&[b"key="]));
         assert_eq!(p, Plan::Whole, "the wide branch has no head");
-        let p = plan(&parse(r"(?:ab|c[0-9]+)key=[0-9]+"), &[b"key="]);
+        let p = plan(&parse(r"(?:ab|c[0-9]+)key=[0-9]+"), &kw(&[b"key="]));
         assert_eq!(p, Plan::Whole, "unbounded branch");
-        let p = plan(&parse(r"(?:ab|cd)[0-9]?key=[0-9]+"), &[b"key="]);
-        assert_eq!(reach(&p), Some(7));
+        let p = plan(&parse(r"(?:ab|cd)[0-9]?key=[0-9]+"), &kw(&[b"key="]));
+        assert_eq!(offsets(&p), Some(vec![(0, vec![2, 3])]));
     }
 
     #[test]
@@ -333,14 +352,14 @@ mod tests {
         );
         let re = format!("{}zzz[0-9]+", alt.repeat(3));
         let t = std::time::Instant::now();
-        assert_eq!(plan(&parse(&re), &[b"zzz"]), Plan::Whole);
+        assert_eq!(plan(&parse(&re), &kw(&[b"zzz"])), Plan::Whole);
         assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
     }
 
     #[test]
     fn wide_classes_and_long_heads_end_the_head() {
-        assert!(reach(&plan(&parse(r"[a-z]kw[0-9]+"), &[b"kw"])).is_none());
+        assert_eq!(plan(&parse(r"[a-z]kw[0-9]+"), &kw(&[b"kw"])), Plan::Whole);
         let long = format!("{}kw[0-9]+", "x".repeat(70));
-        assert_eq!(plan(&parse(&long), &[b"kw"]), Plan::Whole);
+        assert_eq!(plan(&parse(&long), &kw(&[b"kw"])), Plan::Whole);
     }
 }
