@@ -5,11 +5,14 @@ use guard_proto::Decision;
 use regex_automata::meta::Regex;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::fastpre::FastPrefilter;
+use crate::image;
 use crate::window::{self, Plan};
 use crate::{Allowlist, REDACTED, shannon_entropy};
+use guard_proto::Ruleset;
 
 /// Compiled-program limits for one detector's regex. Generous for hand-written rules, small
 /// enough that a hostile `[[secret]]` cannot make libguard build a huge automaton.
@@ -90,8 +93,9 @@ struct Compiled {
 
 #[derive(Clone, Debug)]
 struct Detector {
-    id: String,
-    source: String,
+    /// Borrowed from a detector image (`from_image`: the mapped ruleset) or owned.
+    id: Cow<'static, str>,
+    source: Cow<'static, str>,
     /// Compiled on first use: a process that reads one `.env` needs a handful of the ~40
     /// regexes, and compiling all of them costs ~11 ms. Policy specs are compiled up front so
     /// that their errors are returned by `from_specs`.
@@ -202,8 +206,8 @@ fn compile(spec: &SecretSpec, eager: bool) -> Result<Detector, SpecError> {
     }
     let compiled = OnceLock::new();
     Ok(Detector {
-        id: spec.id.clone(),
-        source: spec.regex.clone(),
+        id: Cow::Owned(spec.id.clone()),
+        source: Cow::Owned(spec.regex.clone()),
         compiled,
         min_entropy: spec.min_entropy,
         decision: spec.decision,
@@ -292,7 +296,7 @@ impl Detectors {
         let mut owners: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
         for (di, det) in detectors.iter().enumerate() {
-            let Some(spec) = specs.iter().find(|s| s.id == det.id) else {
+            let Some(spec) = specs.iter().find(|s| s.id == *det.id) else {
                 continue;
             };
             if spec.keywords.is_empty() {
@@ -327,6 +331,146 @@ impl Detectors {
         }
     }
 
+    /// The detector set libguard uses for a compiled ruleset, built from its `[[secret]]`
+    /// entries at runtime (`builtin_with_validated`): what the policy compiler precompiles
+    /// into the ruleset's detector image, and what `for_ruleset` falls back to.
+    pub fn from_ruleset(rs: &Ruleset<'_>) -> Detectors {
+        let mut specs = Vec::with_capacity(rs.secret_count() as usize);
+        for i in 0..rs.secret_count() {
+            let Some(s) = rs.secret(i) else { continue };
+            let kw: Vec<&str> = rs.secret_keywords(i).collect();
+            let mut spec = SecretSpec::new(s.id, s.regex, &kw);
+            spec.decision = s.decision;
+            spec.min_entropy = s.min_entropy;
+            specs.push(spec);
+        }
+        Detectors::builtin_with_validated(&specs)
+    }
+
+    /// The detector set for a mapped ruleset: its precompiled detector image when it has a
+    /// valid one (no keyword tables to build, ids and regexes borrowed from the mapping), else
+    /// `from_ruleset`. What a guarded process builds before its first scanned read.
+    pub fn for_ruleset(rs: &Ruleset<'static>) -> Detectors {
+        Detectors::from_image(rs.secret_plan()).unwrap_or_else(|| Detectors::from_ruleset(rs))
+    }
+
+    /// This set precompiled (detectors, minimised keywords and their owners, prefilter tables)
+    /// for `from_image`. Decision overrides are kept; the allowlist is not (an image always
+    /// loads with the default one).
+    pub fn to_image(&self) -> Vec<u8> {
+        let mut w = image::Writer::default();
+        w.out.extend_from_slice(image::MAGIC);
+        w.u32(image::VERSION as usize);
+        w.u32(self.detectors.len());
+        for d in &self.detectors {
+            w.bytes(d.id.as_bytes());
+            w.bytes(d.source.as_bytes());
+            w.u8(d.decision as u8);
+            w.u8(u8::from(d.min_entropy.is_some()));
+            w.u64(d.min_entropy.unwrap_or(0.0).to_bits());
+        }
+        w.u32(self.keywords.len());
+        for (k, owners) in self.keywords.iter().zip(&self.owners) {
+            w.bytes(k.as_bytes());
+            w.u32(owners.len());
+            for &o in owners {
+                w.u32(o);
+            }
+        }
+        w.u32(self.always.len());
+        for &a in &self.always {
+            w.u32(a);
+        }
+        match &self.fast {
+            Some(f) => {
+                w.u8(1);
+                f.write_image(&mut w);
+            }
+            None => w.u8(0),
+        }
+        w.out
+    }
+
+    /// The set stored by `to_image`, ids and regexes borrowed from `img` (the mapped ruleset;
+    /// regexes still compile on first use). `None` for an image of another version or one
+    /// that fails any check (lengths, ids, decisions, entropy range, indices, prefilter
+    /// tables): the caller builds the set at runtime instead.
+    pub fn from_image(img: &'static [u8]) -> Option<Detectors> {
+        let mut r = image::Reader::new(img);
+        if r.take(4)? != image::MAGIC || r.u32()? != image::VERSION as usize {
+            return None;
+        }
+        let n = r.count(18)?;
+        let mut detectors = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = r.str()?;
+            let source = r.str()?;
+            let decision = Decision::from_u8(r.u8()?)?;
+            let has_entropy = r.u8()?;
+            let entropy = f64::from_bits(r.u64()?);
+            let ok = valid_id(id)
+                && decision != Decision::Ask
+                && has_entropy <= 1
+                && (0.0..=8.0).contains(&entropy);
+            if !ok {
+                return None;
+            }
+            detectors.push(Detector {
+                id: Cow::Borrowed(id),
+                source: Cow::Borrowed(source),
+                compiled: OnceLock::new(),
+                min_entropy: (has_entropy == 1).then_some(entropy),
+                decision,
+            });
+        }
+        let nk = r.count(8)?;
+        let mut keywords = Vec::with_capacity(nk);
+        let mut owners = Vec::with_capacity(nk);
+        for _ in 0..nk {
+            let k = r.str()?;
+            let no = r.count(4)?;
+            let mut o = Vec::with_capacity(no);
+            for _ in 0..no {
+                let d = r.u32()?;
+                if d >= n {
+                    return None;
+                }
+                o.push(d);
+            }
+            if k.is_empty() || k.bytes().any(|b| b.is_ascii_uppercase()) {
+                return None;
+            }
+            keywords.push(k.to_string());
+            owners.push(o);
+        }
+        let na = r.count(4)?;
+        let mut always = Vec::with_capacity(na);
+        for _ in 0..na {
+            let d = r.u32()?;
+            if d >= n {
+                return None;
+            }
+            always.push(d);
+        }
+        let fast = match r.u8()? {
+            0 => None,
+            1 => Some(FastPrefilter::read_image(&mut r, &keywords)?),
+            _ => return None,
+        };
+        if !r.is_empty() {
+            return None;
+        }
+        Some(Detectors {
+            detectors,
+            keywords,
+            fast,
+            automaton: OnceLock::new(),
+            owners,
+            always,
+            allowlist: Allowlist::default(),
+        })
+    }
+
     /// Replaces the placeholder allowlist (`Allowlist::none()` reports every regex match).
     pub fn set_allowlist(&mut self, allowlist: Allowlist) {
         self.allowlist = allowlist;
@@ -346,7 +490,7 @@ impl Detectors {
 
     /// Ids of the detectors, in order.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.detectors.iter().map(|d| d.id.as_str())
+        self.detectors.iter().map(|d| d.id.as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -680,7 +824,7 @@ impl Detectors {
         }
         found.push((
             Finding {
-                detector: &det.id,
+                detector: det.id.as_ref(),
                 start,
                 end,
                 decision: det.decision,
@@ -1058,7 +1202,7 @@ mod tests {
         for (i, det) in d.detectors.iter().enumerate() {
             let c = d.compiled(i).expect("built-in compiles");
             if c.plan == Plan::Whole {
-                whole.push(det.id.as_str());
+                whole.push(det.id.as_ref());
             }
         }
         for id in ["generic-secret-assignment", "url-password", "bearer-token"] {
@@ -1217,6 +1361,108 @@ mod tests {
         assert_eq!(f.len(), 500);
         let all = vec![true; d.len()];
         assert_eq!(f, d.scan_active(&text, &all));
+    }
+
+    fn leak(v: Vec<u8>) -> &'static [u8] {
+        Box::leak(v.into_boxed_slice())
+    }
+
+    /// A set loaded from its image scans exactly like the set it was made from (generated
+    /// inputs with planted secrets, as above), for the built-ins and for a custom set with a
+    /// decision override, entropy floor and keyword-less detector.
+    #[test]
+    fn image_round_trip_scans_identically() {
+        use crate::testgen::{ALNUM, Rng};
+        let mut custom = SecretSpec::new("corp", r"corp_(?P<secret>[0-9a-z]{8})", &["corp_"]);
+        custom.min_entropy = Some(2.0);
+        let mut custom =
+            Detectors::builtin_with(&[custom, SecretSpec::new("pin", r"\bpin=[0-9]{6}\b", &[])])
+                .expect("compiles");
+        assert!(custom.set_decision("github-pat", Decision::Deny));
+        assert!(custom.set_decision("jwt", Decision::Allow));
+        let mut rng = Rng::from_env();
+        let seed = rng.seed();
+        for original in [Detectors::builtin(), custom] {
+            let img = original.to_image();
+            let loaded = Detectors::from_image(leak(img.clone())).expect("valid image");
+            assert_eq!(loaded.to_image(), img, "stable");
+            assert_eq!(
+                loaded.ids().collect::<Vec<_>>(),
+                original.ids().collect::<Vec<_>>()
+            );
+            let mut pieces: Vec<String> = original.keywords.clone();
+            for _ in 0..30 {
+                pieces.push(["gh", "p_", &rng.string(ALNUM, 36)].concat());
+                pieces.push(format!(
+                    "corp_{}",
+                    rng.string(ALNUM, 8).to_ascii_lowercase()
+                ));
+                pieces.push(format!("pin={}", rng.below(900_000) + 100_000));
+                pieces.push(format!("token: {}", rng.string(ALNUM, 30)));
+            }
+            let filler = b"abcdefghij klmnop=:_-\n";
+            for round in 0..300 {
+                let mut text: Vec<u8> = (0..rng.below(400))
+                    .map(|_| filler[rng.below(filler.len())])
+                    .collect();
+                for _ in 0..rng.below(4) {
+                    let at = rng.below(text.len() + 1);
+                    text.splice(at..at, pieces[rng.below(pieces.len())].bytes());
+                }
+                assert_eq!(
+                    loaded.scan(&text),
+                    original.scan(&text),
+                    "seed {seed} round {round}: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                assert_eq!(
+                    loaded.might_contain_secret(&text),
+                    original.might_contain_secret(&text)
+                );
+            }
+        }
+    }
+
+    /// A damaged image is refused (the caller then builds the set at runtime), never a panic:
+    /// every truncation, and single-byte changes at every position of the non-table part.
+    #[test]
+    fn damaged_images_are_refused_without_panicking() {
+        let img = Detectors::builtin().to_image();
+        assert!(Detectors::from_image(leak(Vec::new())).is_none());
+        for cut in (0..img.len()).step_by(97).chain(img.len() - 3..img.len()) {
+            assert!(
+                Detectors::from_image(leak(img[..cut].to_vec())).is_none(),
+                "cut {cut}"
+            );
+        }
+        let mut longer = img.clone();
+        longer.push(0);
+        assert!(
+            Detectors::from_image(leak(longer)).is_none(),
+            "trailing bytes"
+        );
+        let mut loaded = 0;
+        let text = b"x ghp_0123456789abcdefghijABCDEFGHIJklmnop y password=Q8z3m1x7k2Wq";
+        for at in (0..img.len() - 66_000).step_by(31) {
+            for v in [0u8, 0xff, img[at] ^ 1] {
+                let mut bad = img.clone();
+                bad[at] = v;
+                if let Some(d) = Detectors::from_image(leak(bad)) {
+                    // Still a usable set: scanning must not panic (a sample: each scan of a
+                    // fresh set compiles regexes).
+                    if loaded % 16 == 0 {
+                        let _ = d.scan(text);
+                    }
+                    let _ = d.might_contain_secret(text);
+                    loaded += 1;
+                }
+            }
+        }
+        // Most changes land in regex text or table values, which stay loadable.
+        assert!(loaded > 0);
+        let mut wrong_version = img.clone();
+        wrong_version[4] ^= 1;
+        assert!(Detectors::from_image(leak(wrong_version)).is_none());
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub(crate) struct FastPrefilter {
     /// Per hash `h`: 0 when no entry has it, the entry's `tag` when exactly one trigram does,
     /// `MANY` when several do. Random collisions of common text with an entry (`bool` with some
     /// keyword's trigram) then fail the tag test 254 times in 255 without a verification.
-    table: Box<[u8]>,
+    table: std::borrow::Cow<'static, [u8]>,
     /// Sorted by hash (then keyword): a hit's candidates are one contiguous run.
     entries: Vec<Entry>,
     /// Lower-cased keywords.
@@ -308,7 +308,82 @@ impl FastPrefilter {
         Some(FastPrefilter {
             lo,
             hi,
-            table,
+            table: table.into_vec().into(),
+            entries,
+            keywords,
+            avx2: avx2_available(),
+            avx512: avx512_available(),
+        })
+    }
+
+    /// Appends this prefilter's tables to a detector image (the keywords are the set's, stored
+    /// by the caller).
+    pub(crate) fn write_image(&self, w: &mut crate::image::Writer) {
+        for t in self.lo.iter().chain(&self.hi) {
+            for &v in t {
+                w.u16(v);
+            }
+        }
+        w.u32(self.entries.len());
+        for e in &self.entries {
+            w.u32(e.hash as usize);
+            w.u8(e.tag);
+            w.u16(e.keyword);
+            w.u16(e.delta);
+        }
+        w.bytes(&self.table);
+    }
+
+    /// The prefilter stored by `write_image`, over `keywords` (lower-cased, as `new` takes
+    /// them), its table borrowed from the image. `None` unless every entry names a keyword,
+    /// the entries are sorted by hash and the table has its exact size.
+    pub(crate) fn read_image(
+        r: &mut crate::image::Reader<'static>,
+        keywords: &[String],
+    ) -> Option<FastPrefilter> {
+        let mut lo = [[0u16; 16]; 3];
+        let mut hi = [[0u16; 16]; 3];
+        for t in lo.iter_mut().chain(hi.iter_mut()) {
+            for v in t.iter_mut() {
+                *v = r.u16()?;
+            }
+        }
+        let n = r.count(9)?;
+        if n > MAX_ENTRIES || keywords.is_empty() || keywords.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let e = Entry {
+                hash: u32::try_from(r.u32()?).ok()?,
+                tag: r.u8()?,
+                keyword: r.u16()?,
+                delta: r.u16()?,
+            };
+            let sorted = entries.last().is_none_or(|p: &Entry| p.hash <= e.hash);
+            if !sorted || e.hash >= 1 << BITS || usize::from(e.keyword) >= keywords.len() {
+                return None;
+            }
+            entries.push(e);
+        }
+        let table = r.bytes()?;
+        if table.len() != 1 << BITS {
+            return None;
+        }
+        let keywords: Vec<Vec<u8>> = keywords
+            .iter()
+            .map(|k| k.as_bytes().to_ascii_lowercase())
+            .collect();
+        if keywords
+            .iter()
+            .any(|k| k.len() < 2 || k.len() > MAX_KEYWORD)
+        {
+            return None;
+        }
+        Some(FastPrefilter {
+            lo,
+            hi,
+            table: std::borrow::Cow::Borrowed(table),
             entries,
             keywords,
             avx2: avx2_available(),

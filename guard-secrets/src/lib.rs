@@ -44,6 +44,7 @@ mod engine;
 mod entropy;
 mod environ;
 mod fastpre;
+mod image;
 mod scope;
 mod window;
 
