@@ -652,9 +652,88 @@ impl Detectors {
                 Plan::Head { starts } => {
                     self.search_head(di, c, content, &occ, starts, &mut scratch, &mut found)
                 }
+                Plan::Prefix { min, max, first } => {
+                    let (min, max) = (*min, *max);
+                    let r =
+                        |a: usize, _m: usize| (a >= min).then(|| (a.saturating_sub(max), a - min));
+                    self.ranges(di, &occ, r, &mut scratch);
+                    self.search_prefix(di, c, content, &scratch, first, &mut found)
+                }
             }
         }
         merge(found)
+    }
+
+    /// The sorted, merged ranges `range(start, keyword length)` gives for the occurrences of
+    /// detector `di`'s keywords.
+    fn ranges(
+        &self,
+        di: usize,
+        occ: &Occurrences,
+        range: impl Fn(usize, usize) -> Option<(usize, usize)>,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        out.clear();
+        let mut lists = 0;
+        for (k, owners) in self.owners.iter().enumerate() {
+            let m = self.keywords.get(k).map_or(0, String::len);
+            let at = occ.of(k);
+            if at.is_empty() || !owners.contains(&di) {
+                continue;
+            }
+            lists += 1;
+            out.extend(at.iter().filter_map(|&a| range(a, m)));
+        }
+        if lists > 1 {
+            out.sort_unstable();
+        }
+        let mut merged = 0;
+        for j in 0..out.len() {
+            let (lo, hi) = out[j];
+            if merged > 0 && lo <= out[merged - 1].1.saturating_add(1) {
+                out[merged - 1].1 = out[merged - 1].1.max(hi);
+            } else {
+                out[merged] = (lo, hi);
+                merged += 1;
+            }
+        }
+        out.truncate(merged);
+    }
+
+    /// A regex whose matches hold a keyword starting within a bounded distance of their start:
+    /// an anchored search at each candidate start (beginning with a byte a match can begin
+    /// with), in order; the first that matches at or after the previous match's end is the
+    /// next leftmost match.
+    fn search_prefix<'a>(
+        &'a self,
+        di: usize,
+        c: &Compiled,
+        content: &[u8],
+        ranges: &[(usize, usize)],
+        first: &[bool; 256],
+        found: &mut Vec<(Finding<'a>, usize)>,
+    ) {
+        let mut caps = c.regex.create_captures();
+        let mut pos = 0;
+        for &(lo, hi) in ranges {
+            let mut at = lo.max(pos);
+            while at <= hi && at < content.len() {
+                if first[usize::from(content[at])] {
+                    let input = Input::new(content)
+                        .span(at..content.len())
+                        .anchored(Anchored::Yes);
+                    if let Some((s, e, secret)) = search(c, &input, &mut caps) {
+                        if let Some((a, b)) = secret {
+                            self.push(di, content, a, b, found);
+                        }
+                        pos = e.max(s + 1);
+                        at = pos;
+                        continue;
+                    }
+                }
+                at += 1;
+            }
+        }
     }
 
     /// A regex whose matches are at most `max` bytes: a match containing the occurrence
@@ -674,30 +753,15 @@ impl Detectors {
         windows: &mut Vec<(usize, usize)>,
         found: &mut Vec<(Finding<'a>, usize)>,
     ) {
-        windows.clear();
-        let mut lists = 0;
-        for (k, owners) in self.owners.iter().enumerate() {
-            let m = self.keywords.get(k).map_or(0, String::len);
-            let at = occ.of(k);
-            if at.is_empty() || m > max || !owners.contains(&di) {
-                continue;
-            }
-            lists += 1;
-            windows.extend(at.iter().map(|&a| ((a + m).saturating_sub(max), a)));
-        }
-        if lists > 1 {
-            windows.sort_unstable();
-        }
+        self.ranges(
+            di,
+            occ,
+            |a, m| (m <= max).then(|| ((a + m).saturating_sub(max), a)),
+            windows,
+        );
         let mut caps = c.regex.create_captures();
         let mut pos = 0;
-        let mut i = 0;
-        while i < windows.len() {
-            let (lo, mut hi) = windows[i];
-            i += 1;
-            while i < windows.len() && windows[i].0 <= hi.saturating_add(1) {
-                hi = hi.max(windows[i].1);
-                i += 1;
-            }
+        for &(lo, hi) in windows.iter() {
             while hi >= pos {
                 let start = lo.max(pos);
                 let end = hi.saturating_add(max).min(content.len());
@@ -1208,7 +1272,13 @@ mod tests {
                 whole.push(det.id.as_ref());
             }
         }
-        for id in ["generic-secret-assignment", "url-password", "bearer-token"] {
+        for id in [
+            "generic-secret-assignment",
+            "url-password",
+            "bearer-token",
+            "private-key",
+            "jwt",
+        ] {
             assert!(
                 d.ids().any(|x| x == id) && !whole.contains(&id),
                 "{id} windowed (whole: {whole:?})"
@@ -1250,6 +1320,8 @@ mod tests {
             ),
             // Head whose match can end inside the next keyword occurrence (`zk1zk2`).
             SecretSpec::new("overlap", r"zk[0-9]z?", &["zk"]),
+            // Prefix: a bounded prefix with a wide class, then the keyword, unbounded tail.
+            SecretSpec::new("prefix", r"-{2,4}BG[ A-Z]{0,6}KZ[0-9a-z]+", &["kz"]),
             // Whole: unbounded on both sides.
             SecretSpec::new("whole", r"[a-z]+qq[0-9]+", &["qq"]),
         ];
@@ -1268,7 +1340,19 @@ mod tests {
             plans[5]
         );
         assert!(matches!(plans[6], Plan::Head { .. }), "{:?}", plans[6]);
-        assert_eq!(*plans[7], Plan::Whole);
+        assert!(
+            matches!(
+                plans[7],
+                Plan::Prefix {
+                    min: 4,
+                    max: 12,
+                    ..
+                }
+            ),
+            "{:?}",
+            plans[7]
+        );
+        assert_eq!(*plans[8], Plan::Whole);
         let mut d = d;
         d.set_allowlist(Allowlist::none());
         let pieces: &[&[u8]] = &[
@@ -1283,6 +1367,13 @@ mod tests {
             b"@zz",
             b"qq",
             b"xy",
+            b"--",
+            b"-",
+            b"BG",
+            b"AB",
+            b"KZ",
+            b"kz",
+            b"0a",
             b"zk",
             b"z",
             b"abcd",
@@ -1335,6 +1426,10 @@ mod tests {
             b"x tok=",
             b"tok=",
             b"@zz",
+            // Prefix plan at its shortest and longest distances, at the buffer start.
+            b"--BGKZ0a",
+            b"----BGABABABKZ0a",
+            b"x ----BG  AB  KZ0a1b --BGKZ9",
         ] {
             let all = vec![true; d.len()];
             assert_eq!(
@@ -1347,6 +1442,8 @@ mod tests {
         assert_eq!(d.scan(b"kw1234").len(), 1);
         assert_eq!(d.scan(b"0a1b@zz").len(), 1);
         assert_eq!(d.scan(b"tok=abc").len(), 1);
+        assert_eq!(d.scan(b"--BGKZ0a").len(), 1);
+        assert_eq!(d.scan(b"----BGABABABKZ0a").len(), 1);
     }
 
     /// Keywords denser than windows pay for fall back to whole-buffer search (same results).

@@ -43,6 +43,15 @@ pub(crate) enum Plan {
     /// `k` (an index the caller chose) at offset `o` of one of them, bit `o` of its mask is
     /// set. A match containing that keyword at `at` starts at `at - o`.
     Head { starts: Vec<(usize, u64)> },
+    /// Unbounded, but every match has a keyword occurrence starting `min..=max` bytes after
+    /// the match start (a bounded prefix, then literal text holding a keyword:
+    /// `-----BEGIN[ A-Z]{0,100}PRIVATE KEY...`); `first[b]`: a match can start with byte `b`.
+    /// The regex runs anchored at the candidate starts beginning with such a byte.
+    Prefix {
+        min: usize,
+        max: usize,
+        first: Box<[bool; 256]>,
+    },
 }
 
 /// The plan for `hir` whose matches must contain one of `keywords` (index, lower-cased bytes).
@@ -56,7 +65,122 @@ pub(crate) fn plan(hir: &Hir, keywords: &[(usize, &[u8])]) -> Plan {
     let props = hir.properties();
     match (props.minimum_len(), props.maximum_len()) {
         (Some(min), Some(max)) if min > 0 && max <= MAX_BOUNDED => Plan::Bounded { max },
-        _ => Plan::Whole,
+        _ => prefix(hir, keywords).unwrap_or(Plan::Whole),
+    }
+}
+
+/// Longest prefix before the literal core of a `Prefix` plan.
+const MAX_PREFIX: usize = 256;
+
+fn prefix(hir: &Hir, keywords: &[(usize, &[u8])]) -> Option<Plan> {
+    let kws: Vec<&[u8]> = keywords.iter().map(|(_, k)| *k).collect();
+    let items = flat(hir);
+    let (mut pmin, mut pmax) = (0usize, 0usize);
+    for i in 0..items.len() {
+        // A core of enumerable items starting at `i`, every string holding a keyword.
+        let mut set: Vec<Vec<u8>> = vec![Vec::new()];
+        for item in &items[i..] {
+            let Some(next) = strings(item).and_then(|n| product(&set, &n)) else {
+                break;
+            };
+            set = next;
+            if set.iter().map(Vec::len).max().unwrap_or(0) > MAX_REACH {
+                break;
+            }
+            let offsets: Option<Vec<usize>> = set
+                .iter()
+                .map(|s| (0..s.len()).find(|&o| kws.iter().any(|k| s[o..].starts_with(k))))
+                .collect();
+            if let Some(offsets) = offsets {
+                let (cmin, cmax) = (
+                    offsets.iter().copied().min().unwrap_or(0),
+                    offsets.iter().copied().max().unwrap_or(0),
+                );
+                let (first, nullable) = first_bytes(&items);
+                if nullable {
+                    return None;
+                }
+                return Some(Plan::Prefix {
+                    min: pmin + cmin,
+                    max: pmax + cmax,
+                    first: Box::new(first),
+                });
+            }
+        }
+        let p = items[i].properties();
+        pmin = pmin.checked_add(p.minimum_len()?)?;
+        pmax = pmax.checked_add(p.maximum_len()?)?;
+        if pmax > MAX_PREFIX {
+            return None;
+        }
+    }
+    None
+}
+
+/// The bytes a match of `items` (in sequence) can start with, and whether it can be empty.
+fn first_bytes(items: &[&Hir]) -> ([bool; 256], bool) {
+    let mut out = [false; 256];
+    for item in items {
+        let (set, nullable) = first_of(item);
+        for (o, s) in out.iter_mut().zip(set) {
+            *o |= s;
+        }
+        if !nullable {
+            return (out, false);
+        }
+    }
+    (out, true)
+}
+
+fn first_of(h: &Hir) -> ([bool; 256], bool) {
+    let mut out = [false; 256];
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => (out, true),
+        HirKind::Literal(lit) => match lit.0.first() {
+            Some(&b) => {
+                out[usize::from(b)] = true;
+                (out, false)
+            }
+            None => (out, true),
+        },
+        HirKind::Class(Class::Bytes(c)) => {
+            for r in c.iter() {
+                for b in r.start()..=r.end() {
+                    out[usize::from(b)] = true;
+                }
+            }
+            (out, false)
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            for r in c.iter() {
+                // A non-ASCII character starts with a byte >= 0xC0: allow them all.
+                let (a, b) = (u32::from(r.start()), u32::from(r.end()).min(0xff));
+                for x in a..=b {
+                    out[x as usize] = true;
+                }
+                if u32::from(r.end()) > 0x7f {
+                    out[0x80..].iter_mut().for_each(|o| *o = true);
+                }
+            }
+            (out, false)
+        }
+        HirKind::Capture(c) => first_of(&c.sub),
+        HirKind::Repetition(r) => {
+            let (set, nullable) = first_of(&r.sub);
+            (set, nullable || r.min == 0)
+        }
+        HirKind::Concat(items) => first_bytes(&items.iter().collect::<Vec<_>>()),
+        HirKind::Alternation(alts) => {
+            let mut nullable = false;
+            for a in alts {
+                let (set, n) = first_of(a);
+                for (o, s) in out.iter_mut().zip(set) {
+                    *o |= s;
+                }
+                nullable |= n;
+            }
+            (out, nullable)
+        }
     }
 }
 
@@ -331,7 +455,10 @@ mod tests {
         );
         // A branch without a keyword of its own continues into what follows the group.
         let p = plan(&parse(r"(?:ab|[a-z]{2}x)key=[0-9]+"), &kw(&[b"key="]));
-        assert_eq!(p, Plan::Whole, "the wide branch has no head");
+        assert!(
+            matches!(p, Plan::Prefix { min: 2, max: 3, .. }),
+            "the wide branch has no head: {p:?}"
+        );
         let p = plan(&parse(r"(?:ab|c[0-9]+)key=[0-9]+"), &kw(&[b"key="]));
         assert_eq!(p, Plan::Whole, "unbounded branch");
         let p = plan(&parse(r"(?:ab|cd)[0-9]?key=[0-9]+"), &kw(&[b"key="]));
@@ -352,14 +479,46 @@ mod tests {
         );
         let re = format!("{}zzz[0-9]+", alt.repeat(3));
         let t = std::time::Instant::now();
-        assert_eq!(plan(&parse(&re), &kw(&[b"zzz"])), Plan::Whole);
+        assert!(matches!(
+            plan(&parse(&re), &kw(&[b"zzz"])),
+            Plan::Prefix {
+                min: 12,
+                max: 12,
+                ..
+            }
+        ));
         assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
     }
 
     #[test]
+    fn bounded_prefix_then_keyword_with_unbounded_tail() {
+        let p = plan(
+            &parse(r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s]{32,}"),
+            &kw(&[b"private key"]),
+        );
+        let Plan::Prefix { min, max, first } = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!((min, max), (10, 110));
+        assert!(first[usize::from(b'-')] && !first[usize::from(b'B')]);
+        // An optional first item widens the first bytes.
+        let p = plan(&parse(r"(?:x-)?[a-z]{0,3}kw[0-9]+"), &kw(&[b"kw"]));
+        let Plan::Prefix { min, max, first } = p else {
+            panic!("{p:?}")
+        };
+        assert_eq!((min, max), (0, 5));
+        assert!(first[usize::from(b'x')] && first[usize::from(b'q')] && first[usize::from(b'k')]);
+        // A prefix that may match nothing but has no keyword-holding literal: no plan.
+        assert_eq!(plan(&parse(r"[a-z]+kw[0-9]+"), &kw(&[b"kw"])), Plan::Whole);
+    }
+
+    #[test]
     fn wide_classes_and_long_heads_end_the_head() {
-        assert_eq!(plan(&parse(r"[a-z]kw[0-9]+"), &kw(&[b"kw"])), Plan::Whole);
-        let long = format!("{}kw[0-9]+", "x".repeat(70));
+        assert!(matches!(
+            plan(&parse(r"[a-z]kw[0-9]+"), &kw(&[b"kw"])),
+            Plan::Prefix { min: 1, max: 1, .. }
+        ));
+        let long = format!("{}[a-z]+kw[0-9]+", "x".repeat(70));
         assert_eq!(plan(&parse(&long), &kw(&[b"kw"])), Plan::Whole);
     }
 }
