@@ -32,7 +32,7 @@ fn runtime(rs: &Ruleset<'static>) -> Detectors {
 #[inline(never)]
 fn first_scan(rs: &Ruleset<'static>, image: bool, content: &[u8]) -> usize {
     let d = if image {
-        Detectors::from_image(rs.secret_plan()).unwrap_or_else(|| runtime(rs))
+        Detectors::from_image(rs.secret_image()).unwrap_or_else(|| runtime(rs))
     } else {
         runtime(rs)
     };
@@ -67,6 +67,6 @@ fn main() {
     println!(
         "{} detectors source, image section {} bytes, {found} findings",
         if image { "image" } else { "runtime" },
-        rs.secret_plan().len()
+        rs.secret_image().len()
     );
 }

@@ -18,8 +18,8 @@ fn default_ruleset_has_the_runtime_detector_set_as_image() {
     let bytes = default_ruleset();
     let rs = Ruleset::load(bytes).expect("loads");
     let runtime = Detectors::from_ruleset(&rs);
-    assert!(!rs.secret_plan().is_empty(), "image stored");
-    assert_eq!(rs.secret_plan(), runtime.to_image().as_slice());
+    assert!(!rs.secret_image().is_empty(), "image stored");
+    assert_eq!(rs.secret_image(), runtime.to_image().as_slice());
     let mapped = Detectors::for_ruleset(&rs);
     assert_eq!(
         mapped.ids().collect::<Vec<_>>(),
@@ -44,13 +44,13 @@ fn a_ruleset_with_a_damaged_image_falls_back_to_building_the_set() {
     use guard_proto::ruleset::writer::with_section;
     let bytes = default_ruleset();
     let rs = Ruleset::load(bytes).expect("loads");
-    let mut image = rs.secret_plan().to_vec();
+    let mut image = rs.secret_image().to_vec();
     image[0] ^= 0x20; // the magic
     let damaged: &'static [u8] = with_section(bytes, SEC_SECRET_IMAGE, &image)
         .expect("resealed")
         .leak();
     let rs2 = Ruleset::load(damaged).expect("the ruleset itself is fine");
-    assert!(Detectors::from_image(rs2.secret_plan()).is_none());
+    assert!(Detectors::from_image(rs2.secret_image()).is_none());
     let d = Detectors::for_ruleset(&rs2);
     assert_eq!(d.len(), Detectors::from_ruleset(&rs).len());
     let token = ["np", "m_", "q7Zp2LmX9vRt4KwB8nYcq7Zp2LmX9vRt4KwB"].concat();

@@ -351,7 +351,7 @@ impl Detectors {
     /// valid one (no keyword tables to build, ids and regexes borrowed from the mapping), else
     /// `from_ruleset`. What a guarded process builds before its first scanned read.
     pub fn for_ruleset(rs: &Ruleset<'static>) -> Detectors {
-        Detectors::from_image(rs.secret_plan()).unwrap_or_else(|| Detectors::from_ruleset(rs))
+        Detectors::from_image(rs.secret_image()).unwrap_or_else(|| Detectors::from_ruleset(rs))
     }
 
     /// This set precompiled (detectors, minimised keywords and their owners, prefilter tables)

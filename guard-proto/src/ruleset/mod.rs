@@ -220,7 +220,7 @@ impl<'a> Ruleset<'a> {
 
     /// The precompiled secret detector set (see `SEC_SECRET_IMAGE`), empty when the compiler
     /// stored none. Opaque here: guard-secrets validates it (`Detectors::from_image`).
-    pub fn secret_plan(&self) -> &'a [u8] {
+    pub fn secret_image(&self) -> &'a [u8] {
         self.section(SEC_SECRET_IMAGE)
     }
 
