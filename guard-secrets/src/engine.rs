@@ -3,6 +3,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use guard_proto::Decision;
 use regex_automata::meta::Regex;
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::captures::Captures;
 use regex_automata::{Anchored, Input, PatternID};
 use std::borrow::Cow;
@@ -89,6 +90,9 @@ struct Compiled {
     secret_group: Option<usize>,
     /// Where the regex must run around its keywords (see `window`).
     plan: Plan,
+    /// For a `Bounded` plan: the pattern after its keyword-holding core, anchored, and where it
+    /// starts relative to a keyword occurrence (`window::core_tail`).
+    tail: Option<(Regex, Vec<usize>)>,
 }
 
 #[derive(Clone, Debug)]
@@ -131,15 +135,28 @@ fn build_regex(source: &str, keywords: &[(usize, &[u8])]) -> Result<Compiled, St
         .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
         .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
     let regex = Regex::builder()
-        .configure(config)
+        .configure(config.clone())
         .syntax(syntax_config())
         .build_from_hir(&hir)
         .map_err(|e| e.to_string())?;
     let secret_group = regex.group_info().to_index(PatternID::ZERO, "secret");
+    let plan = window::plan(&hir, keywords);
+    let tail = match plan {
+        Plan::Bounded { .. } => window::core_tail(&hir, keywords).and_then(|(t, ends)| {
+            let t = Regex::builder()
+                .configure(config.clone().which_captures(WhichCaptures::Implicit))
+                .syntax(syntax_config())
+                .build_from_hir(&t)
+                .ok()?;
+            Some((t, ends))
+        }),
+        _ => None,
+    };
     Ok(Compiled {
-        plan: window::plan(&hir, keywords),
+        plan,
         regex,
         secret_group,
+        tail,
     })
 }
 
@@ -753,10 +770,24 @@ impl Detectors {
         windows: &mut Vec<(usize, usize)>,
         found: &mut Vec<(Finding<'a>, usize)>,
     ) {
+        // An occurrence after whose core the rest of the pattern cannot match is no match's
+        // core: it needs no window (see `window::core_tail`).
+        let tail_fits = |a: usize| match &c.tail {
+            None => true,
+            Some((t, ends)) => ends.iter().any(|&e| {
+                a + e <= content.len()
+                    && t.search_half(
+                        &Input::new(content)
+                            .span(a + e..content.len())
+                            .anchored(Anchored::Yes),
+                    )
+                    .is_some()
+            }),
+        };
         self.ranges(
             di,
             occ,
-            |a, m| (m <= max).then(|| ((a + m).saturating_sub(max), a)),
+            |a, m| (m <= max && tail_fits(a)).then(|| ((a + m).saturating_sub(max), a)),
             windows,
         );
         let mut caps = c.regex.create_captures();

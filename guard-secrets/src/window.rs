@@ -69,6 +69,52 @@ pub(crate) fn plan(hir: &Hir, keywords: &[(usize, &[u8])]) -> Plan {
     }
 }
 
+/// For a `Bounded` plan: the part of the pattern after its first literal core holding a
+/// keyword (`://` in `\b[a-z][a-z0-9+.-]{0,30}://[^\s:/@]{1,128}:...`), and where that part
+/// starts relative to a keyword occurrence inside the core (`core length - keyword offset`,
+/// each possibility). Every match has such a core, so an occurrence after which the tail
+/// matches at none of those places is not needed for any window: checking the tail there
+/// (an anchored search that usually dies within a few bytes) avoids searching its window.
+pub(crate) fn core_tail(hir: &Hir, keywords: &[(usize, &[u8])]) -> Option<(Hir, Vec<usize>)> {
+    let kws: Vec<&[u8]> = keywords.iter().map(|(_, k)| *k).collect();
+    let items = flat(hir);
+    for i in 0..items.len() {
+        let mut set: Vec<Vec<u8>> = vec![Vec::new()];
+        for (j, item) in items.iter().enumerate().skip(i) {
+            let Some(next) = strings(item).and_then(|n| product(&set, &n)) else {
+                break;
+            };
+            set = next;
+            if set.iter().map(Vec::len).max().unwrap_or(0) > MAX_REACH {
+                break;
+            }
+            if !set.iter().all(|s| kws.iter().any(|k| contains(s, k))) {
+                continue;
+            }
+            let tail = &items[j + 1..];
+            if tail.is_empty() {
+                return None;
+            }
+            let mut ends: Vec<usize> = Vec::new();
+            for s in &set {
+                for o in 0..s.len() {
+                    if kws.iter().any(|k| s[o..].starts_with(k)) {
+                        ends.push(s.len() - o);
+                    }
+                }
+            }
+            ends.sort_unstable();
+            ends.dedup();
+            if ends.len() > 8 {
+                return None;
+            }
+            let tail = Hir::concat(tail.iter().map(|h| (*h).clone()).collect());
+            return Some((tail, ends));
+        }
+    }
+    None
+}
+
 /// Longest prefix before the literal core of a `Prefix` plan.
 const MAX_PREFIX: usize = 256;
 
@@ -510,6 +556,22 @@ mod tests {
         assert!(first[usize::from(b'x')] && first[usize::from(b'q')] && first[usize::from(b'k')]);
         // A prefix that may match nothing but has no keyword-holding literal: no plan.
         assert_eq!(plan(&parse(r"[a-z]+kw[0-9]+"), &kw(&[b"kw"])), Plan::Whole);
+    }
+
+    #[test]
+    fn core_and_tail_of_a_bounded_pattern() {
+        let hir = parse(
+            r"(?i)\b[a-z][a-z0-9+.-]{0,30}://[^\s:/@]{1,128}:(?P<secret>[^\s/@]{1,256})@[a-z]",
+        );
+        let (tail, ends) = core_tail(&hir, &kw(&[b"://"])).expect("core");
+        assert_eq!(ends, vec![3]);
+        assert_eq!(tail.properties().minimum_len(), Some(5));
+        // A core with the keyword at two places: both ends.
+        let (_, ends) =
+            core_tail(&parse(r"[a-z]{0,3}(?:xkw|kwyy)[0-9]{1,4}"), &kw(&[b"kw"])).expect("core");
+        assert_eq!(ends, vec![2, 4]);
+        // Nothing after the core: no tail to check.
+        assert!(core_tail(&parse(r"[a-z]{0,3}kw"), &kw(&[b"kw"])).is_none());
     }
 
     #[test]
