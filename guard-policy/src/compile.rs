@@ -2,7 +2,10 @@
 //! through `guard_proto::ruleset::writer`, and checking every example against the result.
 
 use guard_proto::action::NoEnv;
-use guard_proto::ruleset::writer::{RuleBody, RuleSpec, RulesetSpec, SecretSpec, WhenSpec, write};
+use guard_proto::ruleset::format::SEC_SECRET_IMAGE;
+use guard_proto::ruleset::writer::{
+    RuleBody, RuleSpec, RulesetSpec, SecretSpec, WhenSpec, with_section, write,
+};
 use guard_proto::ruleset::{RegexCache, Ruleset, glob};
 use guard_proto::{Context, FileAccess};
 
@@ -410,9 +413,22 @@ pub fn run_examples(
 
 /// Writes the ruleset for `ctx` and makes sure it loads.
 pub(crate) fn compile_for(policy: &Policy, ctx: &CompileContext) -> Result<Vec<u8>, PolicyError> {
-    let bytes = write(&build_spec(policy, ctx));
+    let bytes = write_with_image(&build_spec(policy, ctx));
     load_check(policy, &bytes)?;
     Ok(bytes)
+}
+
+/// The ruleset with its secret detector image: the set libguard would build from this ruleset
+/// at a process's first scanned read (`Detectors::from_ruleset`), precompiled once here so that
+/// processes map it instead (`Detectors::for_ruleset`). Without the image (should the ruleset
+/// not load here) libguard builds the set itself.
+pub(crate) fn write_with_image(spec: &RulesetSpec) -> Vec<u8> {
+    let bytes = write(spec);
+    let image = match Ruleset::load(&bytes) {
+        Ok(rs) => guard_secrets::Detectors::from_ruleset(&rs).to_image(),
+        Err(_) => return bytes,
+    };
+    with_section(&bytes, SEC_SECRET_IMAGE, &image).unwrap_or(bytes)
 }
 
 fn load_check(policy: &Policy, bytes: &[u8]) -> Result<(), PolicyError> {

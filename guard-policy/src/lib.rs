@@ -369,7 +369,7 @@ impl Policy {
 
     /// Compiles without checking examples (for `policy test`, which reports them instead).
     pub fn compile_unchecked(&self, ctx: &CompileContext) -> Vec<u8> {
-        guard_proto::ruleset::writer::write(&compile::build_spec(self, ctx))
+        compile::write_with_image(&compile::build_spec(self, ctx))
     }
 
     /// Runs every example of this policy against `ruleset` (compiled from it with `ctx`).

@@ -11,7 +11,8 @@
 //! - realistic files as they are (keywords included, so the regexes run where a keyword
 //!   occurs): the workspace's Rust sources, its Markdown, its `Cargo.lock`, JSON fixtures, and
 //!   all of them mixed, each repeated to 4 MiB;
-//! - building the built-in detector set (paid once per process).
+//! - building the built-in detector set, and loading it from its precompiled image (what
+//!   libguard does with a compiled ruleset): paid once per process.
 //!
 //! Run: `cargo bench -p guard-secrets --bench scan`.
 
@@ -249,6 +250,11 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     g.bench_function("detectors_builtin", |b| b.iter(Detectors::builtin));
+    // What libguard does instead with a compiled ruleset: load the precompiled image.
+    let image: &'static [u8] = Detectors::builtin().to_image().leak();
+    g.bench_function("detectors_from_image", |b| {
+        b.iter(|| Detectors::from_image(std::hint::black_box(image)))
+    });
     g.finish();
 }
 

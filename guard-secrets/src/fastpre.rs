@@ -56,7 +56,7 @@ pub(crate) struct FastPrefilter {
     /// Per hash `h`: 0 when no entry has it, the entry's `tag` when exactly one trigram does,
     /// `MANY` when several do. Random collisions of common text with an entry (`bool` with some
     /// keyword's trigram) then fail the tag test 254 times in 255 without a verification.
-    table: Box<[u8]>,
+    table: std::borrow::Cow<'static, [u8]>,
     /// Sorted by hash (then keyword): a hit's candidates are one contiguous run.
     entries: Vec<Entry>,
     /// Lower-cased keywords.
@@ -308,7 +308,82 @@ impl FastPrefilter {
         Some(FastPrefilter {
             lo,
             hi,
-            table,
+            table: table.into_vec().into(),
+            entries,
+            keywords,
+            avx2: avx2_available(),
+            avx512: avx512_available(),
+        })
+    }
+
+    /// Appends this prefilter's tables to a detector image (the keywords are the set's, stored
+    /// by the caller).
+    pub(crate) fn write_image(&self, w: &mut crate::image::Writer) {
+        for t in self.lo.iter().chain(&self.hi) {
+            for &v in t {
+                w.u16(v);
+            }
+        }
+        w.u32(self.entries.len());
+        for e in &self.entries {
+            w.u32(e.hash as usize);
+            w.u8(e.tag);
+            w.u16(e.keyword);
+            w.u16(e.delta);
+        }
+        w.bytes(&self.table);
+    }
+
+    /// The prefilter stored by `write_image`, over `keywords` (lower-cased, as `new` takes
+    /// them), its table borrowed from the image. `None` unless every entry names a keyword,
+    /// the entries are sorted by hash and the table has its exact size.
+    pub(crate) fn read_image(
+        r: &mut crate::image::Reader<'static>,
+        keywords: &[String],
+    ) -> Option<FastPrefilter> {
+        let mut lo = [[0u16; 16]; 3];
+        let mut hi = [[0u16; 16]; 3];
+        for t in lo.iter_mut().chain(hi.iter_mut()) {
+            for v in t.iter_mut() {
+                *v = r.u16()?;
+            }
+        }
+        let n = r.count(9)?;
+        if n > MAX_ENTRIES || keywords.is_empty() || keywords.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let e = Entry {
+                hash: u32::try_from(r.u32()?).ok()?,
+                tag: r.u8()?,
+                keyword: r.u16()?,
+                delta: r.u16()?,
+            };
+            let sorted = entries.last().is_none_or(|p: &Entry| p.hash <= e.hash);
+            if !sorted || e.hash >= 1 << BITS || usize::from(e.keyword) >= keywords.len() {
+                return None;
+            }
+            entries.push(e);
+        }
+        let table = r.bytes()?;
+        if table.len() != 1 << BITS {
+            return None;
+        }
+        let keywords: Vec<Vec<u8>> = keywords
+            .iter()
+            .map(|k| k.as_bytes().to_ascii_lowercase())
+            .collect();
+        if keywords
+            .iter()
+            .any(|k| k.len() < 2 || k.len() > MAX_KEYWORD)
+        {
+            return None;
+        }
+        Some(FastPrefilter {
+            lo,
+            hi,
+            table: std::borrow::Cow::Borrowed(table),
             entries,
             keywords,
             avx2: avx2_available(),
@@ -324,12 +399,17 @@ impl FastPrefilter {
 
     /// True iff some keyword occurs in `content` (ASCII case-insensitive). No allocation.
     pub(crate) fn is_match(&self, content: &[u8]) -> bool {
-        self.for_each_match(content, |_| true)
+        self.for_each_match(content, |_, _| true)
     }
 
-    /// Calls `f(keyword index)` for keyword occurrences in `content` (every keyword that occurs
-    /// is reported at least once) until `f` returns true. Returns whether `f` stopped the scan.
-    pub(crate) fn for_each_match(&self, content: &[u8], mut f: impl FnMut(usize) -> bool) -> bool {
+    /// Calls `f(keyword index, start)` for every occurrence of every keyword in `content` (in
+    /// the order of their fingerprint positions, so not quite sorted by start) until `f` returns
+    /// true. Returns whether `f` stopped the scan.
+    pub(crate) fn for_each_match(
+        &self,
+        content: &[u8],
+        mut f: impl FnMut(usize, usize) -> bool,
+    ) -> bool {
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
         if self.avx512 {
@@ -360,7 +440,7 @@ impl FastPrefilter {
     /// The exact second stage at one position: the trigram table, then the keywords entered
     /// under its hash. Bytes past the end read as 0 (a 2-byte keyword at the end).
     #[inline(always)]
-    fn check(&self, content: &[u8], at: usize, f: &mut impl FnMut(usize) -> bool) -> bool {
+    fn check(&self, content: &[u8], at: usize, f: &mut impl FnMut(usize, usize) -> bool) -> bool {
         let b = |o: usize| content.get(at + o).copied().unwrap_or(0);
         let tri = fold3(b(0), b(1), b(2));
         let h = hash(tri);
@@ -380,7 +460,7 @@ impl FastPrefilter {
         &self,
         content: &[u8],
         start: usize,
-        f: &mut impl FnMut(usize) -> bool,
+        f: &mut impl FnMut(usize, usize) -> bool,
     ) -> Result<(), usize> {
         use std::arch::x86_64::*;
         let n = content.len();
@@ -444,7 +524,7 @@ impl FastPrefilter {
     unsafe fn scan_avx512(
         &self,
         content: &[u8],
-        f: &mut impl FnMut(usize) -> bool,
+        f: &mut impl FnMut(usize, usize) -> bool,
     ) -> Result<(), usize> {
         use std::arch::x86_64::*;
         let n = content.len();
@@ -501,7 +581,13 @@ impl FastPrefilter {
     }
 
     #[cold]
-    fn verify(&self, content: &[u8], at: usize, h: u32, f: &mut impl FnMut(usize) -> bool) -> bool {
+    fn verify(
+        &self,
+        content: &[u8],
+        at: usize,
+        h: u32,
+        f: &mut impl FnMut(usize, usize) -> bool,
+    ) -> bool {
         let first = self.entries.partition_point(|e| e.hash < h);
         for e in self.entries[first..].iter().take_while(|e| e.hash == h) {
             let Some(p) = at.checked_sub(usize::from(e.delta)) else {
@@ -511,7 +597,7 @@ impl FastPrefilter {
             if content
                 .get(p..p + kw.len())
                 .is_some_and(|s| s.eq_ignore_ascii_case(kw))
-                && f(usize::from(e.keyword))
+                && f(usize::from(e.keyword), p)
             {
                 return true;
             }
@@ -569,12 +655,30 @@ mod tests {
             .collect()
     }
 
+    /// Which keywords occur, checking on the way that every occurrence (keyword, start) is
+    /// reported (a 2-byte keyword's occurrence may be reported twice, when two of its wildcard
+    /// trigrams share a hash): the scan windows of `engine` depend on it.
     fn found(f: &FastPrefilter, text: &[u8]) -> Vec<bool> {
         let mut seen = vec![false; f.keyword_count()];
-        f.for_each_match(text, |k| {
+        let mut got: Vec<(usize, usize)> = Vec::new();
+        f.for_each_match(text, |k, at| {
             seen[k] = true;
+            got.push((k, at));
             false
         });
+        got.sort_unstable();
+        got.dedup();
+        let mut want: Vec<(usize, usize)> = Vec::new();
+        for (k, kw) in f.keywords.iter().enumerate() {
+            if text.len() >= kw.len() {
+                for at in 0..=text.len() - kw.len() {
+                    if text[at..at + kw.len()].eq_ignore_ascii_case(kw) {
+                        want.push((k, at));
+                    }
+                }
+            }
+        }
+        assert_eq!(got, want, "every occurrence");
         seen
     }
 

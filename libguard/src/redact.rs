@@ -58,7 +58,7 @@ use crate::raw::{self, Buf};
 use crate::state;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use guard_proto::{Decision, Ruleset};
-use guard_secrets::{Detectors, Finding, REDACTED, Scope, SecretSpec};
+use guard_secrets::{Detectors, Finding, REDACTED, Scope};
 
 /// Largest file a `redact` rule's copy is made of; larger ones are refused (fail closed).
 pub const RULE_CAP: usize = 64 << 20;
@@ -74,23 +74,15 @@ static DETECTORS: AtomicPtr<PerProcess> = AtomicPtr::new(core::ptr::null_mut());
 
 /// The builtin detectors with the policy's `[[secret]]` entries applied: an entry with a
 /// builtin id replaces that detector (regex, keywords, decision, entropy floor: the compiled
-/// ruleset carries them all), one with a new id is added. Regexes compile on first use, and
-/// the keyword prefilter is built in microseconds, so a process that reads one in-scope file
-/// pays little.
+/// ruleset carries them all), one with a new id is added. The policy compiler stores that set
+/// precompiled in the ruleset (keyword tables included), which is mapped here instead of
+/// rebuilt (~0.13 M instructions instead of ~2.4 M); without a valid image it is built from the
+/// ruleset's entries. Regexes compile on first use either way.
 fn build(rs: Option<Ruleset<'static>>) -> Detectors {
-    let Some(rs) = rs else {
-        return Detectors::builtin();
-    };
-    let mut specs = Vec::with_capacity(rs.secret_count() as usize);
-    for i in 0..rs.secret_count() {
-        let Some(s) = rs.secret(i) else { continue };
-        let kw: Vec<&str> = rs.secret_keywords(i).collect();
-        let mut spec = SecretSpec::new(s.id, s.regex, &kw);
-        spec.decision = s.decision;
-        spec.min_entropy = s.min_entropy;
-        specs.push(spec);
+    match rs {
+        Some(rs) => Detectors::for_ruleset(&rs),
+        None => Detectors::builtin(),
     }
-    Detectors::builtin_with_validated(&specs)
 }
 
 /// This process's detector set (built on first use, rebuilt after a fork).

@@ -54,7 +54,11 @@ pub const SEC_SECRETS: usize = 17;
 /// [`BASE_PREFIX_LEN`] bytes, keyed by those first bytes (the basename must start with them).
 pub const SEC_BPFX_B: usize = 18;
 pub const SEC_BPFX_E: usize = 19;
-pub const SECTION_COUNT: usize = 20;
+/// The detector set precompiled by the policy compiler (guard-secrets' `Detectors::to_image`:
+/// minimised keywords, prefilter tables), opaque bytes here; empty when absent. libguard maps
+/// it instead of building the set at a process's first scanned read.
+pub const SEC_SECRET_IMAGE: usize = 20;
+pub const SECTION_COUNT: usize = 21;
 
 /// Key length of the base-prefix index.
 pub const BASE_PREFIX_LEN: usize = 3;
@@ -66,6 +70,7 @@ pub const RECORD_SIZE: [usize; SECTION_COUNT] = [
     4, // lists: u32
     4, // buckets
     ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, 4, ENTRY_LEN, SECRET_LEN, 4, ENTRY_LEN,
+    1, // secret image: bytes
 ];
 
 // META (one record)

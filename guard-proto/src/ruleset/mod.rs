@@ -213,6 +213,17 @@ impl<'a> Ruleset<'a> {
         self.secs[sec].len() / RECORD_SIZE[sec]
     }
 
+    /// Section `sec` as stored (empty when out of range).
+    pub(crate) fn section(&self, sec: usize) -> &'a [u8] {
+        self.secs.get(sec).copied().unwrap_or(&[])
+    }
+
+    /// The precompiled secret detector set (see `SEC_SECRET_IMAGE`), empty when the compiler
+    /// stored none. Opaque here: guard-secrets validates it (`Detectors::from_image`).
+    pub fn secret_image(&self) -> &'a [u8] {
+        self.section(SEC_SECRET_IMAGE)
+    }
+
     fn rec(&self, sec: usize, i: usize) -> &'a [u8] {
         let size = RECORD_SIZE[sec];
         sub(self.secs[sec], i.saturating_mul(size), size)

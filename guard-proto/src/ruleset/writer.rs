@@ -541,8 +541,24 @@ pub fn write(spec: &RulesetSpec) -> Vec<u8> {
         &secrets,
         &bpfx_b,
         &bpfx_e,
+        &[],
     ];
     assemble(&sections)
+}
+
+/// `ruleset` (a compiled file) with section `sec` replaced by `data`, resealed; `None` when
+/// `ruleset` does not load or `data` is not whole records of that section. For data computed
+/// from the compiled ruleset itself (the policy compiler's secret detector image).
+pub fn with_section(ruleset: &[u8], sec: usize, data: &[u8]) -> Option<Vec<u8>> {
+    let rs = super::Ruleset::load(ruleset).ok()?;
+    if sec >= SECTION_COUNT || !data.len().is_multiple_of(RECORD_SIZE[sec]) {
+        return None;
+    }
+    let mut sections: [&[u8]; SECTION_COUNT] = [&[]; SECTION_COUNT];
+    for (i, s) in sections.iter_mut().enumerate() {
+        *s = if i == sec { data } else { rs.section(i) };
+    }
+    Some(assemble(&sections))
 }
 
 /// Header, section table, 8-byte-aligned sections, checksum.
