@@ -445,21 +445,36 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     };
     track_fd(fd, &st, mem_dev, mem_ino);
     if !environ {
-        remember_copy(fd, &st, by_rule);
+        // A copy whose name's verdict was plain (allow, or the `redact` rule itself) may be
+        // handed out by name (`open_kept`); an `audit` verdict must reach the evaluator (and
+        // record) on every open.
+        let plain = verdict
+            .is_none_or(|o| !o.degraded && matches!(o.enforce, Decision::Allow | Decision::Redact));
+        remember_copy(fd, &st, by_rule, if plain { path } else { &[] });
     }
     true
 }
 
-/// Redacted copies of files under `redact` rules, kept (as an fd ≥ `KEEP_FD_MIN`,
-/// close-on-exec) for the reopen of an unchanged file: a tool reading its config again and
-/// again pays one `open` of `/proc/self/fd/N` (a new open file description, own offset) instead
-/// of a scan and a new memfd. The reopened object is checked to be the recorded memfd (device,
-/// inode, seals), so a program that closed our fd and reused the number gets no stale copy.
-/// Guarded by a try-lock (never waited on: contention, or a lock inherited across fork, is a
-/// miss).
+/// Redacted copies (under a `redact` rule or by content detection), kept as an fd ≥
+/// `KEEP_FD_MIN` (close-on-exec) for the reopen of an unchanged file, so that a tool reading
+/// its config again and again pays neither a scan nor a new memfd:
+/// - [`open_kept`], before the program's open: the path names a kept copy's file (same name,
+///   and the `stat` of the path gives its device, inode, size, mtime and ctime), so the copy is
+///   reopened directly at the caller's flags and the file itself is never opened. Per open:
+///   `newfstatat(path)`, `openat(/proc/self/fd dir, "N")`, `fstat` (the reopened object is the
+///   recorded memfd), and `fcntl(F_SETFL)` unless the caller asked for `O_NONBLOCK`;
+/// - otherwise, after the real open ([`after_read_open`]): the same reopen `dup3`ed over the
+///   program's fd (`reuse_copy`).
+///
+/// Either way the program's fd is a new open file description (its own offset). The reopened
+/// object is checked to be the recorded memfd (device, inode), so a program that closed our fd
+/// and reused the number gets no stale copy. Guarded by a try-lock (never waited on:
+/// contention, or a lock inherited across fork, is a miss).
 const COPY_SLOTS: usize = 8;
 const KEEP_FD_MIN: usize = 512;
 const SEALS: i32 = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+/// Longest name a copy is served by before the open (longer ones take the path after it).
+const KEPT_NAME_MAX: usize = 256;
 
 #[derive(Clone, Copy)]
 struct KeptCopy {
@@ -470,6 +485,17 @@ struct KeptCopy {
     fd: i32,
     dev: u64,
     ino: u64,
+    /// The name the copy was made for, when its verdict there was plain (`allow`, or the
+    /// `redact` rule): a symlink-free absolute name (the fast path's lexical name, which
+    /// `openat2(RESOLVE_NO_SYMLINKS)` opened, or the slow path's resolved one). Empty: none.
+    name: [u8; KEPT_NAME_MAX],
+    name_len: usize,
+}
+
+impl KeptCopy {
+    fn name(&self) -> &[u8] {
+        &self.name[..self.name_len.min(KEPT_NAME_MAX)]
+    }
 }
 
 struct CopyCache {
@@ -486,6 +512,22 @@ static COPIES: CopyCache = CopyCache {
     next: core::cell::UnsafeCell::new(0),
     slots: core::cell::UnsafeCell::new([None; COPY_SLOTS]),
 };
+
+/// Hashes of the last components of the kept copies' names (0: none), readable without the
+/// lock: [`open_kept`]'s rejection of every other open costs a scan of the caller's string and
+/// eight loads, no syscall. Written under the copies' lock.
+static KEPT_LAST: [AtomicU64; COPY_SLOTS] = [const { AtomicU64::new(0) }; COPY_SLOTS];
+
+fn last_component(p: &[u8]) -> &[u8] {
+    p.rsplit(|c| *c == b'/').next().unwrap_or(p)
+}
+
+/// FNV-1a, never 0.
+fn name_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1
+}
 
 fn with_copies<R>(
     f: impl FnOnce(&mut [Option<KeptCopy>; COPY_SLOTS], &mut usize) -> R,
@@ -507,7 +549,9 @@ fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
     unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
 }
 
-fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool) {
+/// Keeps the copy now at `fd` (made of the file whose `stat` is `st`) for later opens; `name`
+/// as in [`KeptCopy::name`] (empty: reopened only after a real open).
+fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
     let mut mst: libc::stat = unsafe { core::mem::zeroed() };
     if !raw::fstat(fd, &mut mst) {
         return;
@@ -516,27 +560,152 @@ fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool) {
     if kept < 0 {
         return;
     }
-    let c = KeptCopy {
+    let name = if name.len() <= KEPT_NAME_MAX
+        && name.first() == Some(&b'/')
+        && !name.starts_with(b"/proc/")
+    {
+        name
+    } else {
+        &[]
+    };
+    let mut c = KeptCopy {
         key: clean_key(st),
         by_rule,
         fd: kept as i32,
         dev: mst.st_dev,
         ino: mst.st_ino,
+        name: [0; KEPT_NAME_MAX],
+        name_len: name.len(),
     };
+    c.name[..name.len()].copy_from_slice(name);
     let stored = with_copies(|slots, next| {
+        // The same file version, or an older version of the same name (its copy is stale).
         let i = slots
             .iter()
-            .position(|s| s.is_some_and(|s| s.key == c.key && s.by_rule == by_rule))
+            .position(|s| {
+                s.is_some_and(|s| {
+                    s.by_rule == by_rule
+                        && (s.key == c.key || (!name.is_empty() && s.name() == name))
+                })
+            })
             .unwrap_or(*next % COPY_SLOTS);
         *next = next.wrapping_add(1);
         if let Some(old) = slots[i].replace(c) {
             close_if_ours(&old);
         }
         KEPT_INOS[i].store(c.key[1], Ordering::Relaxed);
+        let last = if name.is_empty() {
+            0
+        } else {
+            name_hash(last_component(name))
+        };
+        KEPT_LAST[i].store(last, Ordering::Relaxed);
     });
     if stored.is_none() {
         raw::close(kept as i32);
     }
+}
+
+/// The flags [`open_kept`] reproduces on a reopened copy: read-only, `O_CLOEXEC` and
+/// `O_NONBLOCK` as asked; `O_NOFOLLOW` is honoured by the `stat` (which does not follow a last
+/// symlink) and `O_NOCTTY` means nothing for a regular file. Anything else (`O_PATH`,
+/// `O_DIRECTORY`, `O_DIRECT`, `O_NOATIME`, `O_SYNC`, `O_ASYNC`, ...) takes the general path.
+const KEPT_OPEN_FLAGS: i32 =
+    libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_LARGEFILE | libc::O_NOFOLLOW | libc::O_NOCTTY;
+
+/// Before a read-only open of (`dirfd`, `path`) with `flags`: when the path names the file of a
+/// kept copy (the copy's name, and the path's `stat` is the copy's file version), returns a new
+/// descriptor of the copy (the lowest free number, like the open it replaces) without opening
+/// the file. `None`: take the general path (which rescans a changed file). The verdict is the
+/// one the copy was made under: memoised when file verdicts depend only on the path
+/// (`allow_cache::enabled`), otherwise evaluated again (only `allow` for a content copy and
+/// `redact` for a rule's copy are served here). A `stat` that follows a symlink in a directory
+/// component can only land on the same file version the copy was made from under this name, so
+/// nothing is handed out that was not handed out before.
+pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Option<i32> {
+    if path.is_null() || flags & !KEPT_OPEN_FLAGS != 0 {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string from the caller of `open`.
+    let p = unsafe { raw::cstr(path) };
+    let last = last_component(p);
+    if last.is_empty() {
+        return None;
+    }
+    let h = name_hash(last);
+    if !KEPT_LAST.iter().any(|k| k.load(Ordering::Relaxed) == h) {
+        return None;
+    }
+    let _g = state::Inside::enter()?;
+    let path_only = crate::allow_cache::enabled();
+    let mut cwd = crate::path::PathBuf::new();
+    let absolute = p.first() == Some(&b'/');
+    if ((!absolute && dirfd == libc::AT_FDCWD) || !path_only) && !crate::path::getcwd(&mut cwd) {
+        return None;
+    }
+    // A kept name is clean and absolute (and never under /proc), so an absolute path equal to
+    // one is its own lexical name: no cleaning needed. Other spellings are made lexical.
+    let mut lex = crate::path::PathBuf::new();
+    let name: &[u8] = if absolute {
+        p
+    } else {
+        if !crate::path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) {
+            return None;
+        }
+        lex.as_bytes()
+    };
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let r = unsafe {
+        raw::sys(
+            libc::SYS_newfstatat,
+            dirfd as isize as usize,
+            path as usize,
+            &mut st as *mut libc::stat as usize,
+            libc::AT_SYMLINK_NOFOLLOW as usize,
+        )
+    };
+    if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let key = clean_key(&st);
+    let (fd, dev, ino, by_rule) = with_copies(|slots, _| {
+        slots
+            .iter()
+            .flatten()
+            .find(|s| s.key == key && s.name_len > 0 && s.name() == name)
+            .map(|s| (s.fd, s.dev, s.ino, s.by_rule))
+    })??;
+    if !path_only {
+        let envl = eval::CEnv(state::environ_ptr());
+        let ctx = guard_proto::Context {
+            env: &envl,
+            cwd: cwd.as_bytes(),
+            agent: state::cfg().agent.as_bytes(),
+        };
+        let o = eval::evaluate(
+            &guard_proto::Action::File {
+                path: name,
+                access: guard_proto::FileAccess::Read,
+            },
+            &ctx,
+        );
+        let served = match o.enforce {
+            Decision::Redact => by_rule,
+            Decision::Allow => !by_rule,
+            _ => false,
+        };
+        if !served || o.degraded {
+            return None;
+        }
+    }
+    let nfd = reopen_kept(
+        fd,
+        dev,
+        ino,
+        flags & (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_LARGEFILE),
+    )?;
+    track_fd(nfd, &st, dev, ino);
+    Some(nfd)
 }
 
 fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
@@ -550,26 +719,28 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     }) else {
         return false;
     };
-    let Some(nfd) = reopen_kept(&c) else {
+    let flags = fcntl(fd, libc::F_GETFD, 0);
+    if flags < 0 {
+        return false;
+    }
+    let Some(nfd) = reopen_kept(c.fd, c.dev, c.ino, libc::O_CLOEXEC) else {
         forget_copy(&key);
         return false;
     };
-    let flags = fcntl(fd, libc::F_GETFD, 0);
-    let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
+    let cloexec = if flags as i32 & libc::FD_CLOEXEC != 0 {
         libc::O_CLOEXEC
     } else {
         0
     };
-    let ok = flags >= 0
-        && unsafe {
-            raw::sys(
-                libc::SYS_dup3,
-                nfd as usize,
-                fd as usize,
-                cloexec as usize,
-                0,
-            )
-        } == fd as isize;
+    let ok = unsafe {
+        raw::sys(
+            libc::SYS_dup3,
+            nfd as usize,
+            fd as usize,
+            cloexec as usize,
+            0,
+        )
+    } == fd as isize;
     raw::close(nfd);
     if !ok {
         forget_copy(&key);
@@ -581,18 +752,25 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     true
 }
 
-/// A new open file description of the kept copy `c` (the program's offset must be its own, so
-/// a dup will not do), verified to be the recorded memfd (the program may have closed our fd
-/// and reused the number; the seals need no second look: they cannot be removed, and a memfd's
-/// inode number is not reused while it lives). Through this process's `/proc/self/fd`
-/// directory fd when it has one (`openat(dir, "N")` skips resolving `/proc/self`: measured
-/// 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
-fn reopen_kept(c: &KeptCopy) -> Option<i32> {
+/// A new open file description of the kept copy at fd `kept` (the program's offset must be its
+/// own, so a dup will not do) with the flags `flags` (`O_CLOEXEC`, `O_NONBLOCK`), verified to
+/// be the recorded memfd `dev`/`ino` (the program may have closed our fd and reused the
+/// number; the seals need no second look: they cannot be removed, and a memfd's inode number
+/// is not reused while it lives). Through the `/proc/self/fd` directory fd when there is one (`openat(dir, "N")`
+/// skips resolving `/proc/self`: measured 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
+fn reopen_kept(kept: i32, dev: u64, ino: u64, flags: i32) -> Option<i32> {
     let mut name = Buf::<64>::new();
-    raw::push_num(&mut name, c.fd as u32 as u64);
+    raw::push_num(&mut name, kept as u32 as u64);
+    // O_NONBLOCK always: should the program have closed our directory fd and reused the number
+    // for a directory of its own holding a FIFO of that name, the open must not hang. It is
+    // cleared again unless asked for (it shows in the program's F_GETFL).
+    let how = libc::O_RDONLY | libc::O_NONBLOCK | flags;
     let verify = |nfd: i32| {
         let mut nst: libc::stat = unsafe { core::mem::zeroed() };
-        if raw::fstat(nfd, &mut nst) && nst.st_dev == c.dev && nst.st_ino == c.ino {
+        if raw::fstat(nfd, &mut nst) && nst.st_dev == dev && nst.st_ino == ino {
+            if flags & libc::O_NONBLOCK == 0 {
+                fcntl(nfd, libc::F_SETFL, 0);
+            }
             Some(nfd)
         } else {
             raw::close(nfd);
@@ -600,38 +778,20 @@ fn reopen_kept(c: &KeptCopy) -> Option<i32> {
         }
     };
     if let Some(dir) = proc_fd_dir() {
-        // O_NONBLOCK: should the program have closed our directory fd and reused the number
-        // for a directory of its own holding a FIFO of that name, the open must not hang. It is
-        // cleared again on the memfd (it would show in the program's F_GETFL).
-        let nfd = raw::openat(
-            dir,
-            name.c_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            0,
-        );
+        let nfd = raw::openat(dir, name.c_ptr(), how, 0);
         if nfd >= 0
             && let Some(nfd) = verify(nfd)
         {
-            fcntl(nfd, libc::F_SETFL, libc::O_RDONLY as usize);
             return Some(nfd);
         }
-        // Not ours any more: the number belongs to the program now; make a new one next time.
-        let _ = PROC_FD_DIR.compare_exchange(
-            pack_dir(raw::getpid(), dir),
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        // Not ours any more (the program reused the number, or this is a forked child whose
+        // parent, whose directory it names, has gone): make a new one next time.
+        let _ = PROC_FD_DIR.compare_exchange(dir, -1, Ordering::AcqRel, Ordering::Relaxed);
     }
     let mut link = Buf::<64>::new();
     link.push(b"/proc/self/fd/");
     link.push(name.as_bytes());
-    let nfd = raw::openat(
-        libc::AT_FDCWD,
-        link.c_ptr(),
-        libc::O_RDONLY | libc::O_CLOEXEC,
-        0,
-    );
+    let nfd = raw::openat(libc::AT_FDCWD, link.c_ptr(), how, 0);
     if nfd < 0 {
         return None;
     }
@@ -639,19 +799,16 @@ fn reopen_kept(c: &KeptCopy) -> Option<i32> {
 }
 
 /// This process's `/proc/self/fd` as an `O_PATH` directory fd (≥ `KEEP_FD_MIN`,
-/// close-on-exec), packed with the pid that opened it: after a fork the inherited one names the
-/// parent's directory, so a child opens its own.
-static PROC_FD_DIR: AtomicU64 = AtomicU64::new(0);
-
-fn pack_dir(pid: i32, fd: i32) -> u64 {
-    (pid as u32 as u64) << 32 | fd as u32 as u64
-}
+/// close-on-exec); -1: none yet. Not tagged with the pid (that cost a `getpid` per reopen): a
+/// forked child uses the inherited one, which names the parent's directory, and gets the same
+/// memfd from the parent's table (the reopened object is verified either way); once the parent
+/// has gone or changed the number, the open fails and the child opens its own.
+static PROC_FD_DIR: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
 
 fn proc_fd_dir() -> Option<i32> {
-    let pid = raw::getpid();
     let cur = PROC_FD_DIR.load(Ordering::Acquire);
-    if cur != 0 && (cur >> 32) as u32 == pid as u32 {
-        return Some(cur as u32 as i32);
+    if cur >= 0 {
+        return Some(cur);
     }
     let d = raw::openat(
         libc::AT_FDCWD,
@@ -668,12 +825,11 @@ fn proc_fd_dir() -> Option<i32> {
         return None;
     }
     let hi = hi as i32;
-    match PROC_FD_DIR.compare_exchange(cur, pack_dir(pid, hi), Ordering::AcqRel, Ordering::Acquire)
-    {
+    match PROC_FD_DIR.compare_exchange(cur, hi, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(hi),
         Err(other) => {
             raw::close(hi);
-            (other != 0 && (other >> 32) as u32 == pid as u32).then_some(other as u32 as i32)
+            (other >= 0).then_some(other)
         }
     }
 }
@@ -689,10 +845,11 @@ fn close_if_ours(c: &KeptCopy) {
 
 fn forget_copy(key: &[u64; 5]) {
     with_copies(|slots, _| {
-        for s in slots.iter_mut() {
+        for (i, s) in slots.iter_mut().enumerate() {
             if s.is_some_and(|c| c.key == *key) {
                 // The fd may already be someone else's: do not close it, just drop the entry.
                 *s = None;
+                KEPT_LAST[i].store(0, Ordering::Relaxed);
             }
         }
     });
