@@ -593,6 +593,14 @@ fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
         if let Some(old) = slots[i].replace(c) {
             close_if_ours(&old);
         }
+        // The number was free, so any other entry naming it is stale (the program closed that
+        // copy's fd): drop it without closing.
+        for (j, s) in slots.iter_mut().enumerate() {
+            if j != i && s.is_some_and(|s| s.fd == c.fd) {
+                *s = None;
+                KEPT_LAST[j].store(0, Ordering::Relaxed);
+            }
+        }
         KEPT_INOS[i].store(c.key[1], Ordering::Relaxed);
         let last = if name.is_empty() {
             0
@@ -626,14 +634,14 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     if path.is_null() || flags & !KEPT_OPEN_FLAGS != 0 {
         return None;
     }
+    let kept: [u64; COPY_SLOTS] = core::array::from_fn(|i| KEPT_LAST[i].load(Ordering::Relaxed));
+    if kept.iter().all(|k| *k == 0) {
+        return None;
+    }
     // SAFETY: a NUL-terminated string from the caller of `open`.
     let p = unsafe { raw::cstr(path) };
     let last = last_component(p);
-    if last.is_empty() {
-        return None;
-    }
-    let h = name_hash(last);
-    if !KEPT_LAST.iter().any(|k| k.load(Ordering::Relaxed) == h) {
+    if last.is_empty() || !kept.contains(&name_hash(last)) {
         return None;
     }
     let _g = state::Inside::enter()?;
@@ -654,6 +662,14 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
         }
         lex.as_bytes()
     };
+    // The name first (no syscall): other files of the same last name cost no `stat`.
+    let (kept_key, fd, dev, ino, by_rule) = with_copies(|slots, _| {
+        slots
+            .iter()
+            .flatten()
+            .find(|s| s.name_len > 0 && s.name() == name)
+            .map(|s| (s.key, s.fd, s.dev, s.ino, s.by_rule))
+    })??;
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     let r = unsafe {
         raw::sys(
@@ -664,17 +680,10 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
             libc::AT_SYMLINK_NOFOLLOW as usize,
         )
     };
-    if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    // Another version of the file (or not a regular file any more): the general path scans it.
+    if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG || clean_key(&st) != kept_key {
         return None;
     }
-    let key = clean_key(&st);
-    let (fd, dev, ino, by_rule) = with_copies(|slots, _| {
-        slots
-            .iter()
-            .flatten()
-            .find(|s| s.key == key && s.name_len > 0 && s.name() == name)
-            .map(|s| (s.fd, s.dev, s.ino, s.by_rule))
-    })??;
     if !path_only {
         let envl = eval::CEnv(state::environ_ptr());
         let ctx = guard_proto::Context {
