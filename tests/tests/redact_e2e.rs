@@ -646,6 +646,47 @@ fn redact_reopen_sees_replacements_of_the_same_size() {
     }
 }
 
+/// A forked child reopens the parent's kept copy (through the `/proc/<parent>/fd` directory it
+/// inherited) while the parent lives, and its own inherited copy once the parent has exited.
+#[test]
+fn redact_reopen_in_a_forked_child() {
+    let sb = Sandbox::new("redact-fork");
+    let sec = Secrets::new();
+    sec.plant(&sb);
+    // The parent reads twice: the second read is served from the copy and opens the parent's
+    // `/proc/self/fd` directory fd, which the child inherits.
+    let py = "import os, sys, time\n\
+              print('PARENT', open('.env').read(), flush=True)\n\
+              print('PARENT', open('.env').read(), flush=True)\n\
+              parent = os.getpid()\n\
+              r, w = os.pipe()\n\
+              if os.fork() == 0:\n\
+              \x20   print('LIVE', open('.env').read(), flush=True)\n\
+              \x20   os.write(w, b'x')\n\
+              \x20   for _ in range(4000):\n\
+              \x20       if os.getppid() != parent: break\n\
+              \x20       time.sleep(0.005)\n\
+              \x20   print('ORPHAN', os.getppid() != parent, open('.env').read(), flush=True)\n\
+              \x20   print('ORPHAN', os.getppid() != parent, open('.env').read(), flush=True)\n\
+              \x20   os._exit(0)\n\
+              os.read(r, 1)\n";
+    let o = run(&sb, &["python3", "-c", py]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_clean("python", &out, &sec);
+    for tag in ["PARENT ", "LIVE ", "ORPHAN True "] {
+        assert!(out.contains(tag), "{tag}: {out}");
+    }
+    let reads: Vec<&str> = out.split("# app settings").skip(1).collect();
+    assert_eq!(reads.len(), 5, "{out}");
+    for r in reads {
+        assert!(
+            r.contains("DB_PASSWORD=REDACTED_BY_POLICY") && r.contains("PORT=8080"),
+            "{out}"
+        );
+    }
+}
+
 /// The content scope is the policy's `[secrets] scope`/`exclude`: an excluded directory of the
 /// workspace is read as is, an extra directory outside the workspace and HOME is redacted; a
 /// policy `[[secret]]` detector is used, entropy floor included.
