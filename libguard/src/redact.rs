@@ -25,8 +25,10 @@
 //! policy's scope globs are precompiled once per process by shape). Inside it, a file this
 //! process found clean is not rescanned while its device, inode, size, mtime and ctime are
 //! unchanged (one `fstat`), and a redacted copy is kept (sealed memfd at a high fd) and reopened
-//! for the next open of the same file version instead of rescanning. The `stat` family is made
-//! to agree with the copy (see "What `stat` reports" below; GNU `cp` then copies the redacted
+//! for the next open of the same file version instead of rescanning: by name before the open
+//! ([`open_kept`]: a `stat` of the path, and the program gets a new descriptor of the copy at
+//! the flags it asked for; the file itself is not opened), or after it when the name differs
+//! (`dup3`ed over the program's fd). The `stat` family is made to agree with the copy (see "What `stat` reports" below; GNU `cp` then copies the redacted
 //! text). Monitor mode records what would be redacted or refused and hands over the real file.
 //!
 //! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
@@ -40,8 +42,8 @@
 //! # Records
 //! Each redaction (the first open of a file version in a process; reopens served from the kept
 //! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the
-//! file, the rule) whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
-//! key-value x1`), never a secret byte.
+//! file, the rule) whose reason names the detectors and counts (`redacted 2 secrets:
+//! aws-access-key-id x1, key-value x1`), never a secret byte.
 //!
 //! # Fork safety
 //! The detector set is built lazily per process and tagged with the pid; a process that finds
@@ -49,9 +51,11 @@
 //! (regexes compile on first use behind `OnceLock`s and keep a mutex-guarded cache: either could
 //! be held forever by a thread that does not exist in the child). The inherited one is leaked.
 //! The kept copies, the clean-file cache and the fd table are plain data and fds, valid in the
-//! child as they are; the `/proc/self/fd` directory fd is tagged with the pid (the inherited one
-//! names the parent's directory; the child opens its own). Locks are try-locks taken only on
-//! the redact path, and a busy one is a miss, never a wait.
+//! child as they are; the inherited `/proc/self/fd` directory fd names the parent's directory,
+//! which serves the same memfds while the parent lives (every reopened object is checked to be
+//! the recorded memfd), and once that fails the child opens its own. The reopen paths
+//! allocate nothing (a vfork child may open files), and locks are try-locks taken only on the
+//! redact path: a busy one is a miss, never a wait.
 
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
