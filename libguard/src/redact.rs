@@ -356,7 +356,13 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
-    if !environ && !monitor && reuse_copy(fd, &st, by_rule) {
+    // A copy whose name's verdict was plain (allow, or the `redact` rule itself) may be handed
+    // out by name (`open_kept`); an `audit` verdict must reach the evaluator (and record) on
+    // every open.
+    let plain = verdict
+        .is_none_or(|o| !o.degraded && matches!(o.enforce, Decision::Allow | Decision::Redact));
+    let kept_name: &[u8] = if plain && !environ { path } else { &[] };
+    if !environ && !monitor && reuse_copy(fd, &st, by_rule, kept_name) {
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -449,12 +455,7 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     };
     track_fd(fd, &st, mem_dev, mem_ino);
     if !environ {
-        // A copy whose name's verdict was plain (allow, or the `redact` rule itself) may be
-        // handed out by name (`open_kept`); an `audit` verdict must reach the evaluator (and
-        // record) on every open.
-        let plain = verdict
-            .is_none_or(|o| !o.degraded && matches!(o.enforce, Decision::Allow | Decision::Redact));
-        remember_copy(fd, &st, by_rule, if plain { path } else { &[] });
+        remember_copy(fd, &st, by_rule, kept_name);
     }
     true
 }
@@ -553,6 +554,15 @@ fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
     unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
 }
 
+/// Whether a copy may be served by `name` (absolute, short enough, never under `/proc`, whose
+/// names the lexical rewrite changes).
+fn recordable(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= KEPT_NAME_MAX
+        && name.first() == Some(&b'/')
+        && !name.starts_with(b"/proc/")
+}
+
 /// Keeps the copy now at `fd` (made of the file whose `stat` is `st`) for later opens; `name`
 /// as in [`KeptCopy::name`] (empty: reopened only after a real open).
 fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
@@ -564,14 +574,7 @@ fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
     if kept < 0 {
         return;
     }
-    let name = if name.len() <= KEPT_NAME_MAX
-        && name.first() == Some(&b'/')
-        && !name.starts_with(b"/proc/")
-    {
-        name
-    } else {
-        &[]
-    };
+    let name = if recordable(name) { name } else { &[] };
     let mut c = KeptCopy {
         key: clean_key(st),
         by_rule,
@@ -721,14 +724,22 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     Some(nfd)
 }
 
-fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
+/// After the real open of `fd` (file `st`): the kept copy of that file version, if any,
+/// `dup3`ed over it. A copy kept without a name (first opened by another, or an `audit`, name)
+/// takes `name` (as in [`KeptCopy::name`]), so that the next open by it skips the real open.
+fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) -> bool {
     let key = clean_key(st);
     let Some(Some(c)) = with_copies(|slots, _| {
-        slots
+        let i = slots
             .iter()
-            .flatten()
-            .find(|s| s.key == key && s.by_rule == by_rule)
-            .copied()
+            .position(|s| s.is_some_and(|s| s.key == key && s.by_rule == by_rule))?;
+        let s = slots[i].as_mut()?;
+        if s.name_len == 0 && recordable(name) {
+            s.name[..name.len()].copy_from_slice(name);
+            s.name_len = name.len();
+            KEPT_LAST[i].store(name_hash(last_component(name)), Ordering::Relaxed);
+        }
+        Some(*s)
     }) else {
         return false;
     };
