@@ -1643,6 +1643,27 @@ mod tests {
         assert!(matches!(Glob::new(b"/home/u/w[s]/**"), Glob::Other(_)));
     }
 
+    /// Only clean-looking absolute names outside /proc are served before the open, and the
+    /// prefilter hashes the last component of any spelling alike.
+    #[test]
+    fn kept_names() {
+        assert!(recordable(b"/home/u/ws/.env"));
+        assert!(!recordable(b""));
+        assert!(!recordable(b".env"));
+        assert!(!recordable(b"/proc/self/root/home/u/.env"));
+        let long = [b'a'; KEPT_NAME_MAX + 1];
+        assert!(!recordable(&long));
+        assert_eq!(last_component(b"/home/u/ws/.env"), b".env");
+        assert_eq!(last_component(b".env"), b".env");
+        assert_eq!(last_component(b"/home/u/ws/"), b"");
+        assert_eq!(
+            name_hash(last_component(b"ws/.env")),
+            name_hash(last_component(b"/home/u/ws/.env"))
+        );
+        assert_ne!(name_hash(b".env"), name_hash(b".envrc"));
+        assert_ne!(name_hash(b""), 0);
+    }
+
     #[test]
     fn proc_environ_names() {
         assert!(is_proc_environ(b"/proc/self/environ"));
