@@ -651,7 +651,7 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     if last.is_empty() || !kept.contains(&name_hash(last)) {
         return None;
     }
-    let _g = state::Inside::enter()?;
+    let g = state::Inside::enter()?;
     let path_only = crate::allow_cache::enabled();
     let mut cwd = crate::path::PathBuf::new();
     let absolute = p.first() == Some(&b'/');
@@ -677,6 +677,9 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
             .find(|s| s.name_len > 0 && s.name() == name)
             .map(|s| (s.key, s.fd, s.dev, s.ino, s.by_rule))
     })??;
+    // The `stat` runs outside the library, like the open it stands for (it may wait on a slow
+    // file system, and hooks called from a signal handler meanwhile must still be evaluated).
+    drop(g);
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     let r = unsafe {
         raw::sys(
@@ -691,6 +694,7 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG || clean_key(&st) != kept_key {
         return None;
     }
+    let _g = state::Inside::enter()?;
     if !path_only {
         let envl = eval::CEnv(state::environ_ptr());
         let ctx = guard_proto::Context {
