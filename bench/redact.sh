@@ -3,12 +3,14 @@
 # invocation. Prints a Markdown table; BENCHMARKS.md records a run.
 #
 #   ./bench/redact.sh [--quick]
+#   GUARDCTL=/path/to/other/guardctl ./bench/redact.sh   # another build (its libguard.so next
+#                                                        # to it), e.g. to compare before/after
 #
 # Rows: open+read+close of a file outside the content scope (/usr), of clean files inside it
 # (workspace, 4 KiB and 64 KiB, no keyword / with keywords but no secret), and of a 4 KiB .env
-# under the `redact` rule and of a 4 KiB note that only content detection redacts (both served
-# from the process's kept sealed copy after the first open), each in ns per open+read+close
-# (best of 5 rounds).
+# under the `redact` rule (by absolute and by relative name) and of a 4 KiB note that only
+# content detection redacts (all served from the process's kept sealed copy after the first
+# open), each in ns per open+read+close (best of 5 rounds).
 # Scan throughput of guard-secrets itself: `cargo bench -p guard-secrets --bench scan`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +18,10 @@ ROOT=$PWD
 N=20000; NBIG=3000
 if [ "${1:-}" = "--quick" ]; then N=2000; NBIG=300; fi
 
-cargo build --release -p libguard -p guardctl --quiet
-GUARDCTL=$ROOT/target/release/guardctl
+if [ -z "${GUARDCTL:-}" ]; then
+  cargo build --release -p libguard -p guardctl --quiet
+  GUARDCTL=$ROOT/target/release/guardctl
+fi
 WORK=$(mktemp -d /tmp/guard-bench-redact.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 export HOME=$WORK/home GUARD_STATE_DIR=$WORK/state
@@ -67,6 +71,7 @@ row "in scope, 4 KiB, no keyword" "$N" "$P/clean4k.txt"
 row "in scope, 64 KiB, no keyword" "$NBIG" "$P/clean64k.txt"
 row "in scope, 4 KiB, keywords, no secret" "$N" "$P/keywords4k.txt"
 row "redact rule: 4 KiB .env (memfd copy)" "$N" "$P/.env"
+row "redact rule: 4 KiB .env by relative name (memfd copy)" "$N" ".env"
 row "content detection: 4 KiB note with a token (memfd copy)" "$N" "$P/notes.md"
 echo
 

@@ -25,8 +25,10 @@
 //! policy's scope globs are precompiled once per process by shape). Inside it, a file this
 //! process found clean is not rescanned while its device, inode, size, mtime and ctime are
 //! unchanged (one `fstat`), and a redacted copy is kept (sealed memfd at a high fd) and reopened
-//! for the next open of the same file version instead of rescanning. The `stat` family is made
-//! to agree with the copy (see "What `stat` reports" below; GNU `cp` then copies the redacted
+//! for the next open of the same file version instead of rescanning: by name before the open
+//! ([`open_kept`]: a `stat` of the path, and the program gets a new descriptor of the copy at
+//! the flags it asked for; the file itself is not opened), or after it when the name differs
+//! (`dup3`ed over the program's fd). The `stat` family is made to agree with the copy (see "What `stat` reports" below; GNU `cp` then copies the redacted
 //! text). Monitor mode records what would be redacted or refused and hands over the real file.
 //!
 //! Writes: a write-class open (`O_WRONLY`, `O_RDWR`, `O_APPEND`, `O_TRUNC`, `O_CREAT`, `fopen`
@@ -40,8 +42,8 @@
 //! # Records
 //! Each redaction (the first open of a file version in a process; reopens served from the kept
 //! copy are not recorded again) sends one audit event (action `read`, decision `redact`, the
-//! file, the rule) whose reason names the detectors and counts (`redacted 2 secrets: aws-access-key-id x1,
-//! key-value x1`), never a secret byte.
+//! file, the rule) whose reason names the detectors and counts (`redacted 2 secrets:
+//! aws-access-key-id x1, key-value x1`), never a secret byte.
 //!
 //! # Fork safety
 //! The detector set is built lazily per process and tagged with the pid; a process that finds
@@ -49,9 +51,11 @@
 //! (regexes compile on first use behind `OnceLock`s and keep a mutex-guarded cache: either could
 //! be held forever by a thread that does not exist in the child). The inherited one is leaked.
 //! The kept copies, the clean-file cache and the fd table are plain data and fds, valid in the
-//! child as they are; the `/proc/self/fd` directory fd is tagged with the pid (the inherited one
-//! names the parent's directory; the child opens its own). Locks are try-locks taken only on
-//! the redact path, and a busy one is a miss, never a wait.
+//! child as they are; the inherited `/proc/self/fd` directory fd names the parent's directory,
+//! which serves the same memfds while the parent lives (every reopened object is checked to be
+//! the recorded memfd), and once that fails the child opens its own. The reopen paths
+//! allocate nothing (a vfork child may open files), and locks are try-locks taken only on the
+//! redact path: a busy one is a miss, never a wait.
 
 use crate::eval::{self, Outcome};
 use crate::raw::{self, Buf};
@@ -173,7 +177,13 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
-    if !environ && !monitor && reuse_copy(fd, &st, by_rule) {
+    // A copy whose name's verdict was plain (allow, or the `redact` rule itself) may be handed
+    // out by name (`open_kept`); an `audit` verdict must reach the evaluator (and record) on
+    // every open.
+    let plain = verdict
+        .is_none_or(|o| !o.degraded && matches!(o.enforce, Decision::Allow | Decision::Redact));
+    let kept_name: &[u8] = if plain && !environ { path } else { &[] };
+    if !environ && !monitor && reuse_copy(fd, &st, by_rule, kept_name) {
         return true;
     }
     let size = st.st_size.max(0) as usize;
@@ -266,21 +276,31 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     };
     track_fd(fd, &st, mem_dev, mem_ino);
     if !environ {
-        remember_copy(fd, &st, by_rule);
+        remember_copy(fd, &st, by_rule, kept_name);
     }
     true
 }
 
-/// Redacted copies of files under `redact` rules, kept (as an fd ≥ `KEEP_FD_MIN`,
-/// close-on-exec) for the reopen of an unchanged file: a tool reading its config again and
-/// again pays one `open` of `/proc/self/fd/N` (a new open file description, own offset) instead
-/// of a scan and a new memfd. The reopened object is checked to be the recorded memfd (device,
-/// inode, seals), so a program that closed our fd and reused the number gets no stale copy.
-/// Guarded by a try-lock (never waited on: contention, or a lock inherited across fork, is a
-/// miss).
+/// Redacted copies (under a `redact` rule or by content detection), kept as an fd ≥
+/// `KEEP_FD_MIN` (close-on-exec) for the reopen of an unchanged file, so that a tool reading
+/// its config again and again pays neither a scan nor a new memfd:
+/// - [`open_kept`], before the program's open: the path names a kept copy's file (same name,
+///   and the `stat` of the path gives its device, inode, size, mtime and ctime), so the copy is
+///   reopened directly at the caller's flags and the file itself is never opened. Per open:
+///   `newfstatat(path)`, `openat(/proc/self/fd dir, "N")`, `fstat` (the reopened object is the
+///   recorded memfd), and `fcntl(F_SETFL)` unless the caller asked for `O_NONBLOCK`;
+/// - otherwise, after the real open ([`after_read_open`]): the same reopen `dup3`ed over the
+///   program's fd (`reuse_copy`).
+///
+/// Either way the program's fd is a new open file description (its own offset). The reopened
+/// object is checked to be the recorded memfd (device, inode), so a program that closed our fd
+/// and reused the number gets no stale copy. Guarded by a try-lock (never waited on:
+/// contention, or a lock inherited across fork, is a miss).
 const COPY_SLOTS: usize = 8;
 const KEEP_FD_MIN: usize = 512;
 const SEALS: i32 = libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+/// Longest name a copy is served by before the open (longer ones take the path after it).
+const KEPT_NAME_MAX: usize = 256;
 
 #[derive(Clone, Copy)]
 struct KeptCopy {
@@ -291,6 +311,17 @@ struct KeptCopy {
     fd: i32,
     dev: u64,
     ino: u64,
+    /// The name the copy was made for, when its verdict there was plain (`allow`, or the
+    /// `redact` rule): a symlink-free absolute name (the fast path's lexical name, which
+    /// `openat2(RESOLVE_NO_SYMLINKS)` opened, or the slow path's resolved one). Empty: none.
+    name: [u8; KEPT_NAME_MAX],
+    name_len: usize,
+}
+
+impl KeptCopy {
+    fn name(&self) -> &[u8] {
+        &self.name[..self.name_len.min(KEPT_NAME_MAX)]
+    }
 }
 
 struct CopyCache {
@@ -307,6 +338,22 @@ static COPIES: CopyCache = CopyCache {
     next: core::cell::UnsafeCell::new(0),
     slots: core::cell::UnsafeCell::new([None; COPY_SLOTS]),
 };
+
+/// Hashes of the last components of the kept copies' names (0: none), readable without the
+/// lock: [`open_kept`]'s rejection of every other open costs a scan of the caller's string and
+/// eight loads, no syscall. Written under the copies' lock.
+static KEPT_LAST: [AtomicU64; COPY_SLOTS] = [const { AtomicU64::new(0) }; COPY_SLOTS];
+
+fn last_component(p: &[u8]) -> &[u8] {
+    p.rsplit(|c| *c == b'/').next().unwrap_or(p)
+}
+
+/// FNV-1a, never 0.
+fn name_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
+    }) | 1
+}
 
 fn with_copies<R>(
     f: impl FnOnce(&mut [Option<KeptCopy>; COPY_SLOTS], &mut usize) -> R,
@@ -328,7 +375,18 @@ fn fcntl(fd: i32, cmd: i32, arg: usize) -> isize {
     unsafe { raw::sys(libc::SYS_fcntl, fd as usize, cmd as usize, arg, 0) }
 }
 
-fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool) {
+/// Whether a copy may be served by `name` (absolute, short enough, never under `/proc`, whose
+/// names the lexical rewrite changes).
+fn recordable(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= KEPT_NAME_MAX
+        && name.first() == Some(&b'/')
+        && !name.starts_with(b"/proc/")
+}
+
+/// Keeps the copy now at `fd` (made of the file whose `stat` is `st`) for later opens; `name`
+/// as in [`KeptCopy::name`] (empty: reopened only after a real open).
+fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
     let mut mst: libc::stat = unsafe { core::mem::zeroed() };
     if !raw::fstat(fd, &mut mst) {
         return;
@@ -337,60 +395,217 @@ fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool) {
     if kept < 0 {
         return;
     }
-    let c = KeptCopy {
+    let name = if recordable(name) { name } else { &[] };
+    let mut c = KeptCopy {
         key: clean_key(st),
         by_rule,
         fd: kept as i32,
         dev: mst.st_dev,
         ino: mst.st_ino,
+        name: [0; KEPT_NAME_MAX],
+        name_len: name.len(),
     };
+    c.name[..name.len()].copy_from_slice(name);
     let stored = with_copies(|slots, next| {
+        // The same file version, or an older version of the same name (its copy is stale).
         let i = slots
             .iter()
-            .position(|s| s.is_some_and(|s| s.key == c.key && s.by_rule == by_rule))
+            .position(|s| {
+                s.is_some_and(|s| {
+                    s.by_rule == by_rule
+                        && (s.key == c.key || (!name.is_empty() && s.name() == name))
+                })
+            })
             .unwrap_or(*next % COPY_SLOTS);
         *next = next.wrapping_add(1);
         if let Some(old) = slots[i].replace(c) {
             close_if_ours(&old);
         }
+        // The number was free, so any other entry naming it is stale (the program closed that
+        // copy's fd): drop it without closing.
+        for (j, s) in slots.iter_mut().enumerate() {
+            if j != i && s.is_some_and(|s| s.fd == c.fd) {
+                *s = None;
+                KEPT_LAST[j].store(0, Ordering::Relaxed);
+            }
+        }
         KEPT_INOS[i].store(c.key[1], Ordering::Relaxed);
+        ANY_KEPT.store(true, Ordering::Relaxed);
+        let last = if name.is_empty() {
+            0
+        } else {
+            name_hash(last_component(name))
+        };
+        KEPT_LAST[i].store(last, Ordering::Relaxed);
     });
     if stored.is_none() {
         raw::close(kept as i32);
     }
 }
 
-fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
-    let key = clean_key(st);
-    let Some(Some(c)) = with_copies(|slots, _| {
+/// The flags [`open_kept`] reproduces on a reopened copy: read-only, `O_CLOEXEC` and
+/// `O_NONBLOCK` as asked; `O_NOFOLLOW` is honoured by the `stat` (which does not follow a last
+/// symlink) and `O_NOCTTY` means nothing for a regular file. Anything else (`O_PATH`,
+/// `O_DIRECTORY`, `O_DIRECT`, `O_NOATIME`, `O_SYNC`, `O_ASYNC`, ...) takes the general path.
+const KEPT_OPEN_FLAGS: i32 =
+    libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_LARGEFILE | libc::O_NOFOLLOW | libc::O_NOCTTY;
+
+/// Before a read-only open of (`dirfd`, `path`) with `flags`: when the path names the file of a
+/// kept copy (the copy's name, and the path's `stat` is the copy's file version), returns a new
+/// descriptor of the copy (the lowest free number, like the open it replaces) without opening
+/// the file. `None`: take the general path (which rescans a changed file). The verdict is the
+/// one the copy was made under: memoised when file verdicts depend only on the path
+/// (`allow_cache::enabled`), otherwise evaluated again (only `allow` for a content copy and
+/// `redact` for a rule's copy are served here). A `stat` that follows a symlink in a directory
+/// component can only land on the same file version the copy was made from under this name, so
+/// nothing is handed out that was not handed out before.
+pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Option<i32> {
+    if path.is_null() || flags & !KEPT_OPEN_FLAGS != 0 {
+        return None;
+    }
+    let kept: [u64; COPY_SLOTS] = core::array::from_fn(|i| KEPT_LAST[i].load(Ordering::Relaxed));
+    if kept.iter().all(|k| *k == 0) {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string from the caller of `open`.
+    let p = unsafe { raw::cstr(path) };
+    let last = last_component(p);
+    if last.is_empty() || !kept.contains(&name_hash(last)) {
+        return None;
+    }
+    let g = state::Inside::enter()?;
+    let path_only = crate::allow_cache::enabled();
+    let mut cwd = crate::path::PathBuf::new();
+    let absolute = p.first() == Some(&b'/');
+    let cwd_relative = !absolute && dirfd == libc::AT_FDCWD;
+    if !path_only {
+        if !crate::path::getcwd(&mut cwd) {
+            return None;
+        }
+    } else if cwd_relative && !crate::cwd_cache::get(&mut cwd) {
+        return None;
+    }
+    // A cwd-relative name is stat'ed as the absolute name it was judged under (the remembered
+    // directory plus the caller's spelling), as the open fast path does (`path::fast_open`).
+    let mut abs = crate::path::PathBuf::new();
+    let mut stat_path = path;
+    if cwd_relative {
+        if !(abs.push(cwd.as_bytes()) && abs.push(b"/") && abs.push(p)) {
+            return None;
+        }
+        stat_path = abs.c_ptr();
+    }
+    // A kept name is clean and absolute (and never under /proc), so an absolute path equal to
+    // one is its own lexical name: no cleaning needed. Other spellings are made lexical.
+    let mut lex = crate::path::PathBuf::new();
+    let name: &[u8] = if absolute {
+        p
+    } else {
+        if !crate::path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) {
+            return None;
+        }
+        lex.as_bytes()
+    };
+    // The name first (no syscall): other files of the same last name cost no `stat`.
+    let (kept_key, fd, dev, ino, by_rule) = with_copies(|slots, _| {
         slots
             .iter()
             .flatten()
-            .find(|s| s.key == key && s.by_rule == by_rule)
-            .copied()
+            .find(|s| s.name_len > 0 && s.name() == name)
+            .map(|s| (s.key, s.fd, s.dev, s.ino, s.by_rule))
+    })??;
+    // The `stat` runs outside the library, like the open it stands for (it may wait on a slow
+    // file system, and hooks called from a signal handler meanwhile must still be evaluated).
+    drop(g);
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let r = unsafe {
+        raw::sys(
+            libc::SYS_newfstatat,
+            dirfd as isize as usize,
+            stat_path as usize,
+            &mut st as *mut libc::stat as usize,
+            libc::AT_SYMLINK_NOFOLLOW as usize,
+        )
+    };
+    // Another version of the file (or not a regular file any more): the general path scans it.
+    if r != 0 || st.st_mode & libc::S_IFMT != libc::S_IFREG || clean_key(&st) != kept_key {
+        return None;
+    }
+    let _g = state::Inside::enter()?;
+    if !path_only {
+        let envl = eval::CEnv(state::environ_ptr());
+        let ctx = guard_proto::Context {
+            env: &envl,
+            cwd: cwd.as_bytes(),
+            agent: state::cfg().agent.as_bytes(),
+        };
+        let o = eval::evaluate(
+            &guard_proto::Action::File {
+                path: name,
+                access: guard_proto::FileAccess::Read,
+            },
+            &ctx,
+        );
+        let served = match o.enforce {
+            Decision::Redact => by_rule,
+            Decision::Allow => !by_rule,
+            _ => false,
+        };
+        if !served || o.degraded {
+            return None;
+        }
+    }
+    let nfd = reopen_kept(
+        fd,
+        dev,
+        ino,
+        flags & (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_LARGEFILE),
+    )?;
+    track_fd(nfd, &st, dev, ino);
+    Some(nfd)
+}
+
+/// After the real open of `fd` (file `st`): the kept copy of that file version, if any,
+/// `dup3`ed over it. A copy kept without a name (first opened by another, or an `audit`, name)
+/// takes `name` (as in [`KeptCopy::name`]), so that the next open by it skips the real open.
+fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) -> bool {
+    let key = clean_key(st);
+    let Some(Some(c)) = with_copies(|slots, _| {
+        let i = slots
+            .iter()
+            .position(|s| s.is_some_and(|s| s.key == key && s.by_rule == by_rule))?;
+        let s = slots[i].as_mut()?;
+        if s.name_len == 0 && recordable(name) {
+            s.name[..name.len()].copy_from_slice(name);
+            s.name_len = name.len();
+            KEPT_LAST[i].store(name_hash(last_component(name)), Ordering::Relaxed);
+        }
+        Some(*s)
     }) else {
         return false;
     };
-    let Some(nfd) = reopen_kept(&c) else {
+    let flags = fcntl(fd, libc::F_GETFD, 0);
+    if flags < 0 {
+        return false;
+    }
+    let Some(nfd) = reopen_kept(c.fd, c.dev, c.ino, libc::O_CLOEXEC) else {
         forget_copy(&key);
         return false;
     };
-    let flags = fcntl(fd, libc::F_GETFD, 0);
-    let cloexec = if flags >= 0 && flags as i32 & libc::FD_CLOEXEC != 0 {
+    let cloexec = if flags as i32 & libc::FD_CLOEXEC != 0 {
         libc::O_CLOEXEC
     } else {
         0
     };
-    let ok = flags >= 0
-        && unsafe {
-            raw::sys(
-                libc::SYS_dup3,
-                nfd as usize,
-                fd as usize,
-                cloexec as usize,
-                0,
-            )
-        } == fd as isize;
+    let ok = unsafe {
+        raw::sys(
+            libc::SYS_dup3,
+            nfd as usize,
+            fd as usize,
+            cloexec as usize,
+            0,
+        )
+    } == fd as isize;
     raw::close(nfd);
     if !ok {
         forget_copy(&key);
@@ -402,18 +617,25 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool) -> bool {
     true
 }
 
-/// A new open file description of the kept copy `c` (the program's offset must be its own, so
-/// a dup will not do), verified to be the recorded memfd (the program may have closed our fd
-/// and reused the number; the seals need no second look: they cannot be removed, and a memfd's
-/// inode number is not reused while it lives). Through this process's `/proc/self/fd`
-/// directory fd when it has one (`openat(dir, "N")` skips resolving `/proc/self`: measured
-/// 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
-fn reopen_kept(c: &KeptCopy) -> Option<i32> {
+/// A new open file description of the kept copy at fd `kept` (the program's offset must be its
+/// own, so a dup will not do) with the flags `flags` (`O_CLOEXEC`, `O_NONBLOCK`), verified to
+/// be the recorded memfd `dev`/`ino` (the program may have closed our fd and reused the
+/// number; the seals need no second look: they cannot be removed, and a memfd's inode number
+/// is not reused while it lives). Through the `/proc/self/fd` directory fd when there is one (`openat(dir, "N")`
+/// skips resolving `/proc/self`: measured 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
+fn reopen_kept(kept: i32, dev: u64, ino: u64, flags: i32) -> Option<i32> {
     let mut name = Buf::<64>::new();
-    raw::push_num(&mut name, c.fd as u32 as u64);
+    raw::push_num(&mut name, kept as u32 as u64);
+    // O_NONBLOCK always: should the program have closed our directory fd and reused the number
+    // for a directory of its own holding a FIFO of that name, the open must not hang. It is
+    // cleared again unless asked for (it shows in the program's F_GETFL).
+    let how = libc::O_RDONLY | libc::O_NONBLOCK | flags;
     let verify = |nfd: i32| {
         let mut nst: libc::stat = unsafe { core::mem::zeroed() };
-        if raw::fstat(nfd, &mut nst) && nst.st_dev == c.dev && nst.st_ino == c.ino {
+        if raw::fstat(nfd, &mut nst) && nst.st_dev == dev && nst.st_ino == ino {
+            if flags & libc::O_NONBLOCK == 0 {
+                fcntl(nfd, libc::F_SETFL, 0);
+            }
             Some(nfd)
         } else {
             raw::close(nfd);
@@ -421,38 +643,20 @@ fn reopen_kept(c: &KeptCopy) -> Option<i32> {
         }
     };
     if let Some(dir) = proc_fd_dir() {
-        // O_NONBLOCK: should the program have closed our directory fd and reused the number
-        // for a directory of its own holding a FIFO of that name, the open must not hang. It is
-        // cleared again on the memfd (it would show in the program's F_GETFL).
-        let nfd = raw::openat(
-            dir,
-            name.c_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK,
-            0,
-        );
+        let nfd = raw::openat(dir, name.c_ptr(), how, 0);
         if nfd >= 0
             && let Some(nfd) = verify(nfd)
         {
-            fcntl(nfd, libc::F_SETFL, libc::O_RDONLY as usize);
             return Some(nfd);
         }
-        // Not ours any more: the number belongs to the program now; make a new one next time.
-        let _ = PROC_FD_DIR.compare_exchange(
-            pack_dir(raw::getpid(), dir),
-            0,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
+        // Not ours any more (the program reused the number, or this is a forked child whose
+        // parent, whose directory it names, has gone): make a new one next time.
+        let _ = PROC_FD_DIR.compare_exchange(dir, -1, Ordering::AcqRel, Ordering::Relaxed);
     }
     let mut link = Buf::<64>::new();
     link.push(b"/proc/self/fd/");
     link.push(name.as_bytes());
-    let nfd = raw::openat(
-        libc::AT_FDCWD,
-        link.c_ptr(),
-        libc::O_RDONLY | libc::O_CLOEXEC,
-        0,
-    );
+    let nfd = raw::openat(libc::AT_FDCWD, link.c_ptr(), how, 0);
     if nfd < 0 {
         return None;
     }
@@ -460,19 +664,16 @@ fn reopen_kept(c: &KeptCopy) -> Option<i32> {
 }
 
 /// This process's `/proc/self/fd` as an `O_PATH` directory fd (≥ `KEEP_FD_MIN`,
-/// close-on-exec), packed with the pid that opened it: after a fork the inherited one names the
-/// parent's directory, so a child opens its own.
-static PROC_FD_DIR: AtomicU64 = AtomicU64::new(0);
-
-fn pack_dir(pid: i32, fd: i32) -> u64 {
-    (pid as u32 as u64) << 32 | fd as u32 as u64
-}
+/// close-on-exec); -1: none yet. Not tagged with the pid (that cost a `getpid` per reopen): a
+/// forked child uses the inherited one, which names the parent's directory, and gets the same
+/// memfd from the parent's table (the reopened object is verified either way); once the parent
+/// has gone or changed the number, the open fails and the child opens its own.
+static PROC_FD_DIR: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
 
 fn proc_fd_dir() -> Option<i32> {
-    let pid = raw::getpid();
     let cur = PROC_FD_DIR.load(Ordering::Acquire);
-    if cur != 0 && (cur >> 32) as u32 == pid as u32 {
-        return Some(cur as u32 as i32);
+    if cur >= 0 {
+        return Some(cur);
     }
     let d = raw::openat(
         libc::AT_FDCWD,
@@ -489,12 +690,11 @@ fn proc_fd_dir() -> Option<i32> {
         return None;
     }
     let hi = hi as i32;
-    match PROC_FD_DIR.compare_exchange(cur, pack_dir(pid, hi), Ordering::AcqRel, Ordering::Acquire)
-    {
+    match PROC_FD_DIR.compare_exchange(cur, hi, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(hi),
         Err(other) => {
             raw::close(hi);
-            (other != 0 && (other >> 32) as u32 == pid as u32).then_some(other as u32 as i32)
+            (other >= 0).then_some(other)
         }
     }
 }
@@ -510,10 +710,11 @@ fn close_if_ours(c: &KeptCopy) {
 
 fn forget_copy(key: &[u64; 5]) {
     with_copies(|slots, _| {
-        for s in slots.iter_mut() {
+        for (i, s) in slots.iter_mut().enumerate() {
             if s.is_some_and(|c| c.key == *key) {
                 // The fd may already be someone else's: do not close it, just drop the entry.
                 *s = None;
+                KEPT_LAST[i].store(0, Ordering::Relaxed);
             }
         }
     });
@@ -663,7 +864,14 @@ pub fn fix_fd_statx(fd: i32, stx: &mut libc::statx) {
 /// After a successful `stat`-family call on a path filled `st`: when this process holds a
 /// redacted copy of that file version, report the copy's size and blocks. Lock-free and
 /// syscall-free unless the inode is one of the kept copies' (`KEPT_INOS`).
+#[inline]
 pub fn fix_path_stat(st: &mut libc::stat) {
+    if ANY_KEPT.load(Ordering::Relaxed) {
+        fix_path_stat_kept(st);
+    }
+}
+
+fn fix_path_stat_kept(st: &mut libc::stat) {
     let ino = st.st_ino;
     if ino == 0 || !KEPT_INOS.iter().any(|k| k.load(Ordering::Relaxed) == ino) {
         return;
@@ -682,7 +890,14 @@ pub fn fix_path_stat(st: &mut libc::stat) {
 }
 
 /// The same for `statx` (path form).
+#[inline]
 pub fn fix_path_statx(stx: &mut libc::statx) {
+    if ANY_KEPT.load(Ordering::Relaxed) {
+        fix_path_statx_kept(stx);
+    }
+}
+
+fn fix_path_statx_kept(stx: &mut libc::statx) {
     let ino = stx.stx_ino;
     if ino == 0 || !KEPT_INOS.iter().any(|k| k.load(Ordering::Relaxed) == ino) {
         return;
@@ -706,6 +921,10 @@ pub fn fix_path_statx(stx: &mut libc::statx) {
 /// Original inodes of the kept copies (`COPIES`), readable without the lock: the `stat` hooks'
 /// fast rejection. Written under the copies' lock.
 static KEPT_INOS: [AtomicU64; COPY_SLOTS] = [const { AtomicU64::new(0) }; COPY_SLOTS];
+
+/// Whether this process has ever kept a copy: until then every `stat` (git's 10,000 `lstat`s)
+/// is answered with this one load.
+static ANY_KEPT: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Files this process found clean, so that a tool opening the same unchanged file again and
 /// again (a build re-reading its sources, a benchmark) scans it once. Keyed by device, inode,
@@ -805,23 +1024,26 @@ const READ_CHUNK: usize = 64 << 10;
 /// 64 MiB, mapped, faulted in and unmapped) cost ~190 µs for every empty file in scope.
 fn read_all(fd: i32, cap: usize) -> Option<Vec<u8>> {
     let cap = cap.max(1);
-    let mut buf = vec![0u8; cap.min(READ_CHUNK)];
-    let mut got = 0usize;
+    // Not zeroed: only what the kernel wrote is ever made part of the vector. (Zeroing the
+    // first 64 KiB for every empty file in scope cost ~65,000 instructions per first open.)
+    let mut buf: Vec<u8> = Vec::with_capacity(cap.min(READ_CHUNK));
     loop {
-        if got == buf.len() {
+        if buf.len() == buf.capacity() {
             if buf.len() >= cap {
                 break;
             }
-            buf.resize(buf.len().saturating_mul(2).min(cap), 0);
+            let grow = buf.len().saturating_mul(2).min(cap) - buf.len();
+            buf.reserve_exact(grow);
         }
+        let room = buf.capacity() - buf.len();
         let r = unsafe {
             raw::sys6(
                 libc::SYS_pread64,
                 [
                     fd as usize,
-                    buf.as_mut_ptr().add(got) as usize,
-                    buf.len() - got,
-                    got,
+                    buf.as_mut_ptr().add(buf.len()) as usize,
+                    room,
+                    buf.len(),
                     0,
                     0,
                 ],
@@ -837,9 +1059,9 @@ fn read_all(fd: i32, cap: usize) -> Option<Vec<u8>> {
         if r == 0 {
             break;
         }
-        got += r as usize;
+        // SAFETY: the kernel wrote `r <= room` bytes right after the initialised part.
+        unsafe { buf.set_len(buf.len() + (r as usize).min(room)) };
     }
-    buf.truncate(got);
     Some(buf)
 }
 
@@ -1215,6 +1437,27 @@ mod tests {
     fn non_secret_keys_and_prose_pass() {
         let s = "name = demo\nurl: http://example.com\nthis is a sentence: with a colon\n";
         assert_eq!(redact_kv(s), s);
+    }
+
+    /// Only clean-looking absolute names outside /proc are served before the open, and the
+    /// prefilter hashes the last component of any spelling alike.
+    #[test]
+    fn kept_names() {
+        assert!(recordable(b"/home/u/ws/.env"));
+        assert!(!recordable(b""));
+        assert!(!recordable(b".env"));
+        assert!(!recordable(b"/proc/self/root/home/u/.env"));
+        let long = [b'a'; KEPT_NAME_MAX + 1];
+        assert!(!recordable(&long));
+        assert_eq!(last_component(b"/home/u/ws/.env"), b".env");
+        assert_eq!(last_component(b".env"), b".env");
+        assert_eq!(last_component(b"/home/u/ws/"), b"");
+        assert_eq!(
+            name_hash(last_component(b"ws/.env")),
+            name_hash(last_component(b"/home/u/ws/.env"))
+        );
+        assert_ne!(name_hash(b".env"), name_hash(b".envrc"));
+        assert_ne!(name_hash(b""), 0);
     }
 
     #[test]

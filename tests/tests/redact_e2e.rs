@@ -182,12 +182,32 @@ fn c_reads(sb: &Sandbox, bin: &Path, file: &Path, sec: &Secrets, by_rule: bool) 
     let mut contents = Vec::new();
     let mut stats = Vec::new();
     let mut rdwr = None;
+    let mut reopen_size = None;
+    let mut reopen_checks = 0;
     for line in out.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
             ["fstat", n] => size = n.parse::<usize>().ok(),
             ["cloexec", v] => assert_eq!(*v, "1", "O_CLOEXEC is kept on the copy"),
-            ["write", v] => assert_eq!(*v, "-1", "writes through the read fd fail"),
+            ["write" | "reopen-write", v] => {
+                assert_eq!(*v, "-1", "writes through the read fd fail: {line}")
+            }
+            ["reopen-fstat", n] => reopen_size = n.parse::<usize>().ok(),
+            [
+                k @ ("reopen-lowest"
+                | "reopen-rdonly"
+                | "reopen-same-inode"
+                | "reopen-first-offset"),
+                v,
+            ] => {
+                assert_eq!(*v, "1", "{k}: {out}");
+                reopen_checks += 1;
+            }
+            // Flags as asked: the first without, the second with O_CLOEXEC and O_NONBLOCK.
+            [k @ ("reopen-cloexec" | "reopen-nonblock"), a, b] => {
+                assert_eq!((*a, *b), ("0", "1"), "{k}: {out}");
+                reopen_checks += 1;
+            }
             ["same-inode", v] => assert_eq!(*v, "1", "fstat(fd) names the file stat(path) names"),
             [
                 how @ ("stat" | "lstat" | "fstatat" | "fstatat-fd" | "statx" | "statx-fd"),
@@ -204,9 +224,20 @@ fn c_reads(sb: &Sandbox, bin: &Path, file: &Path, sec: &Secrets, by_rule: bool) 
     let names: Vec<&str> = contents.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(
         names,
-        ["read", "pread", "readv", "mmap", "fread", "fgets"],
+        [
+            "read",
+            "pread",
+            "readv",
+            "mmap",
+            "reopen",
+            "reopen-split",
+            "fread",
+            "fgets"
+        ],
         "{out}"
     );
+    assert_eq!(reopen_checks, 6, "{out}");
+    assert_eq!(reopen_size, size, "fstat of a reopen: {out}");
     assert_eq!(stats.len(), 6, "{out}");
     for (how, n) in &stats {
         assert_eq!(
@@ -530,6 +561,127 @@ fn redact_reopen_sees_changes() {
     for r in &reads[3..] {
         assert!(
             r.contains("NEW_TOKEN=REDACTED_BY_POLICY") && r.contains("ADDED=yes"),
+            "{out}"
+        );
+    }
+}
+
+/// A file replaced while a process holds its redacted copy is read anew, redacted, on the next
+/// open, whichever way it was replaced and even at the same size: renamed over (a new inode) or
+/// rewritten in place (new mtime and ctime). Both kinds of copy: `.env` (a `redact` rule, opened
+/// by a relative name) and a note redacted by content detection (opened by its absolute name).
+#[test]
+fn redact_reopen_sees_replacements_of_the_same_size() {
+    let sb = Sandbox::new("redact-replace");
+    let ws = sb.workspace();
+    let versions = [Secrets::new(), Secrets::new(), Secrets::new()];
+    let env = |i: usize| {
+        versions[i]
+            .dotenv()
+            .replace("PORT=8080", &format!("PORT=808{i}"))
+    };
+    let note = |i: usize| format!("# Rot v{i}\nthe bot uses {} today\n", versions[i].ghp);
+    assert_eq!(env(0).len(), env(1).len());
+    assert_eq!(note(0).len(), note(2).len());
+    std::fs::create_dir_all(ws.join("docs")).expect("docs");
+    std::fs::write(ws.join(".env"), env(0)).expect(".env");
+    std::fs::write(ws.join("docs/rot.md"), note(0)).expect("note");
+    let py = "import os, time\n\
+              note = os.path.abspath('docs/rot.md')\n\
+              for phase in range(3):\n\
+              \x20   for _ in range(2):\n\
+              \x20       print('ENV', open('.env').read())\n\
+              \x20       print('NOTE', open(note).read())\n\
+              \x20   if phase == 2: break\n\
+              \x20   open(f'ready{phase}', 'w').close()\n\
+              \x20   for _ in range(4000):\n\
+              \x20       if os.path.exists(f'go{phase}'): break\n\
+              \x20       time.sleep(0.005)\n";
+    let child = guardctl(&sb)
+        .args(["run", "--", "python3", "-c", py])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn guardctl");
+    let wait_for = |name: &str| {
+        let f = ws.join(name);
+        let t0 = std::time::Instant::now();
+        while !f.exists() && t0.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(f.exists(), "the guarded script did not reach {name}");
+    };
+    let rename_over = |name: &str, text: &str| {
+        let tmp = ws.join("replacement.tmp");
+        std::fs::write(&tmp, text).expect("write replacement");
+        std::fs::rename(&tmp, ws.join(name)).expect("rename over");
+    };
+    wait_for("ready0");
+    rename_over(".env", &env(1));
+    std::fs::write(ws.join("docs/rot.md"), note(1)).expect("rewrite note");
+    std::fs::write(ws.join("go0"), "").expect("go0");
+    wait_for("ready1");
+    std::fs::write(ws.join(".env"), env(2)).expect("rewrite .env");
+    rename_over("docs/rot.md", &note(2));
+    std::fs::write(ws.join("go1"), "").expect("go1");
+    let o = child.wait_with_output().expect("wait");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    for v in &versions {
+        assert_clean("python", &out, v);
+    }
+    let envs: Vec<&str> = out.split("ENV ").skip(1).collect();
+    let notes: Vec<&str> = out.split("NOTE ").skip(1).collect();
+    assert_eq!((envs.len(), notes.len()), (6, 6), "{out}");
+    for (i, (e, n)) in envs.iter().zip(&notes).enumerate() {
+        let phase = i / 2;
+        assert!(
+            e.contains(&format!("PORT=808{phase}")) && e.contains("DB_PASSWORD=REDACTED_BY_POLICY"),
+            "read {i} of .env: {out}"
+        );
+        assert!(
+            n.contains(&format!("# Rot v{phase}")) && n.contains("the bot uses REDACTED_BY_POLICY"),
+            "read {i} of the note: {out}"
+        );
+    }
+}
+
+/// A forked child reopens the parent's kept copy (through the `/proc/<parent>/fd` directory it
+/// inherited) while the parent lives, and its own inherited copy once the parent has exited.
+#[test]
+fn redact_reopen_in_a_forked_child() {
+    let sb = Sandbox::new("redact-fork");
+    let sec = Secrets::new();
+    sec.plant(&sb);
+    // The parent reads twice: the second read is served from the copy and opens the parent's
+    // `/proc/self/fd` directory fd, which the child inherits.
+    let py = "import os, sys, time\n\
+              print('PARENT', open('.env').read(), flush=True)\n\
+              print('PARENT', open('.env').read(), flush=True)\n\
+              parent = os.getpid()\n\
+              r, w = os.pipe()\n\
+              if os.fork() == 0:\n\
+              \x20   print('LIVE', open('.env').read(), flush=True)\n\
+              \x20   os.write(w, b'x')\n\
+              \x20   for _ in range(4000):\n\
+              \x20       if os.getppid() != parent: break\n\
+              \x20       time.sleep(0.005)\n\
+              \x20   print('ORPHAN', os.getppid() != parent, open('.env').read(), flush=True)\n\
+              \x20   print('ORPHAN', os.getppid() != parent, open('.env').read(), flush=True)\n\
+              \x20   os._exit(0)\n\
+              os.read(r, 1)\n";
+    let o = run(&sb, &["python3", "-c", py]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_clean("python", &out, &sec);
+    for tag in ["PARENT ", "LIVE ", "ORPHAN True "] {
+        assert!(out.contains(tag), "{tag}: {out}");
+    }
+    let reads: Vec<&str> = out.split("# app settings").skip(1).collect();
+    assert_eq!(reads.len(), 5, "{out}");
+    for r in reads {
+        assert!(
+            r.contains("DB_PASSWORD=REDACTED_BY_POLICY") && r.contains("PORT=8080"),
             "{out}"
         );
     }

@@ -134,6 +134,12 @@ fn gate_open(
     let after_open = |fd: c_int, name: &[u8], verdict| {
         access != FileAccess::Read || redact_after_open(fd, name, verdict)
     };
+    // A file this process holds a redacted copy of is served from the copy without opening it.
+    if access == FileAccess::Read
+        && let Some(fd) = crate::redact::open_kept(dirfd, path, flags)
+    {
+        return fd;
+    }
     if let Some(mode) = fast_mode
         && let Some(r) = crate::path::fast_open(dirfd, path, flags, mode, access, after_open)
     {
@@ -318,14 +324,17 @@ fn fast_fopen(path: *const c_char, mode: *const c_char) -> Option<*mut FILE> {
         return None;
     }
     let flags = simple_read_mode(unsafe { raw::cstr(mode) })?;
-    let fd = crate::path::fast_open(
-        libc::AT_FDCWD,
-        path,
-        flags,
-        0,
-        FileAccess::Read,
-        redact_after_open,
-    )?;
+    let fd = match crate::redact::open_kept(libc::AT_FDCWD, path, flags) {
+        Some(fd) => fd,
+        None => crate::path::fast_open(
+            libc::AT_FDCWD,
+            path,
+            flags,
+            0,
+            FileAccess::Read,
+            redact_after_open,
+        )?,
+    };
     if fd < 0 {
         return Some(core::ptr::null_mut());
     }

@@ -75,6 +75,37 @@ int main(int argc, char **argv) {
     }
     /* Writing through the fd must fail: it is a read-only open (and a sealed copy). */
     printf("write %zd\n", write(fd, "x", 1));
+
+    /* Reopens while the first fd is open (libguard serves them from its kept copy without
+     * opening the file): each is its own open file description (own offset) at the lowest free
+     * number, with the flags asked for, read-only, and looks like the file to fstat. */
+    off_t first_at = lseek(fd, 0, SEEK_CUR);
+    int probe = dup(0);
+    if (probe >= 0) close(probe);
+    int r1 = open(p, O_RDONLY);
+    int r2 = open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (r1 < 0 || r2 < 0) { perror("reopen"); return 1; }
+    printf("reopen-lowest %d\n", r1 == probe);
+    printf("reopen-cloexec %d %d\n", (fcntl(r1, F_GETFD) & FD_CLOEXEC) ? 1 : 0,
+           (fcntl(r2, F_GETFD) & FD_CLOEXEC) ? 1 : 0);
+    int fl1 = fcntl(r1, F_GETFL), fl2 = fcntl(r2, F_GETFL);
+    printf("reopen-nonblock %d %d\n", (fl1 & O_NONBLOCK) ? 1 : 0, (fl2 & O_NONBLOCK) ? 1 : 0);
+    printf("reopen-rdonly %d\n", (fl1 & O_ACCMODE) == O_RDONLY && (fl2 & O_ACCMODE) == O_RDONLY);
+    struct stat rs;
+    if (fstat(r1, &rs) != 0) { perror("fstat reopen"); return 1; }
+    printf("reopen-same-inode %d\n", rs.st_ino == ps.st_ino && rs.st_dev == ps.st_dev);
+    printf("reopen-fstat %lld\n", (long long)rs.st_size);
+    /* r1 reads a little; r2 and then r1 read on: r2 starts at 0, r1 where it stopped. */
+    ssize_t head = read(r1, buf, 5);
+    static char other[1 << 20];
+    n = read(r2, other, sizeof other);
+    emit("reopen", other, n < 0 ? 0 : (size_t)n);
+    ssize_t rest = head < 0 ? -1 : read(r1, buf + head, sizeof buf - (size_t)head);
+    emit("reopen-split", buf, rest < 0 ? 0 : (size_t)(head + rest));
+    printf("reopen-first-offset %d\n", lseek(fd, 0, SEEK_CUR) == first_at);
+    printf("reopen-write %zd\n", write(r1, "x", 1));
+    close(r1);
+    close(r2);
     close(fd);
 
     FILE *f = fopen(p, "r");
