@@ -830,7 +830,7 @@ mod tests {
             check(9, sys(libc::SYS_close, [bad, 0, 0, 0, 0, 0]), libc::EBADF);
             // File calls: a read-only openat passes, a write-class one is trapped, openat2
             // always (unless it carries the session value), deletes always.
-            let nul = b"\0".as_ptr() as usize;
+            let nul = c"".as_ptr() as usize;
             let fdcwd = libc::AT_FDCWD as isize as usize;
             let ro = libc::O_RDONLY as usize;
             let wr = (libc::O_WRONLY | libc::O_CREAT) as usize;

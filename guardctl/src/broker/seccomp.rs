@@ -17,7 +17,7 @@
 use super::event::AuditEvent;
 use super::{Item, Shared};
 use guard_proto::wire::{self, Supervise};
-use guard_proto::{Action, Context, Decision, EnvLookup, Ruleset};
+use guard_proto::{Action, Context, Decision, EnvLookup, FileAccess, Ruleset};
 use std::fs::File;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -267,6 +267,9 @@ impl Supervisor {
             return Some((false, libc::EACCES));
         };
         let x32 = 0x4000_0000i64;
+        if let Some(call) = file_call(nr & !x32, &a) {
+            return self.handle_file(fd, n, &mem, call, rs);
+        }
         let sockaddr = if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
             Some((a[1], a[2]))
         } else if nr == libc::SYS_sendto || nr == x32 | libc::SYS_sendto {
@@ -351,6 +354,124 @@ impl Supervisor {
             &ctx,
         );
         self.conclude(fd, n.id, rs, pid, "exec", &target, v, true)
+    }
+
+    /// A trapped destructive file operation: the names are resolved the way the kernel will
+    /// (lexically, from the caller's cwd or dirfd, plus the symlink-resolved parent), each
+    /// check evaluated like libguard's hooks do, and the strictest verdict concludes the call.
+    fn handle_file(
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        n: &Notif,
+        mem: &File,
+        call: FileCall,
+        rs: Option<&Ruleset<'_>>,
+    ) -> Option<(bool, i32)> {
+        let pid = n.pid;
+        if let Some(how) = call.how {
+            // openat2: the flags are the first u64 of `struct open_how`.
+            let mut b = [0u8; 8];
+            if mem.read_at(&mut b, how).ok() != Some(8) {
+                return Some((false, libc::EFAULT));
+            }
+            let flags = u64::from_le_bytes(b);
+            if !write_class(flags) {
+                return Some((true, 0));
+            }
+        }
+        let mut names: Vec<Vec<u8>> = Vec::with_capacity(2);
+        for (i, nm) in call.names.iter().enumerate() {
+            let Some(nm) = nm else { continue };
+            let Some(path) = read_str(mem, nm.ptr) else {
+                return Some((false, libc::EFAULT));
+            };
+            let empty_ok = i == 0
+                && call.kind == FileKind::Link
+                && call.flags & libc::AT_EMPTY_PATH as u64 != 0;
+            if path.is_empty() && !empty_ok {
+                // The kernel refuses it (ENOENT) without touching anything.
+                return Some((true, 0));
+            }
+            names.push(resolve(
+                pid,
+                nm.dirfd,
+                &path,
+                if empty_ok { call.flags } else { 0 },
+            ));
+        }
+        if !still_valid(fd, n.id) {
+            return Some((false, libc::EACCES));
+        }
+        let first = names.first().cloned().unwrap_or_default();
+        let target = String::from_utf8_lossy(&first).into_owned();
+        let Some(rs) = rs else {
+            let kind = match call.kind {
+                FileKind::Delete => "delete",
+                _ => "write",
+            };
+            return Some(self.refuse_degraded(pid, kind, &target));
+        };
+        let cwd = proc_link(pid, "cwd");
+        let env = BytesEnv(proc_environ(pid));
+        let ctx = Context {
+            env: &env,
+            cwd: cwd.as_bytes(),
+            agent: self.shared.info.agent.as_bytes(),
+        };
+        // (access, name, verdict) of every check; the strictest one decides.
+        let mut checks: Vec<(FileAccess, Vec<u8>, guard_proto::Verdict)> = Vec::new();
+        let file = |access: FileAccess, name: &[u8], checks: &mut Vec<_>| {
+            for nm in names_of(pid, name) {
+                let v = rs.evaluate(&Action::File { path: &nm, access }, &ctx);
+                checks.push((access, nm, v));
+            }
+        };
+        let second = names.get(1).cloned().unwrap_or_default();
+        match call.kind {
+            FileKind::Write => file(FileAccess::Write, &first, &mut checks),
+            FileKind::Delete => file(FileAccess::Delete, &first, &mut checks),
+            FileKind::Link => {
+                for acc in [FileAccess::Read, FileAccess::Write, FileAccess::Delete] {
+                    file(acc, &first, &mut checks);
+                }
+                file(FileAccess::Write, &second, &mut checks);
+            }
+            FileKind::Rename => {
+                let exchange = call.flags & libc::RENAME_EXCHANGE as u64 != 0;
+                file(FileAccess::Delete, &first, &mut checks);
+                file(FileAccess::Write, &second, &mut checks);
+                if exchange {
+                    file(FileAccess::Write, &first, &mut checks);
+                    file(FileAccess::Delete, &second, &mut checks);
+                }
+                // A directory carries everything below it (libguard's `dir_move_denied`).
+                let mut moves = vec![(&first, &second)];
+                if exchange {
+                    moves.push((&second, &first));
+                }
+                for (from, to) in moves {
+                    if !is_dir_nofollow(from) {
+                        continue;
+                    }
+                    for (acc, name) in [(FileAccess::Delete, from), (FileAccess::Write, to)] {
+                        for nm in names_of(pid, name) {
+                            if let Some(v) = rs.rule_guarding_below(&nm) {
+                                checks.push((acc, nm, v));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let (access, name, v) = checks.into_iter().fold(
+            None,
+            |best: Option<(FileAccess, Vec<u8>, guard_proto::Verdict)>, c| match best {
+                Some(b) if b.2.decision >= c.2.decision => Some(b),
+                _ => Some(c),
+            },
+        )?;
+        let target = String::from_utf8_lossy(&name).into_owned();
+        self.conclude(fd, n.id, rs, pid, access.as_str(), &target, v, false)
     }
 
     fn refuse_degraded(&self, pid: u32, action: &str, target: &str) -> (bool, i32) {
@@ -588,6 +709,168 @@ struct Ask {
     reason: String,
     tags: String,
     timeout_ms: u32,
+}
+
+/// Whether the notification is still pending (the caller has not died or been interrupted):
+/// asked after reading its memory, so what was read belongs to the call being answered.
+fn still_valid(fd: &OwnedFd, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: reads one u64.
+    unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_ID_VALID, &mut id) == 0 }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FileKind {
+    /// Creates or modifies the name: write-class open, truncate, mkdir, symlink.
+    Write,
+    /// unlink, rmdir.
+    Delete,
+    /// A rename (`flags`: renameat2's).
+    Rename,
+    /// A hard link (`flags`: linkat's).
+    Link,
+}
+
+/// A path argument: the directory it is relative to and the string's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NameArg {
+    dirfd: i64,
+    ptr: u64,
+}
+
+/// A trapped destructive file operation, decoded from its registers.
+#[derive(Debug, PartialEq, Eq)]
+struct FileCall {
+    kind: FileKind,
+    /// The name acted on, and for a rename or link the second one.
+    names: [Option<NameArg>; 2],
+    flags: u64,
+    /// openat2: the address of its `struct open_how` (the flags the filter could not see).
+    how: Option<u64>,
+}
+
+/// The file operation of system call `nr` (without the x32 bit), or `None` for the others.
+fn file_call(nr: i64, a: &[u64; 6]) -> Option<FileCall> {
+    let cwd = libc::AT_FDCWD as i64;
+    let at = |i: usize| NameArg {
+        dirfd: a[i] as i32 as i64,
+        ptr: a[i + 1],
+    };
+    let here = |i: usize| NameArg {
+        dirfd: cwd,
+        ptr: a[i],
+    };
+    let one = |kind, n: NameArg| FileCall {
+        kind,
+        names: [Some(n), None],
+        flags: 0,
+        how: None,
+    };
+    let two = |kind, x: NameArg, y: NameArg, flags: u64| FileCall {
+        kind,
+        names: [Some(x), Some(y)],
+        flags,
+        how: None,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let c = match nr {
+            libc::SYS_open if write_class(a[1]) => Some(one(FileKind::Write, here(0))),
+            libc::SYS_creat | libc::SYS_mkdir => Some(one(FileKind::Write, here(0))),
+            libc::SYS_unlink | libc::SYS_rmdir => Some(one(FileKind::Delete, here(0))),
+            libc::SYS_rename => Some(two(FileKind::Rename, here(0), here(1), 0)),
+            libc::SYS_renameat => Some(two(FileKind::Rename, at(0), at(2), 0)),
+            libc::SYS_link => Some(two(FileKind::Link, here(0), here(1), 0)),
+            libc::SYS_symlink => Some(one(FileKind::Write, here(1))),
+            _ => None,
+        };
+        if c.is_some() {
+            return c;
+        }
+    }
+    match nr {
+        libc::SYS_openat if write_class(a[2]) => Some(one(FileKind::Write, at(0))),
+        libc::SYS_openat2 => Some(FileCall {
+            how: Some(a[2]),
+            ..one(FileKind::Write, at(0))
+        }),
+        libc::SYS_truncate => Some(one(FileKind::Write, here(0))),
+        libc::SYS_mkdirat => Some(one(FileKind::Write, at(0))),
+        libc::SYS_unlinkat => Some(one(FileKind::Delete, at(0))),
+        libc::SYS_renameat2 => Some(two(FileKind::Rename, at(0), at(2), a[4])),
+        libc::SYS_linkat => Some(two(FileKind::Link, at(0), at(2), a[4])),
+        libc::SYS_symlinkat => Some(one(
+            FileKind::Write,
+            NameArg {
+                dirfd: a[1] as i32 as i64,
+                ptr: a[2],
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Open flags that modify (like libguard's `access_of_flags`).
+fn write_class(flags: u64) -> bool {
+    let f = flags as u32 as i32;
+    f & libc::O_ACCMODE != libc::O_RDONLY
+        || f & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0
+        || f & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// The names a check is made under: the lexical one, and the one with the parent's symlinks
+/// resolved when that differs (`/tmp/link/x` with `/tmp/link -> ~/.ssh`). The last component
+/// is not followed: unlink, rename and mkdir act on the entry itself. `/proc/self` in a name
+/// means the trapped process, not this broker.
+fn names_of(pid: u32, lexical: &[u8]) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = vec![lexical.to_vec()];
+    let Some(cut) = lexical.iter().rposition(|c| *c == b'/') else {
+        return out;
+    };
+    let (parent, leaf) = (&lexical[..cut.max(1)], &lexical[cut + 1..]);
+    let mut p = parent.to_vec();
+    for (me, tail) in [
+        (&b"/proc/self"[..], 10usize),
+        (&b"/proc/thread-self"[..], 17),
+    ] {
+        if p.starts_with(me) && (p.len() == tail || p[tail] == b'/') {
+            p = [format!("/proc/{pid}").as_bytes(), &p[tail..]].concat();
+        }
+    }
+    let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&p)) else {
+        return out;
+    };
+    let mut r = real.into_os_string().into_vec();
+    if !leaf.is_empty() {
+        if r != b"/" {
+            r.push(b'/');
+        }
+        r.extend_from_slice(leaf);
+    }
+    if r != lexical {
+        out.push(r);
+    }
+    out
+}
+
+/// Whether `path` (absolute) is a directory itself, not a symlink to one.
+fn is_dir_nofollow(path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path)).is_ok_and(|m| m.is_dir())
+}
+
+/// The trapped process's environment as it started (for `when.env`; a later `setenv` in the
+/// process is not visible here).
+fn proc_environ(pid: u32) -> Vec<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|e| !e.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Answers one notification: continue it, or fail it with `error`.
