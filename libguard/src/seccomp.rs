@@ -213,7 +213,6 @@ pub fn execveat(
 /// register is free for the session value; without a filter it is 0 (no hashing on the hot
 /// path).
 pub fn openat2(dirfd: i32, path: *const libc::c_char, how: usize, size: usize) -> isize {
-    let m = if is_filtered() { magic() } else { 0 };
     unsafe {
         raw::sys6(
             libc::SYS_openat2,
@@ -223,10 +222,27 @@ pub fn openat2(dirfd: i32, path: *const libc::c_char, how: usize, size: usize) -
                 how,
                 size,
                 0,
-                m as usize,
+                bypass(),
             ],
         )
     }
+}
+
+/// The sixth-register value for this library's own file calls of at most five arguments
+/// (`raw::openat`, [`openat2`]): the session value when this process is filtered, else 0
+/// (one relaxed load: no hashing on the unfiltered hot path).
+#[inline]
+pub fn bypass() -> usize {
+    BYPASS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// [`magic`] once [`FILTERED`] is set (taken with it in `at_start`), else 0.
+static BYPASS: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+fn set_filtered(on: bool) {
+    use core::sync::atomic::Ordering;
+    BYPASS.store(if on { magic() as usize } else { 0 }, Ordering::Relaxed);
+    FILTERED.store(on, Ordering::Relaxed);
 }
 
 /// A BPF program in a fixed array (vfork-safe), with forward jumps patched by label.
@@ -676,13 +692,12 @@ pub fn diagnose(what: &[u8], err: &str, filter_left: bool) {
 /// Also takes the [`is_filtered`] snapshot (one syscall per process start, and only in a
 /// guarded session).
 pub fn at_start() {
-    use core::sync::atomic::Ordering;
     let c = state::cfg();
     if !possible() {
         return;
     }
     if filtered() {
-        FILTERED.store(true, Ordering::Relaxed);
+        set_filtered(true);
         return;
     }
     if c.runtime != "go" {
@@ -690,10 +705,10 @@ pub fn at_start() {
     }
     let mut left = false;
     match install(Why::GoStart, c.exe.as_bytes(), &mut left) {
-        Ok(()) => FILTERED.store(true, Ordering::Relaxed),
+        Ok(()) => set_filtered(true),
         Err(e) => {
             // A filter without supervisor still honours our own magic calls.
-            FILTERED.store(left, Ordering::Relaxed);
+            set_filtered(left);
             diagnose(c.exe.as_bytes(), e, left);
             unavailable_event(c.exe.as_bytes(), e);
         }

@@ -526,10 +526,11 @@ fn static_c_raw_unlink_is_supervised() {
     let ws = file_tree(&s);
     let r = raw.display();
     let out = s.run(&format!(
-        "{r} --unlink protected/a.txt; {r} --unlink free/b.txt"
+        "{r} --unlink protected/a.txt; {r} --unlink free/b.txt; {r} --unlink \"$GUARD_RULESET\"; \
+         test -f \"$GUARD_RULESET\" && echo ruleset-kept"
     ));
     let (o, e) = text(&out);
-    assert_eq!(o, "ERR 13\nOK\n", "stderr {e}");
+    assert_eq!(o, "ERR 13\nOK\nERR 13\nruleset-kept\n", "stderr {e}");
     assert!(ws.join("protected/a.txt").exists());
     assert!(!ws.join("free/b.txt").exists());
     let ev = s.events();
@@ -542,6 +543,15 @@ fn static_c_raw_unlink_is_supervised() {
         deny["target"],
         format!("{}/protected/a.txt", ws.display()),
         "{deny}"
+    );
+    assert!(
+        find(&ev, |x| seccomp(x)
+            && x["action"] == "delete"
+            && x["decision"] == "deny"
+            && x["rule"] == "guard-self-protection"
+            && x["target"].as_str().unwrap_or("").ends_with(".rules"))
+        .is_some(),
+        "the guard's own ruleset is protected from a static binary too: {ev:#?}"
     );
 }
 

@@ -463,6 +463,39 @@ impl Supervisor {
                 }
             }
         }
+        // The guard protects itself whatever the policy and mode say (libguard's
+        // `selfprotect`): the trapped process's GUARD_PROTECT, plus what this broker knows
+        // itself (the ruleset and the spill directory), which a static parent cannot drop.
+        let mut protect: Vec<Vec<u8>> = env
+            .get(b"GUARD_PROTECT")
+            .map(|v| v.split(|c| *c == b':').map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        {
+            use std::os::unix::ffi::OsStrExt;
+            protect.push(self.ruleset.as_os_str().as_bytes().to_vec());
+            if let Some(d) = &self.shared.spill {
+                protect.push(d.as_os_str().as_bytes().to_vec());
+            }
+        }
+        if let Some((acc, nm, _)) = checks.iter().find(|(acc, nm, _)| {
+            *acc != FileAccess::Read
+                && protect
+                    .iter()
+                    .any(|p| touches(nm, p, *acc == FileAccess::Delete))
+        }) {
+            self.record(&Record {
+                pid,
+                action: acc.as_str(),
+                target: &String::from_utf8_lossy(nm),
+                decision: Decision::Deny,
+                enforce: Decision::Deny,
+                rule: SELF_RULE,
+                reason: SELF_REASON,
+                tags: "",
+                approval: None,
+            });
+            return Some((false, libc::EACCES));
+        }
         let (access, name, v) = checks.into_iter().fold(
             None,
             |best: Option<(FileAccess, Vec<u8>, guard_proto::Verdict)>, c| match best {
@@ -854,6 +887,29 @@ fn names_of(pid: u32, lexical: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+const SELF_RULE: &str = "guard-self-protection";
+const SELF_REASON: &str = "guarded processes cannot modify the guard's policy, ruleset, library, binary, state or sockets";
+
+/// Whether `name` is the protected path `p`, below it, or (`ancestors`: a delete or a rename's
+/// source, which would move the protected tree away) a proper ancestor of it. As libguard's
+/// `selfprotect::touches`.
+fn touches(name: &[u8], p: &[u8], ancestors: bool) -> bool {
+    fn trim(mut p: &[u8]) -> &[u8] {
+        while p.len() > 1 && p.last() == Some(&b'/') {
+            p = &p[..p.len() - 1];
+        }
+        p
+    }
+    let (name, p) = (trim(name), trim(p));
+    if p.first() != Some(&b'/') || name.is_empty() {
+        return false;
+    }
+    let below = |a: &[u8], b: &[u8]| {
+        a.len() > b.len() && a.starts_with(b) && (b == b"/" || a.get(b.len()) == Some(&b'/'))
+    };
+    name == p || below(name, p) || (ancestors && name != b"/" && below(p, name))
+}
+
 /// Whether `path` (absolute) is a directory itself, not a symlink to one.
 fn is_dir_nofollow(path: &[u8]) -> bool {
     use std::os::unix::ffi::OsStrExt;
@@ -1163,6 +1219,98 @@ mod tests {
         assert_eq!(read_str(&mem, 0), None);
         // An unmapped address reads as nothing, not a panic.
         assert_eq!(read_str(&mem, 8), None);
+    }
+
+    #[test]
+    fn file_calls_decode_like_the_kernel_reads_them() {
+        let cwd = libc::AT_FDCWD as i64;
+        let at = |d: i64, p: u64| Some(NameArg { dirfd: d, ptr: p });
+        let ro = libc::O_RDONLY as u64;
+        let wr = (libc::O_WRONLY | libc::O_CREAT) as u64;
+        // A read-only openat is not a file operation (the filter does not trap it either).
+        assert_eq!(file_call(libc::SYS_openat, &[3, 10, ro, 0, 0, 0]), None);
+        let c = file_call(libc::SYS_openat, &[3, 10, wr, 0, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Write, [at(3, 10), None]));
+        // AT_FDCWD arrives as a 64-bit register holding the int -100.
+        let c = file_call(
+            libc::SYS_unlinkat,
+            &[(-100i64) as u32 as u64, 10, 0, 0, 0, 0],
+        );
+        assert_eq!(c.unwrap().names, [at(cwd, 10), None]);
+        let c = file_call(libc::SYS_openat2, &[3, 10, 99, 24, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.how), (FileKind::Write, Some(99)));
+        let c = file_call(libc::SYS_renameat2, &[3, 10, 4, 11, 2, 0]).unwrap();
+        assert_eq!(
+            (c.kind, c.names, c.flags),
+            (FileKind::Rename, [at(3, 10), at(4, 11)], 2)
+        );
+        let c = file_call(libc::SYS_linkat, &[3, 10, 4, 11, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Link, [at(3, 10), at(4, 11)]));
+        let c = file_call(libc::SYS_symlinkat, &[10, 4, 11, 0, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Write, [at(4, 11), None]));
+        assert_eq!(file_call(libc::SYS_read, &[0; 6]), None);
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(file_call(libc::SYS_open, &[10, ro, 0, 0, 0, 0]), None);
+            let c = file_call(libc::SYS_rename, &[10, 11, 0, 0, 0, 0]).unwrap();
+            assert_eq!(c.names, [at(cwd, 10), at(cwd, 11)]);
+            let c = file_call(libc::SYS_rmdir, &[10, 0, 0, 0, 0, 0]).unwrap();
+            assert_eq!(c.kind, FileKind::Delete);
+        }
+    }
+
+    #[test]
+    fn write_class_flags_match_libguard() {
+        assert!(!write_class(libc::O_RDONLY as u64));
+        assert!(!write_class(
+            (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY) as u64
+        ));
+        for f in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_CREAT,
+            libc::O_TRUNC,
+            libc::O_APPEND,
+            libc::O_TMPFILE | libc::O_WRONLY,
+        ] {
+            assert!(write_class(f as u64), "{f:#o}");
+        }
+    }
+
+    #[test]
+    fn self_protection_covers_the_path_below_and_for_deletes_the_ancestors() {
+        let p = b"/home/a/.local/state/guard";
+        assert!(touches(b"/home/a/.local/state/guard", p, false));
+        assert!(touches(b"/home/a/.local/state/guard/x/y", p, false));
+        assert!(!touches(b"/home/a/.local/state/guardian", p, false));
+        assert!(!touches(b"/home/a/.local", p, false));
+        assert!(touches(b"/home/a/.local", p, true));
+        assert!(!touches(b"/", p, true));
+        assert!(!touches(b"/home/a/x", b"", true));
+    }
+
+    #[test]
+    fn names_add_the_resolved_parent() {
+        let d = std::env::temp_dir().join(format!("kl-names-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        let link = d.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(d.join("real"), &link).unwrap();
+        let real = std::fs::canonicalize(d.join("real")).unwrap();
+        let lex = format!("{}/f", link.display());
+        let n = names_of(std::process::id(), lex.as_bytes());
+        assert_eq!(n[0], lex.as_bytes());
+        assert_eq!(
+            n.get(1).map(|v| v.as_slice()),
+            Some(format!("{}/f", real.display()).as_bytes())
+        );
+        // Nothing to resolve: the lexical name alone.
+        let plain = format!("{}/f", real.display());
+        assert_eq!(
+            names_of(1, plain.as_bytes()),
+            vec![plain.as_bytes().to_vec()]
+        );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
