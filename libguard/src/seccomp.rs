@@ -1,5 +1,8 @@
 //! The kernel layer, process side: a seccomp user-notification filter that sends `execve`,
-//! `execveat`, `connect` and `sendto` with a destination to the session broker (`guardctl/src/broker/seccomp.rs`) for the
+//! `execveat`, `connect`, `sendto` with a destination, and destructive file operations
+//! (write-class `open`/`openat` — the flags are checked in BPF, read-only opens never leave the
+//! kernel — `openat2`, unlink, rmdir, rename, truncate, mkdir, link, symlink) to the session
+//! broker (`guardctl/src/broker/seccomp.rs`) for the
 //! processes this library cannot see into: Go programs (they exec and connect with raw
 //! syscalls, even with cgo) and statically linked binaries (they never load the preload).
 //! The filter is inherited by every descendant and cannot be removed. See
@@ -20,7 +23,10 @@
 //!
 //! The library's own already-judged calls skip the round trip: it issues them as raw syscalls
 //! with a per-session value ([`magic`]) in the sixth argument register, which `execve`,
-//! `execveat` and `connect` ignore, and the BPF program lets exactly those through. Anything
+//! `execveat`, `connect`, `openat` and `openat2` ignore, and the BPF program lets exactly those
+//! through ([`bypass`]: `raw::openat` and the open fast path). What it hands to the real libc
+//! function instead (its slow-path opens, unlink, rename...) is judged a second time by the
+//! broker. Anything
 //! that knows the session id and this scheme can forge it: a deliberately malicious binary is
 //! outside what this layer claims to stop (DESIGN.md, threat model).
 

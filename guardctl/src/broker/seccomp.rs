@@ -1,6 +1,10 @@
 //! The kernel layer, broker side: services the seccomp user-notification listeners that guarded
 //! processes hand over (`libguard/src/seccomp.rs`, wire message `Supervise`), one thread per
-//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination) is read from `/proc/<pid>/mem`, checked
+//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination), or
+//! destructive file operation (write-class open, `openat2` — read-only ones are continued at
+//! once — unlink, rmdir, rename, truncate, mkdir, link, symlink: names resolved against the
+//! caller's cwd or dirfd, checked like libguard's hooks, plus the guard's self-protection) is
+//! read from `/proc/<pid>/mem`, checked
 //! still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) after the read, evaluated with the session's
 //! compiled ruleset and the same evaluator libguard uses, answered `CONTINUE` or `EACCES`, and
 //! recorded with `"layer": "seccomp"`.
@@ -421,7 +425,7 @@ impl Supervisor {
         // (access, name, verdict) of every check; the strictest one decides.
         let mut checks: Vec<(FileAccess, Vec<u8>, guard_proto::Verdict)> = Vec::new();
         let file = |access: FileAccess, name: &[u8], checks: &mut Vec<_>| {
-            for nm in names_of(pid, name) {
+            for nm in names_of(pid, name, call.follow && access == FileAccess::Write) {
                 let v = rs.evaluate(&Action::File { path: &nm, access }, &ctx);
                 checks.push((access, nm, v));
             }
@@ -454,7 +458,7 @@ impl Supervisor {
                         continue;
                     }
                     for (acc, name) in [(FileAccess::Delete, from), (FileAccess::Write, to)] {
-                        for nm in names_of(pid, name) {
+                        for nm in names_of(pid, name, false) {
                             if let Some(v) = rs.rule_guarding_below(&nm) {
                                 checks.push((acc, nm, v));
                             }
@@ -780,6 +784,8 @@ struct FileCall {
     flags: u64,
     /// openat2: the address of its `struct open_how` (the flags the filter could not see).
     how: Option<u64>,
+    /// The kernel follows a symlink in the last component (open, creat, truncate).
+    follow: bool,
 }
 
 /// The file operation of system call `nr` (without the x32 bit), or `None` for the others.
@@ -798,18 +804,25 @@ fn file_call(nr: i64, a: &[u64; 6]) -> Option<FileCall> {
         names: [Some(n), None],
         flags: 0,
         how: None,
+        follow: false,
+    };
+    let opens = |n: NameArg| FileCall {
+        follow: true,
+        ..one(FileKind::Write, n)
     };
     let two = |kind, x: NameArg, y: NameArg, flags: u64| FileCall {
         kind,
         names: [Some(x), Some(y)],
         flags,
         how: None,
+        follow: false,
     };
     #[cfg(target_arch = "x86_64")]
     {
         let c = match nr {
-            libc::SYS_open if write_class(a[1]) => Some(one(FileKind::Write, here(0))),
-            libc::SYS_creat | libc::SYS_mkdir => Some(one(FileKind::Write, here(0))),
+            libc::SYS_open if write_class(a[1]) => Some(opens(here(0))),
+            libc::SYS_creat => Some(opens(here(0))),
+            libc::SYS_mkdir => Some(one(FileKind::Write, here(0))),
             libc::SYS_unlink | libc::SYS_rmdir => Some(one(FileKind::Delete, here(0))),
             libc::SYS_rename => Some(two(FileKind::Rename, here(0), here(1), 0)),
             libc::SYS_renameat => Some(two(FileKind::Rename, at(0), at(2), 0)),
@@ -822,12 +835,12 @@ fn file_call(nr: i64, a: &[u64; 6]) -> Option<FileCall> {
         }
     }
     match nr {
-        libc::SYS_openat if write_class(a[2]) => Some(one(FileKind::Write, at(0))),
+        libc::SYS_openat if write_class(a[2]) => Some(opens(at(0))),
         libc::SYS_openat2 => Some(FileCall {
             how: Some(a[2]),
-            ..one(FileKind::Write, at(0))
+            ..opens(at(0))
         }),
-        libc::SYS_truncate => Some(one(FileKind::Write, here(0))),
+        libc::SYS_truncate => Some(opens(here(0))),
         libc::SYS_mkdirat => Some(one(FileKind::Write, at(0))),
         libc::SYS_unlinkat => Some(one(FileKind::Delete, at(0))),
         libc::SYS_renameat2 => Some(two(FileKind::Rename, at(0), at(2), a[4])),
@@ -853,25 +866,35 @@ fn write_class(flags: u64) -> bool {
 
 /// The names a check is made under: the lexical one, and the one with the parent's symlinks
 /// resolved when that differs (`/tmp/link/x` with `/tmp/link -> ~/.ssh`). The last component
-/// is not followed: unlink, rename and mkdir act on the entry itself. `/proc/self` in a name
-/// means the trapped process, not this broker.
-fn names_of(pid: u32, lexical: &[u8]) -> Vec<Vec<u8>> {
+/// is followed only with `follow` (an open, which follows a symlink there; unlink, rename and
+/// mkdir act on the entry itself). `/proc/self` in a name means the trapped process, not this
+/// broker.
+fn names_of(pid: u32, lexical: &[u8], follow: bool) -> Vec<Vec<u8>> {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let mut out = vec![lexical.to_vec()];
     let Some(cut) = lexical.iter().rposition(|c| *c == b'/') else {
         return out;
     };
-    let (parent, leaf) = (&lexical[..cut.max(1)], &lexical[cut + 1..]);
-    let mut p = parent.to_vec();
-    for (me, tail) in [
-        (&b"/proc/self"[..], 10usize),
-        (&b"/proc/thread-self"[..], 17),
-    ] {
-        if p.starts_with(me) && (p.len() == tail || p[tail] == b'/') {
-            p = [format!("/proc/{pid}").as_bytes(), &p[tail..]].concat();
+    let theirs = |p: &[u8]| -> Vec<u8> {
+        for (me, tail) in [
+            (&b"/proc/self"[..], 10usize),
+            (&b"/proc/thread-self"[..], 17),
+        ] {
+            if p.starts_with(me) && (p.len() == tail || p[tail] == b'/') {
+                return [format!("/proc/{pid}").as_bytes(), &p[tail..]].concat();
+            }
+        }
+        p.to_vec()
+    };
+    if follow && let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&theirs(lexical)))
+    {
+        let r = real.into_os_string().into_vec();
+        if r != lexical {
+            out.push(r);
         }
     }
-    let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&p)) else {
+    let (parent, leaf) = (&lexical[..cut.max(1)], &lexical[cut + 1..]);
+    let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&theirs(parent))) else {
         return out;
     };
     let mut r = real.into_os_string().into_vec();
@@ -881,7 +904,7 @@ fn names_of(pid: u32, lexical: &[u8]) -> Vec<Vec<u8>> {
         }
         r.extend_from_slice(leaf);
     }
-    if r != lexical {
+    if !out.contains(&r) {
         out.push(r);
     }
     out
@@ -1298,7 +1321,7 @@ mod tests {
         std::os::unix::fs::symlink(d.join("real"), &link).unwrap();
         let real = std::fs::canonicalize(d.join("real")).unwrap();
         let lex = format!("{}/f", link.display());
-        let n = names_of(std::process::id(), lex.as_bytes());
+        let n = names_of(std::process::id(), lex.as_bytes(), false);
         assert_eq!(n[0], lex.as_bytes());
         assert_eq!(
             n.get(1).map(|v| v.as_slice()),
@@ -1307,9 +1330,21 @@ mod tests {
         // Nothing to resolve: the lexical name alone.
         let plain = format!("{}/f", real.display());
         assert_eq!(
-            names_of(1, plain.as_bytes()),
+            names_of(1, plain.as_bytes(), false),
             vec![plain.as_bytes().to_vec()]
         );
+        // An open follows a symlink at the end of the name; a delete acts on the link.
+        let flink = real.join("flink");
+        std::os::unix::fs::symlink(real.join("target"), &flink).unwrap();
+        let fl = flink.display().to_string();
+        assert_eq!(
+            names_of(1, fl.as_bytes(), false),
+            vec![fl.as_bytes().to_vec()]
+        );
+        let _ = std::fs::write(real.join("target"), "x");
+        let followed = names_of(1, fl.as_bytes(), true);
+        assert_eq!(followed.len(), 2, "{followed:?}");
+        assert!(followed[1].ends_with(b"/real/target"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
