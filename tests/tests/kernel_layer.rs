@@ -187,6 +187,15 @@ reason = "reads are recorded where they are seen"
 examples = {{ match = ["read {{workspace}}/protected/a.txt"], no_match = ["read {{workspace}}/free/a.txt"] }}
 
 [[rule]]
+id = "kt-ask-delete"
+on = "file"
+paths = ["{{workspace}}/askdir/**"]
+access = ["delete"]
+decision = "ask"
+reason = "a human confirms deletes here"
+examples = {{ match = ["delete {{workspace}}/askdir/x"], no_match = ["delete {{workspace}}/free/x"] }}
+
+[[rule]]
 id = "kt-terraform-apply"
 on = "exec"
 command = "terraform apply"
@@ -650,6 +659,83 @@ fn asks_from_the_kernel_layer_go_to_the_human() {
     assert_eq!(asked[0]["approval"]["answer"], "approved", "{}", asked[0]);
     assert_eq!(asked[1]["decision"], "deny");
     assert_eq!(asked[1]["approval"]["answer"], "denied", "{}", asked[1]);
+}
+
+/// A file delete that a rule sends to the human, from a static Go program: approved it happens,
+/// denied it fails with EACCES and the file stays.
+#[test]
+fn file_asks_from_the_kernel_layer_go_to_the_human() {
+    if !seccomp_listener_available() {
+        return;
+    }
+    let Some(probe) = go_probe(false) else { return };
+    let s = Session::new("kl-file-ask", 9);
+    let ws = s.sb.workspace().to_path_buf();
+    std::fs::create_dir_all(ws.join("askdir")).unwrap();
+    std::fs::write(ws.join("askdir/one"), "1").unwrap();
+    std::fs::write(ws.join("askdir/two"), "2").unwrap();
+    let p = probe.display();
+    let child = s
+        .guardctl()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .arg("run")
+        .arg("--policy")
+        .arg(&s.policy)
+        .args([
+            "--",
+            "bash",
+            "-c",
+            &format!("{p} rm askdir/one; {p} rm askdir/two"),
+        ])
+        .spawn()
+        .unwrap();
+    for verb in ["approve", "deny"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let id = loop {
+            let out = s.guardctl().args(["pending", "--json"]).output().unwrap();
+            let first = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .next();
+            if let Some(v) = first {
+                assert_eq!(v["rule"], "kt-ask-delete", "{v}");
+                break v["id"].as_u64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no pending ask");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let out = s.guardctl().args([verb, &id.to_string()]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().unwrap();
+    let (o, e) = text(&out);
+    assert_eq!(o, "OK\nERR 13\n", "{e}");
+    assert!(!ws.join("askdir/one").exists());
+    assert!(ws.join("askdir/two").exists());
+    let ev = s.events();
+    let asked: Vec<&Value> = ev
+        .iter()
+        .filter(|x| seccomp(x) && x["rule"] == "kt-ask-delete")
+        .collect();
+    // Go's os.Remove tries unlinkat, then unlinkat(AT_REMOVEDIR): a refused file is asked
+    // about (and recorded) for both calls; the broker answers the second from the first.
+    assert!(asked.len() >= 2, "{ev:#?}");
+    assert_eq!(asked[0]["action"], "delete");
+    assert_eq!(asked[0]["approval"]["answer"], "approved", "{}", asked[0]);
+    for a in &asked[1..] {
+        assert_eq!(a["decision"], "deny", "{a}");
+        assert_eq!(a["approval"]["answer"], "denied", "{a}");
+        assert!(
+            a["target"].as_str().unwrap().ends_with("/askdir/two"),
+            "{a}"
+        );
+    }
 }
 
 /// `unguardable_exec = "deny"` still refuses static binaries (the kernel layer does not cover
