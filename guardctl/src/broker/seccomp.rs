@@ -396,12 +396,12 @@ impl Supervisor {
                 // The kernel refuses it (ENOENT) without touching anything.
                 return Some((true, 0));
             }
-            names.push(resolve(
-                pid,
-                nm.dirfd,
-                &path,
-                if empty_ok { call.flags } else { 0 },
-            ));
+            let Some(name) =
+                resolve_in(pid, nm.dirfd, &path, if empty_ok { call.flags } else { 0 })
+            else {
+                return Some((false, libc::EACCES));
+            };
+            names.push(name);
         }
         if !still_valid(fd, n.id) {
             return Some((false, libc::EACCES));
@@ -1130,22 +1130,33 @@ fn read_heads(pid: u32, ptrs: &[u64]) -> Vec<Option<Vec<u8>>> {
 
 /// The program's absolute path, lexically (like libguard's `path::lexical`).
 fn resolve(pid: u32, dirfd: i64, path: &[u8], flags: u64) -> Vec<u8> {
+    resolve_in(pid, dirfd, path, flags).unwrap_or_else(|| clean(b"", path))
+}
+
+/// The absolute name the kernel will act on, lexically: `None` when it is relative to a
+/// directory whose name cannot be read as an absolute path (the process is gone, or the fd is
+/// no directory: a pipe, a socket), so that a file check never runs on a made-up name.
+fn resolve_in(pid: u32, dirfd: i64, path: &[u8], flags: u64) -> Option<Vec<u8>> {
     let base = if path.first() == Some(&b'/') {
-        String::new()
+        return Some(clean(b"", path));
     } else if dirfd == libc::AT_FDCWD as i64 {
         proc_link(pid, "cwd")
     } else {
         proc_link(pid, &format!("fd/{dirfd}"))
     };
-    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
-        return base.into_bytes();
+    if !base.starts_with('/') {
+        return None;
     }
+    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
+        return Some(base.into_bytes());
+    }
+    Some(clean(base.as_bytes(), path))
+}
+
+/// `base` + `/` + `path`, with `.`, `..` and repeated slashes taken out lexically.
+fn clean(base: &[u8], path: &[u8]) -> Vec<u8> {
     let mut parts: Vec<&[u8]> = Vec::new();
-    for c in base
-        .as_bytes()
-        .split(|c| *c == b'/')
-        .chain(path.split(|c| *c == b'/'))
-    {
+    for c in base.split(|c| *c == b'/').chain(path.split(|c| *c == b'/')) {
         match c {
             b"" | b"." => {}
             b".." => {
@@ -1196,6 +1207,30 @@ mod tests {
     #[test]
     fn programs_resolve_lexically() {
         assert_eq!(resolve(1, -100, b"/usr/bin/../bin/./ls", 0), b"/usr/bin/ls");
+    }
+
+    #[test]
+    fn names_resolve_against_cwd_and_dirfd_or_not_at_all() {
+        let me = std::process::id();
+        let cwd = std::env::current_dir().unwrap();
+        let want = format!("{}/x", cwd.display());
+        assert_eq!(resolve_in(me, -100, b"a/../x", 0), Some(want.into_bytes()));
+        let dir = File::open("/usr").unwrap();
+        let fd = dir.as_raw_fd() as i64;
+        assert_eq!(
+            resolve_in(me, fd, b"./bin//ls", 0),
+            Some(b"/usr/bin/ls".to_vec())
+        );
+        let at_empty = libc::AT_EMPTY_PATH as u64;
+        assert_eq!(resolve_in(me, fd, b"", at_empty), Some(b"/usr".to_vec()));
+        // A pipe is no directory: no name to judge.
+        let (r, _w) = std::io::pipe().unwrap();
+        assert_eq!(resolve_in(me, r.as_raw_fd() as i64, b"x", 0), None);
+        // Absolute names ignore the dirfd.
+        assert_eq!(
+            resolve_in(me, 999_999, b"/a/./b", 0),
+            Some(b"/a/b".to_vec())
+        );
     }
 
     #[test]
