@@ -1,6 +1,10 @@
 //! The kernel layer, broker side: services the seccomp user-notification listeners that guarded
 //! processes hand over (`libguard/src/seccomp.rs`, wire message `Supervise`), one thread per
-//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination) is read from `/proc/<pid>/mem`, checked
+//! listener. Each trapped `execve`/`execveat`/`connect`/`sendto` (with a destination), or
+//! destructive file operation (write-class open, `openat2` — read-only ones are continued at
+//! once — unlink, rmdir, rename, truncate, mkdir, link, symlink: names resolved against the
+//! caller's cwd or dirfd, checked like libguard's hooks, plus the guard's self-protection) is
+//! read from `/proc/<pid>/mem`, checked
 //! still pending (`SECCOMP_IOCTL_NOTIF_ID_VALID`) after the read, evaluated with the session's
 //! compiled ruleset and the same evaluator libguard uses, answered `CONTINUE` or `EACCES`, and
 //! recorded with `"layer": "seccomp"`.
@@ -17,7 +21,7 @@
 use super::event::AuditEvent;
 use super::{Item, Shared};
 use guard_proto::wire::{self, Supervise};
-use guard_proto::{Action, Context, Decision, EnvLookup, Ruleset};
+use guard_proto::{Action, Context, Decision, EnvLookup, FileAccess, Ruleset};
 use std::fs::File;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -267,6 +271,9 @@ impl Supervisor {
             return Some((false, libc::EACCES));
         };
         let x32 = 0x4000_0000i64;
+        if let Some(call) = file_call(nr & !x32, &a) {
+            return self.handle_file(fd, n, &mem, call, rs);
+        }
         let sockaddr = if nr == libc::SYS_connect || nr == x32 | libc::SYS_connect {
             Some((a[1], a[2]))
         } else if nr == libc::SYS_sendto || nr == x32 | libc::SYS_sendto {
@@ -351,6 +358,157 @@ impl Supervisor {
             &ctx,
         );
         self.conclude(fd, n.id, rs, pid, "exec", &target, v, true)
+    }
+
+    /// A trapped destructive file operation: the names are resolved the way the kernel will
+    /// (lexically, from the caller's cwd or dirfd, plus the symlink-resolved parent), each
+    /// check evaluated like libguard's hooks do, and the strictest verdict concludes the call.
+    fn handle_file(
+        self: &Arc<Self>,
+        fd: &Arc<OwnedFd>,
+        n: &Notif,
+        mem: &File,
+        call: FileCall,
+        rs: Option<&Ruleset<'_>>,
+    ) -> Option<(bool, i32)> {
+        let pid = n.pid;
+        if let Some(how) = call.how {
+            // openat2: the flags are the first u64 of `struct open_how`.
+            let mut b = [0u8; 8];
+            if mem.read_at(&mut b, how).ok() != Some(8) {
+                return Some((false, libc::EFAULT));
+            }
+            let flags = u64::from_le_bytes(b);
+            if !write_class(flags) {
+                return Some((true, 0));
+            }
+        }
+        let mut names: Vec<Vec<u8>> = Vec::with_capacity(2);
+        for (i, nm) in call.names.iter().enumerate() {
+            let Some(nm) = nm else { continue };
+            let Some(path) = read_str(mem, nm.ptr) else {
+                return Some((false, libc::EFAULT));
+            };
+            let empty_ok = i == 0
+                && call.kind == FileKind::Link
+                && call.flags & libc::AT_EMPTY_PATH as u64 != 0;
+            if path.is_empty() && !empty_ok {
+                // The kernel refuses it (ENOENT) without touching anything.
+                return Some((true, 0));
+            }
+            let Some(name) =
+                resolve_in(pid, nm.dirfd, &path, if empty_ok { call.flags } else { 0 })
+            else {
+                return Some((false, libc::EACCES));
+            };
+            names.push(name);
+        }
+        if !still_valid(fd, n.id) {
+            return Some((false, libc::EACCES));
+        }
+        let first = names.first().cloned().unwrap_or_default();
+        let target = String::from_utf8_lossy(&first).into_owned();
+        let Some(rs) = rs else {
+            let kind = match call.kind {
+                FileKind::Delete => "delete",
+                _ => "write",
+            };
+            return Some(self.refuse_degraded(pid, kind, &target));
+        };
+        let cwd = proc_link(pid, "cwd");
+        let env = BytesEnv(proc_environ(pid));
+        let ctx = Context {
+            env: &env,
+            cwd: cwd.as_bytes(),
+            agent: self.shared.info.agent.as_bytes(),
+        };
+        // (access, name, verdict) of every check; the strictest one decides.
+        let mut checks: Vec<(FileAccess, Vec<u8>, guard_proto::Verdict)> = Vec::new();
+        let file = |access: FileAccess, name: &[u8], checks: &mut Vec<_>| {
+            for nm in names_of(pid, name, call.follow && access == FileAccess::Write) {
+                let v = rs.evaluate(&Action::File { path: &nm, access }, &ctx);
+                checks.push((access, nm, v));
+            }
+        };
+        let second = names.get(1).cloned().unwrap_or_default();
+        match call.kind {
+            FileKind::Write => file(FileAccess::Write, &first, &mut checks),
+            FileKind::Delete => file(FileAccess::Delete, &first, &mut checks),
+            FileKind::Link => {
+                for acc in [FileAccess::Read, FileAccess::Write, FileAccess::Delete] {
+                    file(acc, &first, &mut checks);
+                }
+                file(FileAccess::Write, &second, &mut checks);
+            }
+            FileKind::Rename => {
+                let exchange = call.flags & libc::RENAME_EXCHANGE as u64 != 0;
+                file(FileAccess::Delete, &first, &mut checks);
+                file(FileAccess::Write, &second, &mut checks);
+                if exchange {
+                    file(FileAccess::Write, &first, &mut checks);
+                    file(FileAccess::Delete, &second, &mut checks);
+                }
+                // A directory carries everything below it (libguard's `dir_move_denied`).
+                let mut moves = vec![(&first, &second)];
+                if exchange {
+                    moves.push((&second, &first));
+                }
+                for (from, to) in moves {
+                    if !is_dir_nofollow(from) {
+                        continue;
+                    }
+                    for (acc, name) in [(FileAccess::Delete, from), (FileAccess::Write, to)] {
+                        for nm in names_of(pid, name, false) {
+                            if let Some(v) = rs.rule_guarding_below(&nm) {
+                                checks.push((acc, nm, v));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The guard protects itself whatever the policy and mode say (libguard's
+        // `selfprotect`): the trapped process's GUARD_PROTECT, plus what this broker knows
+        // itself (the ruleset and the spill directory), which a static parent cannot drop.
+        let mut protect: Vec<Vec<u8>> = env
+            .get(b"GUARD_PROTECT")
+            .map(|v| v.split(|c| *c == b':').map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        {
+            use std::os::unix::ffi::OsStrExt;
+            protect.push(self.ruleset.as_os_str().as_bytes().to_vec());
+            if let Some(d) = &self.shared.spill {
+                protect.push(d.as_os_str().as_bytes().to_vec());
+            }
+        }
+        if let Some((acc, nm, _)) = checks.iter().find(|(acc, nm, _)| {
+            *acc != FileAccess::Read
+                && protect
+                    .iter()
+                    .any(|p| touches(nm, p, *acc == FileAccess::Delete))
+        }) {
+            self.record(&Record {
+                pid,
+                action: acc.as_str(),
+                target: &String::from_utf8_lossy(nm),
+                decision: Decision::Deny,
+                enforce: Decision::Deny,
+                rule: SELF_RULE,
+                reason: SELF_REASON,
+                tags: "",
+                approval: None,
+            });
+            return Some((false, libc::EACCES));
+        }
+        let (access, name, v) = checks.into_iter().fold(
+            None,
+            |best: Option<(FileAccess, Vec<u8>, guard_proto::Verdict)>, c| match best {
+                Some(b) if b.2.decision >= c.2.decision => Some(b),
+                _ => Some(c),
+            },
+        )?;
+        let target = String::from_utf8_lossy(&name).into_owned();
+        self.conclude(fd, n.id, rs, pid, access.as_str(), &target, v, false)
     }
 
     fn refuse_degraded(&self, pid: u32, action: &str, target: &str) -> (bool, i32) {
@@ -590,6 +748,210 @@ struct Ask {
     timeout_ms: u32,
 }
 
+/// Whether the notification is still pending (the caller has not died or been interrupted):
+/// asked after reading its memory, so what was read belongs to the call being answered.
+fn still_valid(fd: &OwnedFd, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: reads one u64.
+    unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_ID_VALID, &mut id) == 0 }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum FileKind {
+    /// Creates or modifies the name: write-class open, truncate, mkdir, symlink.
+    Write,
+    /// unlink, rmdir.
+    Delete,
+    /// A rename (`flags`: renameat2's).
+    Rename,
+    /// A hard link (`flags`: linkat's).
+    Link,
+}
+
+/// A path argument: the directory it is relative to and the string's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NameArg {
+    dirfd: i64,
+    ptr: u64,
+}
+
+/// A trapped destructive file operation, decoded from its registers.
+#[derive(Debug, PartialEq, Eq)]
+struct FileCall {
+    kind: FileKind,
+    /// The name acted on, and for a rename or link the second one.
+    names: [Option<NameArg>; 2],
+    flags: u64,
+    /// openat2: the address of its `struct open_how` (the flags the filter could not see).
+    how: Option<u64>,
+    /// The kernel follows a symlink in the last component (open, creat, truncate).
+    follow: bool,
+}
+
+/// The file operation of system call `nr` (without the x32 bit), or `None` for the others.
+fn file_call(nr: i64, a: &[u64; 6]) -> Option<FileCall> {
+    let cwd = libc::AT_FDCWD as i64;
+    let at = |i: usize| NameArg {
+        dirfd: a[i] as i32 as i64,
+        ptr: a[i + 1],
+    };
+    let here = |i: usize| NameArg {
+        dirfd: cwd,
+        ptr: a[i],
+    };
+    let one = |kind, n: NameArg| FileCall {
+        kind,
+        names: [Some(n), None],
+        flags: 0,
+        how: None,
+        follow: false,
+    };
+    let opens = |n: NameArg| FileCall {
+        follow: true,
+        ..one(FileKind::Write, n)
+    };
+    let two = |kind, x: NameArg, y: NameArg, flags: u64| FileCall {
+        kind,
+        names: [Some(x), Some(y)],
+        flags,
+        how: None,
+        follow: false,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        let c = match nr {
+            libc::SYS_open if write_class(a[1]) => Some(opens(here(0))),
+            libc::SYS_creat => Some(opens(here(0))),
+            libc::SYS_mkdir => Some(one(FileKind::Write, here(0))),
+            libc::SYS_unlink | libc::SYS_rmdir => Some(one(FileKind::Delete, here(0))),
+            libc::SYS_rename => Some(two(FileKind::Rename, here(0), here(1), 0)),
+            libc::SYS_renameat => Some(two(FileKind::Rename, at(0), at(2), 0)),
+            libc::SYS_link => Some(two(FileKind::Link, here(0), here(1), 0)),
+            libc::SYS_symlink => Some(one(FileKind::Write, here(1))),
+            _ => None,
+        };
+        if c.is_some() {
+            return c;
+        }
+    }
+    match nr {
+        libc::SYS_openat if write_class(a[2]) => Some(opens(at(0))),
+        libc::SYS_openat2 => Some(FileCall {
+            how: Some(a[2]),
+            ..opens(at(0))
+        }),
+        libc::SYS_truncate => Some(opens(here(0))),
+        libc::SYS_mkdirat => Some(one(FileKind::Write, at(0))),
+        libc::SYS_unlinkat => Some(one(FileKind::Delete, at(0))),
+        libc::SYS_renameat2 => Some(two(FileKind::Rename, at(0), at(2), a[4])),
+        libc::SYS_linkat => Some(two(FileKind::Link, at(0), at(2), a[4])),
+        libc::SYS_symlinkat => Some(one(
+            FileKind::Write,
+            NameArg {
+                dirfd: a[1] as i32 as i64,
+                ptr: a[2],
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Open flags that modify (like libguard's `access_of_flags`).
+fn write_class(flags: u64) -> bool {
+    let f = flags as u32 as i32;
+    f & libc::O_ACCMODE != libc::O_RDONLY
+        || f & (libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND) != 0
+        || f & libc::O_TMPFILE == libc::O_TMPFILE
+}
+
+/// The names a check is made under: the lexical one, and the one with the parent's symlinks
+/// resolved when that differs (`/tmp/link/x` with `/tmp/link -> ~/.ssh`). The last component
+/// is followed only with `follow` (an open, which follows a symlink there; unlink, rename and
+/// mkdir act on the entry itself). `/proc/self` in a name means the trapped process, not this
+/// broker.
+fn names_of(pid: u32, lexical: &[u8], follow: bool) -> Vec<Vec<u8>> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let mut out = vec![lexical.to_vec()];
+    let Some(cut) = lexical.iter().rposition(|c| *c == b'/') else {
+        return out;
+    };
+    let theirs = |p: &[u8]| -> Vec<u8> {
+        for (me, tail) in [
+            (&b"/proc/self"[..], 10usize),
+            (&b"/proc/thread-self"[..], 17),
+        ] {
+            if p.starts_with(me) && (p.len() == tail || p[tail] == b'/') {
+                return [format!("/proc/{pid}").as_bytes(), &p[tail..]].concat();
+            }
+        }
+        p.to_vec()
+    };
+    if follow && let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&theirs(lexical)))
+    {
+        let r = real.into_os_string().into_vec();
+        if r != lexical {
+            out.push(r);
+        }
+    }
+    let (parent, leaf) = (&lexical[..cut.max(1)], &lexical[cut + 1..]);
+    let Ok(real) = std::fs::canonicalize(std::ffi::OsStr::from_bytes(&theirs(parent))) else {
+        return out;
+    };
+    let mut r = real.into_os_string().into_vec();
+    if !leaf.is_empty() {
+        if r != b"/" {
+            r.push(b'/');
+        }
+        r.extend_from_slice(leaf);
+    }
+    if !out.contains(&r) {
+        out.push(r);
+    }
+    out
+}
+
+const SELF_RULE: &str = "guard-self-protection";
+const SELF_REASON: &str = "guarded processes cannot modify the guard's policy, ruleset, library, binary, state or sockets";
+
+/// Whether `name` is the protected path `p`, below it, or (`ancestors`: a delete or a rename's
+/// source, which would move the protected tree away) a proper ancestor of it. As libguard's
+/// `selfprotect::touches`.
+fn touches(name: &[u8], p: &[u8], ancestors: bool) -> bool {
+    fn trim(mut p: &[u8]) -> &[u8] {
+        while p.len() > 1 && p.last() == Some(&b'/') {
+            p = &p[..p.len() - 1];
+        }
+        p
+    }
+    let (name, p) = (trim(name), trim(p));
+    if p.first() != Some(&b'/') || name.is_empty() {
+        return false;
+    }
+    let below = |a: &[u8], b: &[u8]| {
+        a.len() > b.len() && a.starts_with(b) && (b == b"/" || a.get(b.len()) == Some(&b'/'))
+    };
+    name == p || below(name, p) || (ancestors && name != b"/" && below(p, name))
+}
+
+/// Whether `path` (absolute) is a directory itself, not a symlink to one.
+fn is_dir_nofollow(path: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(path)).is_ok_and(|m| m.is_dir())
+}
+
+/// The trapped process's environment as it started (for `when.env`; a later `setenv` in the
+/// process is not visible here).
+fn proc_environ(pid: u32) -> Vec<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|e| !e.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Answers one notification: continue it, or fail it with `error`.
 fn respond(fd: &OwnedFd, id: u64, allow: bool, error: i32) {
     let resp = Resp {
@@ -768,22 +1130,33 @@ fn read_heads(pid: u32, ptrs: &[u64]) -> Vec<Option<Vec<u8>>> {
 
 /// The program's absolute path, lexically (like libguard's `path::lexical`).
 fn resolve(pid: u32, dirfd: i64, path: &[u8], flags: u64) -> Vec<u8> {
+    resolve_in(pid, dirfd, path, flags).unwrap_or_else(|| clean(b"", path))
+}
+
+/// The absolute name the kernel will act on, lexically: `None` when it is relative to a
+/// directory whose name cannot be read as an absolute path (the process is gone, or the fd is
+/// no directory: a pipe, a socket), so that a file check never runs on a made-up name.
+fn resolve_in(pid: u32, dirfd: i64, path: &[u8], flags: u64) -> Option<Vec<u8>> {
     let base = if path.first() == Some(&b'/') {
-        String::new()
+        return Some(clean(b"", path));
     } else if dirfd == libc::AT_FDCWD as i64 {
         proc_link(pid, "cwd")
     } else {
         proc_link(pid, &format!("fd/{dirfd}"))
     };
-    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
-        return base.into_bytes();
+    if !base.starts_with('/') {
+        return None;
     }
+    if path.is_empty() && flags & libc::AT_EMPTY_PATH as u64 != 0 {
+        return Some(base.into_bytes());
+    }
+    Some(clean(base.as_bytes(), path))
+}
+
+/// `base` + `/` + `path`, with `.`, `..` and repeated slashes taken out lexically.
+fn clean(base: &[u8], path: &[u8]) -> Vec<u8> {
     let mut parts: Vec<&[u8]> = Vec::new();
-    for c in base
-        .as_bytes()
-        .split(|c| *c == b'/')
-        .chain(path.split(|c| *c == b'/'))
-    {
+    for c in base.split(|c| *c == b'/').chain(path.split(|c| *c == b'/')) {
         match c {
             b"" | b"." => {}
             b".." => {
@@ -837,6 +1210,30 @@ mod tests {
     }
 
     #[test]
+    fn names_resolve_against_cwd_and_dirfd_or_not_at_all() {
+        let me = std::process::id();
+        let cwd = std::env::current_dir().unwrap();
+        let want = format!("{}/x", cwd.display());
+        assert_eq!(resolve_in(me, -100, b"a/../x", 0), Some(want.into_bytes()));
+        let dir = File::open("/usr").unwrap();
+        let fd = dir.as_raw_fd() as i64;
+        assert_eq!(
+            resolve_in(me, fd, b"./bin//ls", 0),
+            Some(b"/usr/bin/ls".to_vec())
+        );
+        let at_empty = libc::AT_EMPTY_PATH as u64;
+        assert_eq!(resolve_in(me, fd, b"", at_empty), Some(b"/usr".to_vec()));
+        // A pipe is no directory: no name to judge.
+        let (r, _w) = std::io::pipe().unwrap();
+        assert_eq!(resolve_in(me, r.as_raw_fd() as i64, b"x", 0), None);
+        // Absolute names ignore the dirfd.
+        assert_eq!(
+            resolve_in(me, 999_999, b"/a/./b", 0),
+            Some(b"/a/b".to_vec())
+        );
+    }
+
+    #[test]
     fn sockaddrs_parse() {
         let mut v4 = vec![0u8; 16];
         v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
@@ -880,6 +1277,110 @@ mod tests {
         assert_eq!(read_str(&mem, 0), None);
         // An unmapped address reads as nothing, not a panic.
         assert_eq!(read_str(&mem, 8), None);
+    }
+
+    #[test]
+    fn file_calls_decode_like_the_kernel_reads_them() {
+        let cwd = libc::AT_FDCWD as i64;
+        let at = |d: i64, p: u64| Some(NameArg { dirfd: d, ptr: p });
+        let ro = libc::O_RDONLY as u64;
+        let wr = (libc::O_WRONLY | libc::O_CREAT) as u64;
+        // A read-only openat is not a file operation (the filter does not trap it either).
+        assert_eq!(file_call(libc::SYS_openat, &[3, 10, ro, 0, 0, 0]), None);
+        let c = file_call(libc::SYS_openat, &[3, 10, wr, 0, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Write, [at(3, 10), None]));
+        // AT_FDCWD arrives as a 64-bit register holding the int -100.
+        let c = file_call(
+            libc::SYS_unlinkat,
+            &[(-100i64) as u32 as u64, 10, 0, 0, 0, 0],
+        );
+        assert_eq!(c.unwrap().names, [at(cwd, 10), None]);
+        let c = file_call(libc::SYS_openat2, &[3, 10, 99, 24, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.how), (FileKind::Write, Some(99)));
+        let c = file_call(libc::SYS_renameat2, &[3, 10, 4, 11, 2, 0]).unwrap();
+        assert_eq!(
+            (c.kind, c.names, c.flags),
+            (FileKind::Rename, [at(3, 10), at(4, 11)], 2)
+        );
+        let c = file_call(libc::SYS_linkat, &[3, 10, 4, 11, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Link, [at(3, 10), at(4, 11)]));
+        let c = file_call(libc::SYS_symlinkat, &[10, 4, 11, 0, 0, 0]).unwrap();
+        assert_eq!((c.kind, c.names), (FileKind::Write, [at(4, 11), None]));
+        assert_eq!(file_call(libc::SYS_read, &[0; 6]), None);
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(file_call(libc::SYS_open, &[10, ro, 0, 0, 0, 0]), None);
+            let c = file_call(libc::SYS_rename, &[10, 11, 0, 0, 0, 0]).unwrap();
+            assert_eq!(c.names, [at(cwd, 10), at(cwd, 11)]);
+            let c = file_call(libc::SYS_rmdir, &[10, 0, 0, 0, 0, 0]).unwrap();
+            assert_eq!(c.kind, FileKind::Delete);
+        }
+    }
+
+    #[test]
+    fn write_class_flags_match_libguard() {
+        assert!(!write_class(libc::O_RDONLY as u64));
+        assert!(!write_class(
+            (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_DIRECTORY) as u64
+        ));
+        for f in [
+            libc::O_WRONLY,
+            libc::O_RDWR,
+            libc::O_CREAT,
+            libc::O_TRUNC,
+            libc::O_APPEND,
+            libc::O_TMPFILE | libc::O_WRONLY,
+        ] {
+            assert!(write_class(f as u64), "{f:#o}");
+        }
+    }
+
+    #[test]
+    fn self_protection_covers_the_path_below_and_for_deletes_the_ancestors() {
+        let p = b"/home/a/.local/state/guard";
+        assert!(touches(b"/home/a/.local/state/guard", p, false));
+        assert!(touches(b"/home/a/.local/state/guard/x/y", p, false));
+        assert!(!touches(b"/home/a/.local/state/guardian", p, false));
+        assert!(!touches(b"/home/a/.local", p, false));
+        assert!(touches(b"/home/a/.local", p, true));
+        assert!(!touches(b"/", p, true));
+        assert!(!touches(b"/home/a/x", b"", true));
+    }
+
+    #[test]
+    fn names_add_the_resolved_parent() {
+        let d = std::env::temp_dir().join(format!("kl-names-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("real")).unwrap();
+        let link = d.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(d.join("real"), &link).unwrap();
+        let real = std::fs::canonicalize(d.join("real")).unwrap();
+        let lex = format!("{}/f", link.display());
+        let n = names_of(std::process::id(), lex.as_bytes(), false);
+        assert_eq!(n[0], lex.as_bytes());
+        assert_eq!(
+            n.get(1).map(|v| v.as_slice()),
+            Some(format!("{}/f", real.display()).as_bytes())
+        );
+        // Nothing to resolve: the lexical name alone.
+        let plain = format!("{}/f", real.display());
+        assert_eq!(
+            names_of(1, plain.as_bytes(), false),
+            vec![plain.as_bytes().to_vec()]
+        );
+        // An open follows a symlink at the end of the name; a delete acts on the link.
+        let flink = real.join("flink");
+        std::os::unix::fs::symlink(real.join("target"), &flink).unwrap();
+        let fl = flink.display().to_string();
+        assert_eq!(
+            names_of(1, fl.as_bytes(), false),
+            vec![fl.as_bytes().to_vec()]
+        );
+        let _ = std::fs::write(real.join("target"), "x");
+        let followed = names_of(1, fl.as_bytes(), true);
+        assert_eq!(followed.len(), 2, "{followed:?}");
+        assert!(followed[1].ends_with(b"/real/target"));
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
