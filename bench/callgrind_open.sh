@@ -26,16 +26,22 @@ python3 - "$WORK/src/libguard/src/path.rs" <<'EOF'
 import sys
 p = sys.argv[1]
 s = open(p).read()
-old = """            libc::SYS_openat2,
+old = """    let r = crate::seccomp::openat2(
+        dirfd,
+        open_name,
+        &how as *const OpenHow as usize,
+        core::mem::size_of::<OpenHow>(),
+    );"""
+new = """    let _ = &how;
+    let r = unsafe {
+        raw::sys(
+            libc::SYS_openat,
             dirfd as isize as usize,
             open_name as usize,
-            &how as *const OpenHow as usize,
-            core::mem::size_of::<OpenHow>(),"""
-new = """            libc::SYS_openat,
-            dirfd as isize as usize,
-            open_name as usize,
-            { let _ = &how; flags as usize },
-            mode as usize,"""
+            flags as usize,
+            mode as usize,
+        )
+    };"""
 if old not in s:
     sys.exit("path.rs: the openat2 call of the fast path was not found; update this script")
 open(p, "w").write(s.replace(old, new))

@@ -91,8 +91,9 @@ enum Kind {
 
 /// Why Go's own calls are not gated (shown in the notes of the `go` row).
 /// Go makes its calls with raw syscalls: what the in-process layer cannot see is either caught
-/// by the kernel layer (seccomp user notification: exec and connect) or a documented bypass.
-const GO_BYPASS_WHY: &str = "bypass (raw syscalls; the kernel layer covers exec and connect only)";
+/// by the kernel layer (seccomp user notification: exec, connect, file writes and deletes) or a
+/// documented bypass (the probe opens for reading, which is not trapped).
+const GO_BYPASS_WHY: &str = "bypass (raw syscalls; the kernel layer covers exec, connect and file writes/deletes, not reads)";
 
 struct Probe {
     runtime: &'static str,

@@ -223,7 +223,7 @@ fn doctor_reports_live_hooks_per_runtime() {
         assert_eq!(go[0], "bypass", "{stdout}");
         assert!(
             stdout.contains(
-                "open: bypass (raw syscalls; the kernel layer covers exec and connect only)"
+                "open: bypass (raw syscalls; the kernel layer covers exec, connect and file writes/deletes, not reads)"
             ) || stdout.contains("open/exec/connect: bypass"),
             "{stdout}"
         );
