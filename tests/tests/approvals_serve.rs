@@ -37,6 +37,13 @@ fn sessions_attach_to_serve_and_a_killed_serve_denies_at_once() {
     // The ask is held by serve (its ids embed serve's pid), not by the session's broker.
     assert_eq!(id_of(&p[0]) >> 20, u64::from(serve.id()), "{p:?}");
     assert!(s.answer("approve", id_of(&p[0])).status.success());
+    // serve acknowledges the approver before the asking process has read its answer: wait for
+    // the approved `touch` to have run, or the kill below could race the delivery.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&a).exists() {
+        assert!(Instant::now() < deadline, "the approved touch never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // SAFETY: kill on the serve process we spawned.
     unsafe { libc::kill(serve.id() as i32, libc::SIGKILL) };
     let _ = serve.wait();
