@@ -341,6 +341,76 @@ fn expect_100_continue_is_judged_on_the_whole_request() {
     );
 }
 
+const HEAD_ONLY: &str = r#"
+[policy]
+name = "tls-head-only"
+default = "allow"
+
+[[rule]]
+id = "test-graphql-posts"
+on = "http"
+hosts = ["localhost"]
+methods = ["POST"]
+paths = ["/graphql"]
+decision = "audit"
+examples = { match = ['POST https://localhost/graphql {}'] }
+
+[[rule]]
+id = "test-admin"
+on = "http"
+hosts = ["localhost"]
+paths = ["/admin*"]
+decision = "deny"
+examples = { match = ['POST https://localhost/admin/x {}'] }
+"#;
+
+#[test]
+fn expect_100_continue_head_is_released_when_no_rule_needs_the_body() {
+    // No rule for the host reads bodies, so the head is judged alone and released: the server
+    // answers `100 Continue` and curl, told to wait up to 20 s for it, sends the body at once.
+    // A head that a rule refuses never reaches the server.
+    let env = Env::with_policy("tls-expect-head", HEAD_ONLY);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let curl = |path: &str| {
+        let mut c = env.cmd("curl");
+        c.args(["-sS", "--http1.1", "--fail", "--max-time", "15"])
+            .args(["--expect100-timeout", "20", "--cacert"])
+            .arg(srv.cert())
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "Expect: 100-continue"])
+            .args(["-w", " t=%{time_total}"])
+            .args(["--data", "{\"query\":\"query { volumes { id } }\"}"])
+            .arg(format!("https://localhost:{}{path}", srv.port));
+        out(c)
+    };
+    let (o, e, code) = curl("/graphql");
+    assert_eq!(code, Some(0), "{o} / {e}");
+    assert!(o.contains("vol-prod-db"), "{o}");
+    let t: f64 = o
+        .rsplit("t=")
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(99.0);
+    assert!(t < 5.0, "the body followed the server's 100 Continue: {t} s: {o}");
+    let ev = env
+        .broker
+        .wait_for("audit", |e| e.action == "http" && e.rule == "test-graphql-posts");
+    assert_eq!(ev.decision, "audit");
+    // Judged on the head: the target quotes no body.
+    assert_eq!(
+        ev.target,
+        format!("POST https://localhost:{}/graphql", srv.port)
+    );
+    let (o, e, code) = curl("/admin/x");
+    assert_ne!(code, Some(0), "{o} / {e}");
+    let ev = env
+        .broker
+        .wait_for("deny", |e| e.action == "http" && e.rule == "test-admin");
+    assert_eq!(ev.decision, "deny");
+    let (_, ops) = srv.state();
+    assert_eq!(ops, vec!["volumes"], "the refused request never arrived");
+}
+
 const REDACT_ECHO: &str = r#"
 [policy]
 name = "tls-redact"
