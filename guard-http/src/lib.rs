@@ -72,6 +72,11 @@
 //! release and stream it. With [`BodyMode::HeadOnly`] a request is reported as soon as its
 //! head is complete and no body is ever copied (the fast mode for hosts whose rules only
 //! look at method, host and path).
+//! [`Connection::feed_into_with`] makes that choice per request, when its head is complete.
+//!
+//! A captured body knows where its bytes sat in the stream ([`Request::body_spans`]), so a
+//! caller holding the raw bytes can rewrite it in place without re-framing
+//! ([`patch_body`], same length only).
 //!
 //! Two situations need the client to hear from the server before the body arrives, so
 //! holding the head would stall until the client's own timeout:
