@@ -739,7 +739,8 @@ mod tests {
     fn body_mode_per_request_releases_heads() {
         let mut c = conn();
         let mut out = FeedResult::default();
-        let head = b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        let head =
+            b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
         c.feed_into_with(head, &mut out, &mut |_| BodyMode::HeadOnly);
         assert!(matches!(&out.events[..], [Event::Head(r)] if r.expect_continue()));
         assert!(!out.request_started, "nothing left to hold");

@@ -572,7 +572,10 @@ impl Parser {
             body_len: 0,
             content_length,
         };
-        let head_only = s.req.as_ref().is_some_and(|r| decide(r) == BodyMode::HeadOnly);
+        let head_only = s
+            .req
+            .as_ref()
+            .is_some_and(|r| decide(r) == BodyMode::HeadOnly);
         if head_only || content_length.is_some_and(|c| c > cap) {
             if let Some(mut r) = s.req.clone() {
                 r.body_complete = false;
@@ -898,7 +901,12 @@ mod tests {
         let before = data.clone();
         assert!(!crate::patch_body(&mut data, 0, &w[2], b"abc"));
         let cut = w[2].body_spans()[0].offset as usize + 1;
-        assert!(!crate::patch_body(&mut data[cut..], cut as u64, &w[2], b"abcd"));
+        assert!(!crate::patch_body(
+            &mut data[cut..],
+            cut as u64,
+            &w[2],
+            b"abcd"
+        ));
         assert_eq!(data, before);
         // Split at every byte, the spans are the same.
         for cut in 0..=data.len() {
@@ -914,8 +922,18 @@ mod tests {
     fn body_mode_per_request() {
         let mut c = conn();
         let mut s = preface();
-        s.extend(frame(HEADERS, END_HEADERS, 1, &block("POST", "/big", "h", &[])));
-        s.extend(frame(HEADERS, END_HEADERS, 3, &block("POST", "/gql", "h", &[])));
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &block("POST", "/big", "h", &[]),
+        ));
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            3,
+            &block("POST", "/gql", "h", &[]),
+        ));
         s.extend(frame(DATA, END_STREAM, 1, b"0123456789"));
         s.extend(frame(DATA, END_STREAM, 3, b"{}"));
         let mut out = FeedResult::default();

@@ -391,10 +391,13 @@ fn expect_100_continue_head_is_released_when_no_rule_needs_the_body() {
         .next()
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(99.0);
-    assert!(t < 5.0, "the body followed the server's 100 Continue: {t} s: {o}");
-    let ev = env
-        .broker
-        .wait_for("audit", |e| e.action == "http" && e.rule == "test-graphql-posts");
+    assert!(
+        t < 5.0,
+        "the body followed the server's 100 Continue: {t} s: {o}"
+    );
+    let ev = env.broker.wait_for("audit", |e| {
+        e.action == "http" && e.rule == "test-graphql-posts"
+    });
     assert_eq!(ev.decision, "audit");
     // Judged on the head: the target quotes no body.
     assert_eq!(
