@@ -919,6 +919,29 @@ mod tests {
     }
 
     #[test]
+    fn body_spans_are_bounded() {
+        let mut c = conn();
+        let mut s = preface();
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &block("POST", "/p", "h", &[]),
+        ));
+        for _ in 0..5000 {
+            s.extend(frame(DATA, 0, 1, b"x"));
+        }
+        s.extend(frame(DATA, END_STREAM, 1, b"y"));
+        let v = reqs(&c.feed(&s).events);
+        assert_eq!(v[0].body().len(), 5001);
+        assert_eq!(v[0].body_spans().len(), 4096);
+        let mut raw = s.clone();
+        let body = vec![b'z'; 5001];
+        assert!(!crate::patch_body(&mut raw, 0, &v[0], &body));
+        assert_eq!(raw, s);
+    }
+
+    #[test]
     fn body_mode_per_request() {
         let mut c = conn();
         let mut s = preface();

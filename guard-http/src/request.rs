@@ -33,6 +33,9 @@ pub struct Request {
     pub(crate) body_spans: Vec<BodySpan>,
 }
 
+/// Most runs recorded per body (16 bytes each): 1 MiB of body in 16 KiB DATA frames needs 64.
+const MAX_SPANS: usize = 4096;
+
 /// One run of body bytes in the connection's client byte stream: `len` bytes of
 /// [`Request::body`] were written at stream offset `offset` (0 is the first byte ever fed to
 /// the [`Connection`](crate::Connection)). Runs are in body order; their lengths add up to
@@ -179,7 +182,9 @@ impl Request {
 
     /// Where the captured body bytes were in the client's byte stream, in body order: what a
     /// caller holding the raw bytes needs to rewrite the body in place ([`patch_body`]).
-    /// Empty for a request built by [`Request::from_url`].
+    /// Empty for a request built by [`Request::from_url`]. At most 4096 runs are recorded;
+    /// a body split into more (tiny chunks or DATA frames) has runs that do not cover it, and
+    /// cannot be patched.
     ///
     /// [`patch_body`]: crate::patch_body
     pub fn body_spans(&self) -> &[BodySpan] {
@@ -192,8 +197,12 @@ impl Request {
             return;
         }
         self.body.extend_from_slice(data);
+        let full = self.body_spans.len() >= MAX_SPANS;
         match self.body_spans.last_mut() {
             Some(last) if last.offset + last.len as u64 == offset => last.len += data.len(),
+            // Past the bound (a body in thousands of tiny DATA frames) the runs stop being
+            // recorded: they no longer add up to the body, which `patch_body` refuses.
+            _ if full => {}
             _ => self.body_spans.push(BodySpan {
                 offset,
                 len: data.len(),
