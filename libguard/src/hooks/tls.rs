@@ -653,7 +653,8 @@ fn redact_same_length(body: &[u8], findings: &[guard_secrets::Finding<'_>]) -> V
 /// redaction of a write, stream offset of its first byte = `fed - len`), and records the event
 /// (quoting the redacted body). Returns the event's target. `Err`: refused, recorded as a deny,
 /// because the body cannot be rewritten whole: a body over the capture limit (not all of it
-/// is held), or one whose bytes are not all among those held.
+/// is held), one whose bytes are not all among those held, or one split into more pieces
+/// than the parser records (`guard_http::Request::body_spans`).
 fn redact_request(
     req: &Request,
     host: &[u8],
@@ -700,7 +701,9 @@ fn redact_request(
     });
     let start = fed.saturating_sub(raw.len() as u64);
     if !guard_http::patch_body(raw, start, req, &clean) {
-        refuse("redact rule: secrets in a body whose bytes are not all held: refused");
+        refuse(
+            "redact rule: secrets in a body that cannot be rewritten in place (not all of it held, or split into over 4096 pieces): refused",
+        );
         return Err(());
     }
     let mut why = Buf::<256>::new();
