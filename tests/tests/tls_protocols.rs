@@ -486,7 +486,19 @@ fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
     assert_eq!(log[1]["te"], "chunked", "{}", log[1]);
     assert_eq!(log[2]["body"], "{\"clean\":true}");
     assert!(o1.contains(&format!("\"len\": {}", body.len())), "{o1}");
-    let evs = env.broker.events();
+    // Events arrive asynchronously: wait for all three.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let evs = loop {
+        let evs = env.broker.events();
+        let n = evs
+            .iter()
+            .filter(|e| e.action == "http" && e.rule == "redact-outbound")
+            .count();
+        if n >= 3 || Instant::now() > deadline {
+            break evs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let red: Vec<&Ev> = evs
         .iter()
         .filter(|e| e.action == "http" && e.rule == "redact-outbound")
