@@ -8,7 +8,7 @@
 //! exactly how a request slips past a gate.
 
 use crate::request::{Request, Version, split_authority};
-use crate::{BodyMode, Config, Event, FeedResult, Malformed};
+use crate::{BodyMode, Config, Decide, Event, FeedResult, Malformed};
 
 enum St {
     /// Reading the request line and headers.
@@ -40,6 +40,8 @@ pub(crate) struct Parser {
     reported: bool,
     /// Switch to `Tunnel` once `cur` ends.
     tunnel_after: bool,
+    /// Bytes fed so far: the stream offset just past the last input.
+    fed: u64,
 }
 
 impl Parser {
@@ -52,6 +54,7 @@ impl Parser {
             cur: None,
             reported: false,
             tunnel_after: false,
+            fed: 0,
         }
     }
 
@@ -72,7 +75,15 @@ impl Parser {
         Some(r)
     }
 
-    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut FeedResult) -> Result<(), Malformed> {
+    pub(crate) fn feed(
+        &mut self,
+        mut input: &[u8],
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<(), Malformed> {
+        // The stream offset of `input[0]` is always `end - input.len()`.
+        let end = self.fed + input.len() as u64;
+        self.fed = end;
         while !input.is_empty() {
             match self.st {
                 St::Head => {
@@ -87,12 +98,12 @@ impl Parser {
                             break;
                         }
                     }
-                    let used = self.head(input, out)?;
+                    let used = self.head(input, out, decide)?;
                     input = &input[used..];
                 }
                 St::Body(left) => {
                     let n = input.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    self.body_bytes(&input[..n], out);
+                    self.body_bytes(&input[..n], end - input.len() as u64, out);
                     input = &input[n..];
                     let left = left - n as u64;
                     if left == 0 {
@@ -103,7 +114,7 @@ impl Parser {
                 }
                 St::ChunkData(left) => {
                     let n = input.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    self.body_bytes(&input[..n], out);
+                    self.body_bytes(&input[..n], end - input.len() as u64, out);
                     input = &input[n..];
                     let left = left - n as u64;
                     self.st = if left == 0 {
@@ -147,7 +158,12 @@ impl Parser {
     }
 
     /// Consumes head bytes; returns how many of `input` were used.
-    fn head(&mut self, input: &[u8], out: &mut FeedResult) -> Result<usize, Malformed> {
+    fn head(
+        &mut self,
+        input: &[u8],
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<usize, Malformed> {
         let max = self.config.limits.max_head_bytes;
         if self.buf.is_empty() {
             // Fast path: the whole head is in this write, parse it in place.
@@ -156,7 +172,7 @@ impl Parser {
                     return Err(Malformed::HeadTooLarge);
                 }
                 let req = parse_head(&input[..end], self.config)?;
-                self.start(req, out)?;
+                self.start(req, out, decide)?;
                 return Ok(end);
             }
             if input.len() > max {
@@ -179,7 +195,7 @@ impl Parser {
                 let req = parse_head(&self.buf[..end], self.config)?;
                 self.buf.clear();
                 self.scan_from = 0;
-                self.start(req, out)?;
+                self.start(req, out, decide)?;
                 Ok(end - old)
             }
             None => {
@@ -192,8 +208,14 @@ impl Parser {
         }
     }
 
-    /// A head was parsed: decide how its body is framed.
-    fn start(&mut self, parsed: Parsed, out: &mut FeedResult) -> Result<(), Malformed> {
+    /// A head was parsed: decide how its body is framed, and (through `decide`) whether it
+    /// is captured.
+    fn start(
+        &mut self,
+        parsed: Parsed,
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<(), Malformed> {
         let Parsed {
             req,
             framing,
@@ -209,7 +231,7 @@ impl Parser {
             }
             Framing::Length(n) => {
                 self.st = St::Body(n);
-                if self.config.body == BodyMode::HeadOnly {
+                if decide(&req) == BodyMode::HeadOnly {
                     self.report_head(&req, out);
                 } else if n > cap {
                     // Announced too large: report now instead of holding up to the cap.
@@ -222,7 +244,7 @@ impl Parser {
             }
             Framing::Chunked => {
                 self.st = St::ChunkSize;
-                if self.config.body == BodyMode::HeadOnly {
+                if decide(&req) == BodyMode::HeadOnly {
                     self.report_head(&req, out);
                 }
                 self.cur = Some(req);
@@ -238,7 +260,8 @@ impl Parser {
         self.reported = true;
     }
 
-    fn body_bytes(&mut self, data: &[u8], out: &mut FeedResult) {
+    /// Captures body bytes that were written at stream offset `at`.
+    fn body_bytes(&mut self, data: &[u8], at: u64, out: &mut FeedResult) {
         if self.reported {
             return;
         }
@@ -248,15 +271,16 @@ impl Parser {
         };
         let room = cap - req.body.len().min(cap);
         if data.len() <= room {
-            req.body.extend_from_slice(data);
+            req.add_body(data, at);
         } else {
-            req.body.extend_from_slice(&data[..room]);
+            req.add_body(&data[..room], at);
             let mut r = req.clone();
             r.body_complete = false;
             out.events.push(Event::TooLarge(r));
             self.reported = true;
             // The prefix was handed over; free it rather than keep 1 MiB per connection.
             req.body = Vec::new();
+            req.body_spans = Vec::new();
         }
     }
 
@@ -627,6 +651,7 @@ fn parse_head(head: &[u8], config: Config) -> Result<Parsed, Malformed> {
             body: Vec::new(),
             body_complete: true,
             expect_continue,
+            body_spans: Vec::new(),
         },
         framing,
         tunnel: is_connect || (upgrade && connection_upgrade),
@@ -685,6 +710,51 @@ mod tests {
     }
 
     const POST: &[u8] = b"POST /graphql?x=1 HTTP/1.1\r\nHost: API.Example.com:8443\r\nContent-Type: application/json\r\nContent-Length: 27\r\nX-Multi: a\r\nx-multi: b\r\n\r\n{\"query\":\"mutation{del}\"}\r\n";
+
+    #[test]
+    fn body_spans_and_in_place_patch_with_chunks_and_pipelining() {
+        let mut raw = b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nwxyz".to_vec();
+        let mut c = conn();
+        // Fed in two writes that split the second body.
+        let mut ev = c.feed(&raw[..raw.len() - 2]).events;
+        ev.extend(c.feed(&raw[raw.len() - 2..]).events);
+        let v: Vec<Request> = ev
+            .iter()
+            .map(|e| match e {
+                Event::Complete(r) => r.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(v[0].body_spans().len(), 2, "one per chunk");
+        assert_eq!(v[1].body_spans().len(), 1, "adjacent runs merge");
+        assert_eq!(c.fed(), raw.len() as u64);
+        assert!(crate::patch_body(&mut raw, 0, &v[0], b"ABCDE"));
+        assert!(crate::patch_body(&mut raw, 0, &v[1], b"WXYZ"));
+        let w = complete(&conn().feed(&raw));
+        assert_eq!((w[0].body(), w[1].body()), (&b"ABCDE"[..], &b"WXYZ"[..]));
+        assert_eq!(w[0].trailers().count(), 1, "framing intact");
+    }
+
+    #[test]
+    fn body_mode_per_request_releases_heads() {
+        let mut c = conn();
+        let mut out = FeedResult::default();
+        let head =
+            b"POST /up HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+        c.feed_into_with(head, &mut out, &mut |_| BodyMode::HeadOnly);
+        assert!(matches!(&out.events[..], [Event::Head(r)] if r.expect_continue()));
+        assert!(!out.request_started, "nothing left to hold");
+        out.events.clear();
+        c.feed_into_with(b"hello", &mut out, &mut |_| panic!("no new head"));
+        assert!(out.events.is_empty() && !out.request_started);
+        // The next request is captured.
+        c.feed_into_with(
+            b"POST /g HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}",
+            &mut out,
+            &mut |_| BodyMode::Capture,
+        );
+        assert!(matches!(&out.events[..], [Event::Complete(r)] if r.body() == b"{}"));
+    }
 
     #[test]
     fn content_length_request() {

@@ -9,7 +9,7 @@
 
 use crate::hpack::{Decoder, Field, HpackLimits};
 use crate::request::{Request, Version, split_authority};
-use crate::{BodyMode, Config, Event, FeedResult, H2_PREFACE, Malformed};
+use crate::{BodyMode, Config, Decide, Event, FeedResult, H2_PREFACE, Malformed};
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
@@ -79,6 +79,8 @@ pub(crate) struct Parser {
     streams: Vec<Stream>,
     max_stream_id: u32,
     settings: Vec<(u16, u32)>,
+    /// Bytes fed so far: the stream offset just past the last input.
+    fed: u64,
 }
 
 impl Parser {
@@ -101,6 +103,7 @@ impl Parser {
             streams: Vec::new(),
             max_stream_id: 0,
             settings: Vec::new(),
+            fed: 0,
         }
     }
 
@@ -132,7 +135,15 @@ impl Parser {
             .collect()
     }
 
-    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut FeedResult) -> Result<(), Malformed> {
+    pub(crate) fn feed(
+        &mut self,
+        mut input: &[u8],
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<(), Malformed> {
+        // The stream offset of `input[0]` is always `end - input.len()`.
+        let end = self.fed + input.len() as u64;
+        self.fed = end;
         while !input.is_empty() {
             match self.st {
                 St::Preface(seen) => {
@@ -163,7 +174,7 @@ impl Parser {
                             flags: h[4],
                             stream: u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
                         };
-                        self.begin_frame(fh, out)?;
+                        self.begin_frame(fh, out, decide)?;
                     }
                 }
                 St::Buffered(fh) => {
@@ -173,7 +184,7 @@ impl Parser {
                         let (p, rest) = input.split_at(fh.len);
                         input = rest;
                         self.st = St::Header;
-                        self.buffered_frame(fh, p, out)?;
+                        self.buffered_frame(fh, p, out, decide)?;
                     } else {
                         let n = input.len().min(need);
                         self.payload.extend_from_slice(&input[..n]);
@@ -181,7 +192,7 @@ impl Parser {
                         if self.payload.len() == fh.len {
                             let p = std::mem::take(&mut self.payload);
                             self.st = St::Header;
-                            let r = self.buffered_frame(fh, &p, out);
+                            let r = self.buffered_frame(fh, &p, out, decide);
                             self.payload = p;
                             self.payload.clear();
                             r?;
@@ -205,7 +216,8 @@ impl Parser {
                     if data_left > 0 {
                         let n = input.len().min(data_left);
                         if open {
-                            self.data_bytes(fh.stream, &input[..n], out);
+                            let at = end - input.len() as u64;
+                            self.data_bytes(fh.stream, &input[..n], at, out);
                         }
                         input = &input[n..];
                         self.st = St::Data {
@@ -250,7 +262,12 @@ impl Parser {
         Ok(())
     }
 
-    fn begin_frame(&mut self, fh: FrameHeader, out: &mut FeedResult) -> Result<(), Malformed> {
+    fn begin_frame(
+        &mut self,
+        fh: FrameHeader,
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<(), Malformed> {
         if let Some((sid, _)) = self.continuation
             && (fh.kind != CONTINUATION || fh.stream != sid)
         {
@@ -280,7 +297,7 @@ impl Parser {
                 if self.block.len() + fh.len > self.config.limits.max_head_bytes + 256 {
                     return Err(Malformed::HeaderBlockTooLarge);
                 }
-                self.buffer_or_run(fh, out)?;
+                self.buffer_or_run(fh, out, decide)?;
             }
             SETTINGS => {
                 if fh.stream != 0 || !fh.len.is_multiple_of(6) || fh.len > MAX_SETTINGS_PAYLOAD {
@@ -289,7 +306,7 @@ impl Parser {
                 if fh.flags & 0x1 != 0 && fh.len != 0 {
                     return Err(Malformed::Protocol("SETTINGS ACK with payload"));
                 }
-                self.buffer_or_run(fh, out)?;
+                self.buffer_or_run(fh, out, decide)?;
             }
             PUSH_PROMISE => return Err(Malformed::Protocol("PUSH_PROMISE from a client")),
             RST_STREAM => {
@@ -308,10 +325,15 @@ impl Parser {
         self.st = if len == 0 { St::Header } else { St::Skip(len) };
     }
 
-    fn buffer_or_run(&mut self, fh: FrameHeader, out: &mut FeedResult) -> Result<(), Malformed> {
+    fn buffer_or_run(
+        &mut self,
+        fh: FrameHeader,
+        out: &mut FeedResult,
+        decide: Decide<'_>,
+    ) -> Result<(), Malformed> {
         if fh.len == 0 {
             self.st = St::Header;
-            return self.buffered_frame(fh, &[], out);
+            return self.buffered_frame(fh, &[], out, decide);
         }
         self.st = St::Buffered(fh);
         Ok(())
@@ -348,7 +370,8 @@ impl Parser {
         Ok(())
     }
 
-    fn data_bytes(&mut self, id: u32, data: &[u8], out: &mut FeedResult) {
+    /// Captures DATA payload bytes of stream `id` written at stream offset `at`.
+    fn data_bytes(&mut self, id: u32, data: &[u8], at: u64, out: &mut FeedResult) {
         let cap = self.config.limits.max_body;
         let Some(s) = self.streams.iter_mut().find(|s| s.id == id) else {
             return;
@@ -362,9 +385,9 @@ impl Parser {
         };
         let room = cap - req.body.len().min(cap);
         if data.len() <= room {
-            req.body.extend_from_slice(data);
+            req.add_body(data, at);
         } else {
-            req.body.extend_from_slice(&data[..room]);
+            req.add_body(&data[..room], at);
             if let Some(mut r) = s.req.take() {
                 r.body_complete = false;
                 out.events.push(Event::TooLarge(r));
@@ -392,6 +415,7 @@ impl Parser {
         fh: FrameHeader,
         p: &[u8],
         out: &mut FeedResult,
+        decide: Decide<'_>,
     ) -> Result<(), Malformed> {
         match fh.kind {
             SETTINGS => {
@@ -423,13 +447,13 @@ impl Parser {
                     return Err(Malformed::Protocol("HEADERS padding exceeds the frame"));
                 }
                 let frag = &frag[..frag.len() - pad];
-                self.header_fragment(fh.stream, fh.flags, fh.flags, frag, out)
+                self.header_fragment(fh.stream, fh.flags, fh.flags, frag, out, decide)
             }
             CONTINUATION => {
                 let (sid, flags) = self
                     .continuation
                     .ok_or(Malformed::Protocol("unexpected CONTINUATION"))?;
-                self.header_fragment(sid, flags, fh.flags, p, out)
+                self.header_fragment(sid, flags, fh.flags, p, out, decide)
             }
             _ => Ok(()),
         }
@@ -444,6 +468,7 @@ impl Parser {
         flags: u8,
         frag: &[u8],
         out: &mut FeedResult,
+        decide: Decide<'_>,
     ) -> Result<(), Malformed> {
         if flags & END_HEADERS == 0 {
             if self.block.len() + frag.len() > self.config.limits.max_head_bytes {
@@ -459,14 +484,14 @@ impl Parser {
             if frag.len() > self.config.limits.max_head_bytes {
                 return Err(Malformed::HeaderBlockTooLarge);
             }
-            self.header_block(sid, end_stream, frag, out)
+            self.header_block(sid, end_stream, frag, out, decide)
         } else {
             if self.block.len() + frag.len() > self.config.limits.max_head_bytes {
                 return Err(Malformed::HeaderBlockTooLarge);
             }
             let mut block = std::mem::take(&mut self.block);
             block.extend_from_slice(frag);
-            let r = self.header_block(sid, end_stream, &block, out);
+            let r = self.header_block(sid, end_stream, &block, out, decide);
             block.clear();
             self.block = block;
             r
@@ -479,6 +504,7 @@ impl Parser {
         end_stream: bool,
         block: &[u8],
         out: &mut FeedResult,
+        decide: Decide<'_>,
     ) -> Result<(), Malformed> {
         // Always decode first: every block updates the shared HPACK table.
         let mut fields = std::mem::take(&mut self.fields);
@@ -487,7 +513,7 @@ impl Parser {
             .decoder
             .decode(block, &mut fields)
             .map_err(Malformed::Hpack);
-        let r = r.and_then(|()| self.apply_block(sid, end_stream, &mut fields, out));
+        let r = r.and_then(|()| self.apply_block(sid, end_stream, &mut fields, out, decide));
         self.fields = fields;
         r
     }
@@ -498,6 +524,7 @@ impl Parser {
         end_stream: bool,
         fields: &mut Vec<Field>,
         out: &mut FeedResult,
+        decide: Decide<'_>,
     ) -> Result<(), Malformed> {
         if sid.is_multiple_of(2) {
             return Err(Malformed::Protocol("client stream ids are odd"));
@@ -545,7 +572,10 @@ impl Parser {
             body_len: 0,
             content_length,
         };
-        let head_only = self.config.body == BodyMode::HeadOnly;
+        let head_only = s
+            .req
+            .as_ref()
+            .is_some_and(|r| decide(r) == BodyMode::HeadOnly);
         if head_only || content_length.is_some_and(|c| c > cap) {
             if let Some(mut r) = s.req.clone() {
                 r.body_complete = false;
@@ -698,6 +728,7 @@ fn build_request(
             body: Vec::new(),
             body_complete: true,
             expect_continue,
+            body_spans: Vec::new(),
         },
         content_length,
     ))
@@ -838,6 +869,116 @@ mod tests {
             v[1].headers().collect::<Vec<_>>(),
             [("content-type", &b"application/json"[..])]
         );
+    }
+
+    /// The bytes of `raw` that `req`'s body spans point at (raw starts at stream offset 0).
+    fn at_spans(raw: &[u8], req: &Request) -> Vec<u8> {
+        let mut v = Vec::new();
+        for s in req.body_spans() {
+            v.extend_from_slice(&raw[s.offset as usize..s.offset as usize + s.len]);
+        }
+        v
+    }
+
+    #[test]
+    fn body_spans_locate_data_payloads_and_patch_in_place() {
+        let mut data = busy_stream();
+        let v = reqs(&conn().feed(&data).events);
+        // Padding, frames of other streams and frame headers are not body.
+        assert_eq!(at_spans(&data, &v[1]), v[1].body());
+        assert_eq!(at_spans(&data, &v[2]), v[2].body());
+        assert_eq!(v[1].body_spans().len(), 2);
+        assert!(v[0].body_spans().is_empty());
+        // Same-length bodies written over the spans: the stream still parses, with the new
+        // bodies and everything else unchanged.
+        assert!(crate::patch_body(&mut data, 0, &v[1], b"{\"query\":\"M\"}"));
+        assert!(crate::patch_body(&mut data, 0, &v[2], b"WXYZ"));
+        let w = reqs(&conn().feed(&data).events);
+        assert_eq!(w[1].body(), b"{\"query\":\"M\"}");
+        assert_eq!(w[2].body(), b"WXYZ");
+        assert_eq!((w[0].path(), w[2].trailers().count()), (v[0].path(), 1));
+        // Refused, and nothing written: another length, a window that misses a span.
+        let before = data.clone();
+        assert!(!crate::patch_body(&mut data, 0, &w[2], b"abc"));
+        let cut = w[2].body_spans()[0].offset as usize + 1;
+        assert!(!crate::patch_body(
+            &mut data[cut..],
+            cut as u64,
+            &w[2],
+            b"abcd"
+        ));
+        assert_eq!(data, before);
+        // Split at every byte, the spans are the same.
+        for cut in 0..=data.len() {
+            let mut c = conn();
+            let mut e = c.feed(&data[..cut]).events;
+            e.extend(c.feed(&data[cut..]).events);
+            let x = reqs(&e);
+            assert_eq!(x[2].body_spans(), w[2].body_spans(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn body_spans_are_bounded() {
+        let mut c = conn();
+        let mut s = preface();
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &block("POST", "/p", "h", &[]),
+        ));
+        for _ in 0..5000 {
+            s.extend(frame(DATA, 0, 1, b"x"));
+        }
+        s.extend(frame(DATA, END_STREAM, 1, b"y"));
+        let v = reqs(&c.feed(&s).events);
+        assert_eq!(v[0].body().len(), 5001);
+        assert_eq!(v[0].body_spans().len(), 4096);
+        let mut raw = s.clone();
+        let body = vec![b'z'; 5001];
+        assert!(!crate::patch_body(&mut raw, 0, &v[0], &body));
+        assert_eq!(raw, s);
+    }
+
+    #[test]
+    fn body_mode_per_request() {
+        let mut c = conn();
+        let mut s = preface();
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &block("POST", "/big", "h", &[]),
+        ));
+        s.extend(frame(
+            HEADERS,
+            END_HEADERS,
+            3,
+            &block("POST", "/gql", "h", &[]),
+        ));
+        s.extend(frame(DATA, END_STREAM, 1, b"0123456789"));
+        s.extend(frame(DATA, END_STREAM, 3, b"{}"));
+        let mut out = FeedResult::default();
+        let mut asked = Vec::new();
+        c.feed_into_with(&s, &mut out, &mut |r| {
+            asked.push(r.path().to_string());
+            if r.path() == "/big" {
+                BodyMode::HeadOnly
+            } else {
+                BodyMode::Capture
+            }
+        });
+        assert_eq!(asked, ["/big", "/gql"]);
+        assert!(!out.request_started);
+        match &out.events[..] {
+            [Event::Head(a), Event::Complete(b)] => {
+                assert_eq!((a.path(), a.body()), ("/big", &b""[..]));
+                assert_eq!((b.path(), b.body()), ("/gql", &b"{}"[..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.fed(), s.len() as u64);
     }
 
     #[test]

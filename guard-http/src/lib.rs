@@ -72,6 +72,11 @@
 //! release and stream it. With [`BodyMode::HeadOnly`] a request is reported as soon as its
 //! head is complete and no body is ever copied (the fast mode for hosts whose rules only
 //! look at method, host and path).
+//! [`Connection::feed_into_with`] makes that choice per request, when its head is complete.
+//!
+//! A captured body knows where its bytes sat in the stream ([`Request::body_spans`]), so a
+//! caller holding the raw bytes can rewrite it in place without re-framing
+//! ([`patch_body`], same length only).
 //!
 //! Two situations need the client to hear from the server before the body arrives, so
 //! holding the head would stall until the client's own timeout:
@@ -108,7 +113,10 @@ mod request;
 mod response;
 
 pub use hpack::HpackError;
-pub use request::{Request, Version};
+pub use request::{BodySpan, Request, Version};
+
+/// Per-request body decision (see [`Connection::feed_into_with`]).
+pub(crate) type Decide<'a> = &'a mut dyn FnMut(&Request) -> BodyMode;
 pub use response::{Responses, Status, h1_status};
 
 /// Bounds on everything the parser buffers.
@@ -332,6 +340,8 @@ pub struct Connection {
     config: Config,
     state: State,
     failed: Option<Malformed>,
+    /// Bytes fed so far (the stream offset of the next byte).
+    fed: u64,
 }
 
 impl Default for Connection {
@@ -352,6 +362,7 @@ impl Connection {
             config,
             state: State::Detect(Vec::new()),
             failed: None,
+            fed: 0,
         }
     }
 
@@ -361,6 +372,7 @@ impl Connection {
             config,
             state: State::H1(Box::new(h1::Parser::new(config))),
             failed: None,
+            fed: 0,
         }
     }
 
@@ -370,6 +382,7 @@ impl Connection {
             config,
             state: State::H2(Box::new(h2::Parser::new(config))),
             failed: None,
+            fed: 0,
         }
     }
 
@@ -398,12 +411,30 @@ impl Connection {
     /// Like [`Connection::feed`], but appends to `out` (whose `request_started` and
     /// `opaque` are overwritten), so a caller can reuse one event vector.
     pub fn feed_into(&mut self, bytes: &[u8], out: &mut FeedResult) {
+        let mode = self.config.body;
+        self.feed_into_with(bytes, out, &mut |_| mode)
+    }
+
+    /// Like [`Connection::feed_into`], but `body_mode` decides, for each request whose head
+    /// is complete and whose body follows, whether the body is captured
+    /// ([`BodyMode::Capture`]: the request is reported once complete or too large) or not
+    /// ([`BodyMode::HeadOnly`]: it is reported now as [`Event::Head`] and its body is only
+    /// counted). [`Config::body`] is not consulted. A gate whose rules for the request's host
+    /// never look at bodies can so judge on the head alone, and release an `Expect:
+    /// 100-continue` head or a large upload at once instead of holding it.
+    pub fn feed_into_with(
+        &mut self,
+        bytes: &[u8],
+        out: &mut FeedResult,
+        body_mode: &mut dyn FnMut(&Request) -> BodyMode,
+    ) {
         out.request_started = false;
         out.opaque = false;
         if let Some(m) = self.failed {
             out.events.push(Event::Malformed(m));
             return;
         }
+        self.fed += bytes.len() as u64;
         if let State::Detect(buf) = &mut self.state {
             buf.extend_from_slice(&bytes[..bytes.len().min(64)]);
             match detect(buf) {
@@ -423,19 +454,24 @@ impl Connection {
                     };
                     // Replay the bytes held from earlier feeds, then this write.
                     if already > 0 {
-                        self.run(&held[..already], out);
+                        self.run(&held[..already], out, body_mode);
                     }
                 }
             }
         }
-        self.run(bytes, out);
+        self.run(bytes, out, body_mode);
     }
 
-    fn run(&mut self, bytes: &[u8], out: &mut FeedResult) {
+    /// Bytes fed so far: the stream offset (as in [`BodySpan`]) of the next byte.
+    pub fn fed(&self) -> u64 {
+        self.fed
+    }
+
+    fn run(&mut self, bytes: &[u8], out: &mut FeedResult, decide: Decide<'_>) {
         let r = match &mut self.state {
             State::Detect(_) => Ok(()),
-            State::H1(p) => p.feed(bytes, out),
-            State::H2(p) => p.feed(bytes, out),
+            State::H1(p) => p.feed(bytes, out, decide),
+            State::H2(p) => p.feed(bytes, out, decide),
             State::Opaque => {
                 out.opaque = !bytes.is_empty();
                 Ok(())
@@ -474,6 +510,37 @@ impl Connection {
             _ => &[],
         }
     }
+}
+
+/// Writes `body` over the body bytes of `req` inside `raw`, which holds the client's byte
+/// stream from stream offset `raw_start` on: each of [`Request::body_spans`] gets the
+/// matching slice of `body`. The framing around the body (Content-Length, chunk sizes, HTTP/2
+/// frame lengths, padding, HPACK state, flow-control accounting) stays valid only because the
+/// length does not change: `body` must be exactly as long as [`Request::body`]. Returns false,
+/// and changes nothing, when it is not, when the body was not captured whole (a too-large or
+/// head-only request), or when a span lies outside `raw`.
+pub fn patch_body(raw: &mut [u8], raw_start: u64, req: &Request, body: &[u8]) -> bool {
+    if body.len() != req.body().len() || !req.body_complete() {
+        return false;
+    }
+    let end = raw_start + raw.len() as u64;
+    let total: usize = req.body_spans().iter().map(|s| s.len).sum();
+    if total != body.len()
+        || req
+            .body_spans()
+            .iter()
+            .any(|s| s.offset < raw_start || s.offset + s.len as u64 > end)
+    {
+        return false;
+    }
+    let mut from = 0usize;
+    for s in req.body_spans() {
+        // In range: checked above.
+        let at = (s.offset - raw_start) as usize;
+        raw[at..at + s.len].copy_from_slice(&body[from..from + s.len]);
+        from += s.len;
+    }
+    true
 }
 
 #[cfg(test)]

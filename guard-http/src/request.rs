@@ -28,6 +28,25 @@ pub struct Request {
     pub(crate) body: Vec<u8>,
     pub(crate) body_complete: bool,
     pub(crate) expect_continue: bool,
+    /// Where each run of `body` bytes sits in the client's byte stream (see
+    /// [`Request::body_spans`]).
+    pub(crate) body_spans: Vec<BodySpan>,
+}
+
+/// Most runs recorded per body (16 bytes each): 1 MiB of body in 16 KiB DATA frames needs 64.
+const MAX_SPANS: usize = 4096;
+
+/// One run of body bytes in the connection's client byte stream: `len` bytes of
+/// [`Request::body`] were written at stream offset `offset` (0 is the first byte ever fed to
+/// the [`Connection`](crate::Connection)). Runs are in body order; their lengths add up to
+/// `body().len()`. Framing between them (chunk-size lines, HTTP/2 frame headers, padding,
+/// frames of other streams) is not body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodySpan {
+    /// Stream offset of the run's first byte.
+    pub offset: u64,
+    /// Bytes in the run.
+    pub len: usize,
 }
 
 impl Request {
@@ -74,6 +93,7 @@ impl Request {
             body,
             body_complete: true,
             expect_continue: false,
+            body_spans: Vec::new(),
         })
     }
 
@@ -158,6 +178,36 @@ impl Request {
     /// the body (see the crate doc on holding).
     pub fn expect_continue(&self) -> bool {
         self.expect_continue
+    }
+
+    /// Where the captured body bytes were in the client's byte stream, in body order: what a
+    /// caller holding the raw bytes needs to rewrite the body in place ([`patch_body`]).
+    /// Empty for a request built by [`Request::from_url`]. At most 4096 runs are recorded;
+    /// a body split into more (tiny chunks or DATA frames) has runs that do not cover it, and
+    /// cannot be patched.
+    ///
+    /// [`patch_body`]: crate::patch_body
+    pub fn body_spans(&self) -> &[BodySpan] {
+        &self.body_spans
+    }
+
+    /// Appends `len` body bytes written at stream offset `offset` (adjacent runs merge).
+    pub(crate) fn add_body(&mut self, data: &[u8], offset: u64) {
+        if data.is_empty() {
+            return;
+        }
+        self.body.extend_from_slice(data);
+        let full = self.body_spans.len() >= MAX_SPANS;
+        match self.body_spans.last_mut() {
+            Some(last) if last.offset + last.len as u64 == offset => last.len += data.len(),
+            // Past the bound (a body in thousands of tiny DATA frames) the runs stop being
+            // recorded: they no longer add up to the body, which `patch_body` refuses.
+            _ if full => {}
+            _ => self.body_spans.push(BodySpan {
+                offset,
+                len: data.len(),
+            }),
+        }
     }
 
     /// A hint that this is a GraphQL request: `Content-Type: application/graphql`, or JSON
@@ -254,6 +304,7 @@ mod tests {
             body: body.to_vec(),
             body_complete: true,
             expect_continue: false,
+            body_spans: vec![],
         }
     }
 

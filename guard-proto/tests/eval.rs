@@ -328,3 +328,69 @@ fn path_only_file_verdicts_are_detected() {
     let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
     assert!(!rs.file_verdicts_are_path_only());
 }
+
+#[test]
+fn http_body_matters_only_where_a_matching_rule_reads_or_redacts_bodies() {
+    let mut spec = common::sample_spec();
+    spec.rules.push(rule(
+        "api-deletes",
+        Decision::Deny,
+        RuleBody::Http {
+            hosts: vec!["api.example.com".into()],
+            methods: vec!["DELETE".into()],
+            paths: vec![],
+            body_contains: vec![],
+            body_regex: vec![],
+            graphql: vec![],
+            graphql_ops: 0,
+        },
+    ));
+    spec.rules.push(rule(
+        "scrub-uploads",
+        Decision::Redact,
+        RuleBody::Http {
+            hosts: vec!["uploads.example.com".into()],
+            methods: vec![],
+            paths: vec!["/in/*".into()],
+            body_contains: vec![],
+            body_regex: vec![],
+            graphql: vec![],
+            graphql_ops: 0,
+        },
+    ));
+    let bytes = write(&spec);
+    let rs = Ruleset::load(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let m = |method: &str, host: &str, path: &str| {
+        rs.http_body_matters(method.as_bytes(), host.as_bytes(), path.as_bytes())
+    };
+    // The railway rule (POST /graphql*, graphql + regex) needs the body; a port is ignored.
+    assert!(m("POST", "backboard.railway.app", "/graphql/v2"));
+    assert!(m("post", "BACKBOARD.railway.app:443", "/graphql"));
+    // Its method or path does not match: the body cannot change the verdict.
+    assert!(!m("GET", "backboard.railway.app", "/graphql"));
+    assert!(!m("POST", "backboard.railway.app", "/upload"));
+    assert!(!m("POST", "other.example", "/graphql"));
+    // A head-only deny rule does not need the body; a redact rule does.
+    assert!(!m("DELETE", "api.example.com", "/v1/x"));
+    assert!(m("PUT", "uploads.example.com", "/in/a"));
+    assert!(!m("PUT", "uploads.example.com", "/out/a"));
+    // Where it says false, the verdict is the same with and without a body.
+    let body = br#"{"query":"mutation { volumeDelete(volumeId: \"v\") }"} delete"#;
+    for (method, host, path) in [
+        ("GET", "backboard.railway.app", "/graphql"),
+        ("DELETE", "api.example.com", "/v1/x"),
+    ] {
+        let v = |body: &'static [u8]| {
+            rs.evaluate(
+                &Action::Http {
+                    method: method.as_bytes(),
+                    host: host.as_bytes(),
+                    path: path.as_bytes(),
+                    body,
+                },
+                &ctx(),
+            )
+        };
+        assert_eq!(v(body), v(b""), "{method} {host}{path}");
+    }
+}

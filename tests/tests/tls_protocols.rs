@@ -341,6 +341,79 @@ fn expect_100_continue_is_judged_on_the_whole_request() {
     );
 }
 
+const HEAD_ONLY: &str = r#"
+[policy]
+name = "tls-head-only"
+default = "allow"
+
+[[rule]]
+id = "test-graphql-posts"
+on = "http"
+hosts = ["localhost"]
+methods = ["POST"]
+paths = ["/graphql"]
+decision = "audit"
+examples = { match = ['POST https://localhost/graphql {}'] }
+
+[[rule]]
+id = "test-admin"
+on = "http"
+hosts = ["localhost"]
+paths = ["/admin*"]
+decision = "deny"
+examples = { match = ['POST https://localhost/admin/x {}'] }
+"#;
+
+#[test]
+fn expect_100_continue_head_is_released_when_no_rule_needs_the_body() {
+    // No rule for the host reads bodies, so the head is judged alone and released: the server
+    // answers `100 Continue` and curl, told to wait up to 20 s for it, sends the body at once.
+    // A head that a rule refuses never reaches the server.
+    let env = Env::with_policy("tls-expect-head", HEAD_ONLY);
+    let srv = Server::h1(&env.sb.root.join("srv"));
+    let curl = |path: &str| {
+        let mut c = env.cmd("curl");
+        c.args(["-sS", "--http1.1", "--fail", "--max-time", "15"])
+            .args(["--expect100-timeout", "20", "--cacert"])
+            .arg(srv.cert())
+            .args(["-H", "content-type: application/json"])
+            .args(["-H", "Expect: 100-continue"])
+            .args(["-w", " t=%{time_total}"])
+            .args(["--data", "{\"query\":\"query { volumes { id } }\"}"])
+            .arg(format!("https://localhost:{}{path}", srv.port));
+        out(c)
+    };
+    let (o, e, code) = curl("/graphql");
+    assert_eq!(code, Some(0), "{o} / {e}");
+    assert!(o.contains("vol-prod-db"), "{o}");
+    let t: f64 = o
+        .rsplit("t=")
+        .next()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(99.0);
+    assert!(
+        t < 5.0,
+        "the body followed the server's 100 Continue: {t} s: {o}"
+    );
+    let ev = env.broker.wait_for("audit", |e| {
+        e.action == "http" && e.rule == "test-graphql-posts"
+    });
+    assert_eq!(ev.decision, "audit");
+    // Judged on the head: the target quotes no body.
+    assert_eq!(
+        ev.target,
+        format!("POST https://localhost:{}/graphql", srv.port)
+    );
+    let (o, e, code) = curl("/admin/x");
+    assert_ne!(code, Some(0), "{o} / {e}");
+    let ev = env
+        .broker
+        .wait_for("deny", |e| e.action == "http" && e.rule == "test-admin");
+    assert_eq!(ev.decision, "deny");
+    let (_, ops) = srv.state();
+    assert_eq!(ops, vec!["volumes"], "the refused request never arrived");
+}
+
 const REDACT_ECHO: &str = r#"
 [policy]
 name = "tls-redact"
@@ -379,15 +452,21 @@ fn curl_echo(env: &Env, srv: &Server, extra: &[&str], body: &str) -> (String, St
     (o, e)
 }
 
+/// What the guard puts in place of `TOKEN` (40 bytes): the placeholder padded with `*` to the
+/// secret's length, so the body keeps its length.
+fn scrubbed(body: &str) -> String {
+    body.replace(TOKEN, "REDACTED_BY_POLICY**********************")
+}
+
 #[test]
 fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
     assert_eq!(TOKEN.len(), 4 + 36);
     let env = Env::with_policy("tls-redact", REDACT_ECHO);
     let srv = Server::h1(&env.sb.root.join("srv"));
     let body = format!("{{\"note\":\"deploy\",\"token\":\"{TOKEN}\",\"n\":1}}");
-    let expected = body.replace(TOKEN, "REDACTED_BY_POLICY");
-    // Content-Length body, then a chunked one (rewritten as a Content-Length body), then a
-    // body without a secret (sent as written).
+    let expected = scrubbed(&body);
+    assert_eq!(expected.len(), body.len());
+    // Content-Length body, then a chunked one, then a body without a secret (sent as written).
     let (o1, e1) = curl_echo(&env, &srv, &["--http1.1"], &body);
     let (o2, e2) = curl_echo(
         &env,
@@ -398,19 +477,28 @@ fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
     let (o3, e3) = curl_echo(&env, &srv, &["--http1.1"], "{\"clean\":true}");
     let log = echo_log(&srv);
     assert_eq!(log.len(), 3, "{o1} {e1} / {o2} {e2} / {o3} {e3} / {log:?}");
-    for (i, l) in log.iter().take(2).enumerate() {
-        assert_eq!(l["body"], expected.as_str(), "request {i}: {l}");
-        // The server read exactly the announced length: Content-Length was rewritten.
-        assert_eq!(
-            l["cl"],
-            expected.len().to_string().as_str(),
-            "request {i}: {l}"
-        );
-        assert!(l["te"].is_null(), "request {i}: {l}");
+    for l in &log[..2] {
+        assert_eq!(l["body"], expected.as_str(), "{l}");
     }
+    // The framing is the client's own: same length, chunked stays chunked.
+    assert_eq!(log[0]["cl"], body.len().to_string().as_str(), "{}", log[0]);
+    assert!(log[1]["cl"].is_null(), "{}", log[1]);
+    assert_eq!(log[1]["te"], "chunked", "{}", log[1]);
     assert_eq!(log[2]["body"], "{\"clean\":true}");
-    assert!(o1.contains(&format!("\"len\": {}", expected.len())), "{o1}");
-    let evs = env.broker.events();
+    assert!(o1.contains(&format!("\"len\": {}", body.len())), "{o1}");
+    // Events arrive asynchronously: wait for all three.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let evs = loop {
+        let evs = env.broker.events();
+        let n = evs
+            .iter()
+            .filter(|e| e.action == "http" && e.rule == "redact-outbound")
+            .count();
+        if n >= 3 || Instant::now() > deadline {
+            break evs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let red: Vec<&Ev> = evs
         .iter()
         .filter(|e| e.action == "http" && e.rule == "redact-outbound")
@@ -437,22 +525,92 @@ fn redact_rules_scrub_secrets_from_outbound_http1_bodies() {
     );
 }
 
+/// Requests of the HTTP/2 server's log: (session, stream, path, body).
+fn h2_requests(srv: &Server) -> Vec<(String, String, String, String)> {
+    srv.log()
+        .iter()
+        .map(|l| {
+            let mut f = l.splitn(6, ' ');
+            let mut next = || f.next().unwrap_or("").to_string();
+            let (sess, stream, _method, _auth, path, body) =
+                (next(), next(), next(), next(), next(), next());
+            (sess, stream, path, body)
+        })
+        .collect()
+}
+
+fn assert_h2_scrubbed(env: &Env, srv: &Server, runtime: &str, secret_body: &str, what: &str) {
+    let reqs = h2_requests(srv);
+    assert_eq!(reqs.len(), 3, "{what}: {reqs:?}");
+    // One connection, three streams: the redacted request did not break it.
+    assert!(
+        reqs.iter().all(|r| r.0 == reqs[0].0),
+        "{what}: one session: {reqs:?}"
+    );
+    let streams: Vec<&str> = reqs.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(streams, ["1", "3", "5"], "{what}");
+    assert_eq!(reqs[0].3, "{\"clean\":1}", "{what}");
+    assert_eq!(reqs[1].3, scrubbed(secret_body), "{what}");
+    assert_eq!(reqs[2].3, "{\"clean\":2}", "{what}");
+    let raw = std::fs::read(srv.dir.join("requests.log")).unwrap();
+    assert!(
+        !raw.windows(10).any(|w| w == &TOKEN.as_bytes()[4..14]),
+        "{what}: no byte run of the secret reached the server"
+    );
+    let e = env.broker.wait_for("h2 redaction", |e| {
+        e.action == "http" && e.rule == "redact-outbound" && e.reason.starts_with("redacted")
+    });
+    assert_eq!(e.decision, "redact");
+    assert_eq!(e.runtime, runtime);
+    assert!(e.reason.contains("github-pat x1"), "{}", e.reason);
+    assert!(!e.target.contains(TOKEN), "{}", e.target);
+}
+
 #[test]
-fn redact_over_http2_refuses_a_body_with_a_secret() {
-    // HTTP/2 DATA frames are not rewritten: a body with a secret is refused instead, and a
-    // clean one goes through.
+fn redact_over_http2_scrubs_data_frames_in_place_with_curl() {
+    // curl --http2, three transfers on one connection (`--next`): clean, with a secret, clean.
     let env = Env::with_policy("tls-redact-h2", REDACT_ECHO);
     let srv = Server::h2(&env.sb.root.join("srv"));
-    let body = format!("{{\"token\":\"{TOKEN}\"}}");
-    let (o1, e1) = curl_echo(&env, &srv, &["--http2"], "{\"clean\":true}");
-    let (o2, e2) = curl_echo(&env, &srv, &["--http2"], &body);
-    let log = srv.log();
-    assert_eq!(log.len(), 1, "{o1} {e1} / {o2} {e2} / {log:?}");
-    assert!(log[0].contains("/echo {\"clean\":true}"), "{log:?}");
-    assert!(!log.iter().any(|l| l.contains(TOKEN)));
-    let e = env.broker.wait_for("h2 redact refusal", |e| {
-        e.action == "http" && e.decision == "deny" && e.reason.starts_with("redact rule:")
-    });
-    assert!(e.reason.contains("HTTP/2"), "{}", e.reason);
-    assert!(!e.target.contains(TOKEN), "{}", e.target);
+    let body = format!("{{\"token\":\"{TOKEN}\",\"n\":1}}");
+    let url = format!("https://localhost:{}/echo", srv.port);
+    let mut c = env.cmd("curl");
+    for (i, b) in ["{\"clean\":1}", body.as_str(), "{\"clean\":2}"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            c.arg("--next");
+        }
+        c.args(["-sS", "--http2", "--max-time", "10", "--cacert"])
+            .arg(srv.cert())
+            .args(["-H", "content-type: application/json", "--data", b])
+            .args(["-w", "\n= %{http_code} %{http_version} %{num_connects}\n"])
+            .arg(&url);
+    }
+    let (o, e, code) = out(c);
+    assert_eq!(code, Some(0), "{o} / {e}");
+    let codes: Vec<&str> = o.lines().filter(|l| l.starts_with("= ")).collect();
+    assert_eq!(codes, ["= 200 2 1", "= 200 2 0", "= 200 2 0"], "{o} / {e}");
+    assert_h2_scrubbed(&env, &srv, "native", &body, "curl");
+}
+
+#[test]
+fn redact_over_http2_scrubs_data_frames_in_place_with_node() {
+    let Some(node) = which("node") else {
+        panic!("node is required")
+    };
+    let env = Env::with_policy("tls-redact-h2-node", REDACT_ECHO);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let body = format!("{{\"token\":\"{TOKEN}\",\"n\":1}}");
+    let mut c = env.cmd(node);
+    c.arg(program_src("tls/agent_h2_echo.mjs"))
+        .arg(format!("https://localhost:{}/echo", srv.port))
+        .args(["{\"clean\":1}", body.as_str(), "{\"clean\":2}"])
+        .env("NODE_EXTRA_CA_CERTS", srv.cert());
+    let (o, e, code) = out(c);
+    assert_eq!(code, Some(0), "{o} / {e}");
+    let lines: Vec<&str> = o.lines().collect();
+    assert_eq!(lines.len(), 3, "{o} / {e}");
+    assert!(lines.iter().all(|l| l.starts_with("OK 200")), "{o} / {e}");
+    assert_h2_scrubbed(&env, &srv, "node", &body, "node");
 }

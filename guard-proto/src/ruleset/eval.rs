@@ -644,21 +644,8 @@ impl<'a> Ruleset<'a> {
         self.when_holds(rec, ctx.env, ctx, mode, false)
     }
 
-    // ---- http ----
-
-    #[allow(clippy::too_many_arguments)]
-    fn http_rule_matches(
-        &self,
-        r: u32,
-        method: &[u8],
-        host: &[u8],
-        path: &[u8],
-        body: &[u8],
-        ctx: &Context<'_>,
-        mode: Mode,
-        cache: Option<&RegexCache>,
-    ) -> bool {
-        let rec = self.rule_rec(r);
+    /// The kind, hosts, methods and paths of http rule record `rec` hold for this request.
+    fn http_head_matches(&self, rec: &[u8], method: &[u8], host: &[u8], path: &[u8]) -> bool {
         if rd_u8(rec, RULE_KIND) != KIND_HTTP {
             return false;
         }
@@ -683,6 +670,44 @@ impl<'a> Ruleset<'a> {
             return false;
         }
         if Self::slot(rec, SLOT_C).1 > 0 && !self.any_pat(rec, SLOT_C, path, false, false) {
+            return false;
+        }
+        true
+    }
+
+    /// Whether some http rule whose hosts, methods and paths match this request head looks at
+    /// the body (`body_contains`, `body_regex`, `graphql`) or redacts it. `when` is taken to
+    /// hold (an over-estimate, never an under-estimate). When false, the request's verdict is
+    /// the same whatever its body.
+    pub(super) fn http_body_matters_impl(&self, method: &[u8], host: &[u8], path: &[u8]) -> bool {
+        let (s, n) = Self::range(self.meta(), META_HTTP_RULES);
+        (s..s + n).any(|i| {
+            let r = self.list(0, i);
+            let rec = self.rule_rec(r);
+            self.http_head_matches(rec, method, host, path)
+                && (self.rule_decision(r) == crate::decision::Decision::Redact
+                    || [SLOT_D, SLOT_E, SLOT_F]
+                        .iter()
+                        .any(|&k| Self::slot(rec, k).1 > 0))
+        })
+    }
+
+    // ---- http ----
+
+    #[allow(clippy::too_many_arguments)]
+    fn http_rule_matches(
+        &self,
+        r: u32,
+        method: &[u8],
+        host: &[u8],
+        path: &[u8],
+        body: &[u8],
+        ctx: &Context<'_>,
+        mode: Mode,
+        cache: Option<&RegexCache>,
+    ) -> bool {
+        let rec = self.rule_rec(r);
+        if !self.http_head_matches(rec, method, host, path) {
             return false;
         }
         let (bs, bn) = Self::slot(rec, SLOT_D);

@@ -449,6 +449,16 @@ impl<'a> Ruleset<'a> {
         }
     }
 
+    /// Whether the body of an http request with this method, host (a port is ignored) and
+    /// path can change its verdict: some http rule whose `hosts`, `methods` and `paths` match
+    /// has a body condition (`body_contains`, `body_regex`, `graphql`) or decides `redact`.
+    /// `when` is taken to hold, so this may say true needlessly, never false wrongly. When
+    /// false, [`Ruleset::evaluate`] gives the same verdict for any body, so a gate may judge
+    /// the request on its head alone.
+    pub fn http_body_matters(&self, method: &[u8], host: &[u8], path: &[u8]) -> bool {
+        self.http_body_matters_impl(method, host, path)
+    }
+
     /// Calls `f` with the index of every rule that matches (for `explain`), in rule order.
     pub fn for_each_match(&self, action: &Action<'_>, ctx: &Context<'_>, f: &mut dyn FnMut(u32)) {
         self.for_each_match_with(action, ctx, None, f)

@@ -42,15 +42,25 @@
 //!   socket of its own (`SSL_get_fd`) is shut down; behind a memory BIO (node) a TLS
 //!   close_notify is queued, which the runtime sends and the server answers by closing.
 //! - Redact (an http rule with `decision = "redact"`): the secrets guard-secrets' built-in
-//!   detectors find in the body are replaced by `REDACTED_BY_POLICY` and the request goes out
-//!   rewritten (`Content-Length` set, chunked framing removed). Fail-closed where that cannot
-//!   be done safely (HTTP/2, a body over the capture limit, pipelined bytes): refused.
-//! - `Expect: 100-continue`: the head is held like any incomplete request, so the server never
-//!   sees it and sends no `100 Continue`; the client sends the body after its own expect
-//!   timeout (curl: 1 s) and the decision is taken on head and body. Fail-closed rule: the
-//!   head is never released on its own. A client that waits for the `100` without a timeout
-//!   stalls until it gives up, and its request is never sent (measured cost for curl: the
-//!   1 s expect timeout, once per such request).
+//!   detectors find in the body are overwritten in the held bytes, in place, by
+//!   `REDACTED_BY_POLICY` cut or padded with `*` to each secret's length
+//!   (`redact_same_length`), HTTP/1 and HTTP/2 alike: the body keeps its length, so
+//!   `Content-Length`, chunk sizes, DATA frame lengths, flow-control windows and HPACK state
+//!   all stay valid and the connection carries on. The parser says where each body byte sat
+//!   in the stream (`guard_http::Request::body_spans`). Fail-closed where the body is not all
+//!   held (over the capture limit): refused.
+//! - Judging on the head alone: when no http rule that matches a request's method, host (any
+//!   of its names) and path reads bodies (`body_contains`, `body_regex`, `graphql`) or
+//!   redacts (`Ruleset::http_body_matters`), the body cannot change the decision, so the
+//!   request is judged as soon as its head is complete and its body streams through unheld.
+//! - `Expect: 100-continue`: a head judged on its own (above) is released at once, so the
+//!   server answers `100 Continue` as usual. When the body is needed, the head is held like any
+//!   incomplete request: the server never sees it and sends no `100 Continue`; the client
+//!   sends the body after its own expect timeout (curl: 1 s) and the decision is taken on head
+//!   and body. Fail-closed rule: a head whose body matters is never released on its own. A
+//!   client that waits for the `100` without a timeout stalls until it gives up, and its
+//!   request is never sent (measured cost for curl: the 1 s expect timeout, once per such
+//!   request).
 //! - A request still incomplete after this write: the bytes are held (copied) and the write is
 //!   reported done in full (as OpenSSL reports a write it has buffered), so the caller sends the
 //!   rest. With `SSL_MODE_ENABLE_PARTIAL_WRITE` that is still correct: a full count is a legal
@@ -64,7 +74,12 @@
 //!   buffer as OpenSSL requires.
 //!
 //! Bodies larger than the reassembler's capture limit (1 MiB) are judged on their head and
-//! prefix, then streamed.
+//! prefix, then streamed. HTTP/2 flow control bounds what a client sends before the server's
+//! `WINDOW_UPDATE` (64 KiB unless the server raised its windows): a request whose body matters
+//! and exceeds the window stalls until the client gives up, since the server sees nothing and
+//! grants no more (measured: `curl --http2` posting 300 kB to a path under a redact rule runs
+//! into its `--max-time`; 60 kB goes through). Fail-closed, but it breaks such uploads: keep
+//! body-reading rules scoped to the paths that need them.
 //!
 //! `SSL_write_early_data` (TLS 1.3 0-RTT) goes through the same gate as `SSL_write_ex`.
 //!
@@ -87,7 +102,9 @@ use crate::trampoline;
 use core::cell::UnsafeCell;
 use core::ffi::{CStr, c_int, c_long, c_void};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use guard_http::{Connection, Event, FeedResult, Limits, Protocol, Request, Responses, Status};
+use guard_http::{
+    BodyMode, Connection, Event, FeedResult, Limits, Protocol, Request, Responses, Status,
+};
 use guard_proto::{Action, Decision};
 use std::collections::VecDeque;
 
@@ -274,8 +291,8 @@ struct Conn {
     /// Follows the server's side for statuses, created at the first read that needs it.
     resp: Option<Responses>,
     statuses: Vec<Status>,
-    /// The request just judged, rewritten (redacted): sent instead of the held bytes and
-    /// this write.
+    /// The held bytes and this write with the secrets of redacted bodies overwritten: held or
+    /// sent instead of them.
     replace: Option<Vec<u8>>,
     /// (st_dev, st_ino) of the socket under the connection when last seen: a different one
     /// means the `SSL*` was freed and its address reused without our `SSL_free` seeing it
@@ -607,20 +624,46 @@ fn http_detectors() -> &'static guard_secrets::Detectors {
     D.get_or_init(guard_secrets::Detectors::builtin)
 }
 
-/// A `redact` decision on a request: scrubs the secrets the detectors find in its body and
-/// records the event (quoting the redacted body). Returns the event's target and the rewritten
-/// request, `None` when nothing was found (sent as written). `Err`: refused, recorded as a
-/// deny, because the request cannot be rewritten safely: HTTP/2 (DATA frames and flow control
-/// would have to be rewritten), a body over the capture limit (not all of it is held), or more
-/// than this request in the bytes held (pipelining).
+/// What a secret in an outbound body is overwritten with: this placeholder, cut to the
+/// secret's length or padded with [`REDACT_PAD`], so the body keeps its length.
+const PLACEHOLDER: &[u8] = b"REDACTED_BY_POLICY";
+/// The padding after [`PLACEHOLDER`]: not in the base64 or base64url alphabets, not special
+/// in JSON strings, form encoding or multipart bodies, so a padded placeholder neither breaks
+/// the body's syntax nor looks like part of a token.
+const REDACT_PAD: u8 = b'*';
+
+/// `body` with the span of every finding overwritten in place (see [`PLACEHOLDER`]): the
+/// same length, so the request's framing (Content-Length, chunk sizes, HTTP/2 DATA frame
+/// lengths and flow-control windows) stays valid and only body bytes change.
+fn redact_same_length(body: &[u8], findings: &[guard_secrets::Finding<'_>]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    for f in findings {
+        let Some(span) = out.get_mut(f.start.min(f.end)..f.end.min(body.len())) else {
+            continue;
+        };
+        for (k, b) in span.iter_mut().enumerate() {
+            *b = PLACEHOLDER.get(k).copied().unwrap_or(REDACT_PAD);
+        }
+    }
+    out
+}
+
+/// A `redact` decision on a request: overwrites the secrets the detectors find in its body
+/// in the bytes that will be sent (`raw`: the held bytes and this write, created on the first
+/// redaction of a write, stream offset of its first byte = `fed - len`), and records the event
+/// (quoting the redacted body). Returns the event's target. `Err`: refused, recorded as a deny,
+/// because the body cannot be rewritten whole: a body over the capture limit (not all of it
+/// is held), one whose bytes are not all among those held, or one split into more pieces
+/// than the parser records (`guard_http::Request::body_spans`).
 fn redact_request(
     req: &Request,
     host: &[u8],
     o: &Outcome,
-    whole: bool,
+    raw: &mut Option<Vec<u8>>,
     held: &[u8],
     bytes: &[u8],
-) -> Result<(Vec<u8>, Option<Vec<u8>>), ()> {
+    fed: u64,
+) -> Result<Vec<u8>, ()> {
     let det = http_detectors();
     let body = req.body();
     let findings = det.scan(body);
@@ -634,9 +677,9 @@ fn redact_request(
             false,
             "no secret found in the body",
         );
-        return Ok((t.as_bytes().to_vec(), None));
+        return Ok(t.as_bytes().to_vec());
     }
-    let clean = guard_secrets::redact(body, &findings);
+    let clean = redact_same_length(body, &findings);
     describe_with_body(req, host, &clean, &mut t);
     // Recorded without the rule: an event with a rule carries the rule's reason, and this one
     // must say why a redaction became a refusal.
@@ -644,25 +687,25 @@ fn redact_request(
         let d = Outcome::from_verdict(Decision::Deny, None, false, false);
         eval::emit("http", t.as_bytes(), &d, false, why);
     };
-    if req.version() == guard_http::Version::Http2 {
-        refuse("redact rule: secrets in an HTTP/2 body are not redacted (DATA frames): refused");
-        return Err(());
-    }
-    if !whole {
+    if !req.body_complete() {
         refuse(
-            "redact rule: secrets in a body that cannot be rewritten whole (over 1 MiB, or pipelined): refused",
+            "redact rule: secrets in a body over the capture limit (1 MiB; not all of it is held): refused",
         );
         return Err(());
     }
-    let mut raw = Vec::with_capacity(held.len() + bytes.len());
-    raw.extend_from_slice(held);
-    raw.extend_from_slice(bytes);
-    let Some(rewritten) = rewrite_h1(&raw, &clean) else {
+    let raw = raw.get_or_insert_with(|| {
+        let mut v = Vec::with_capacity(held.len() + bytes.len());
+        v.extend_from_slice(held);
+        v.extend_from_slice(bytes);
+        v
+    });
+    let start = fed.saturating_sub(raw.len() as u64);
+    if !guard_http::patch_body(raw, start, req, &clean) {
         refuse(
-            "redact rule: secrets in a request that does not re-parse as one HTTP/1 request: refused",
+            "redact rule: secrets in a body that cannot be rewritten in place (not all of it held, or split into over 4096 pieces): refused",
         );
         return Err(());
-    };
+    }
     let mut why = Buf::<256>::new();
     why.push_trunc(b"redacted ");
     raw::push_num(&mut why, findings.len() as u64);
@@ -687,49 +730,28 @@ fn redact_request(
         false,
         raw::utf8_prefix(why.as_bytes()),
     );
-    Ok((t.as_bytes().to_vec(), Some(rewritten)))
+    Ok(t.as_bytes().to_vec())
 }
 
-/// `raw` (exactly one HTTP/1 request, checked by parsing it again) with its body replaced by
-/// `body`: `Content-Length` set to the new length, `Transfer-Encoding` removed (a chunked body
-/// goes out as one Content-Length body; its trailers are dropped).
-fn rewrite_h1(raw: &[u8], body: &[u8]) -> Option<Vec<u8>> {
-    let mut check = Connection::new();
-    let r = check.feed(raw);
-    if r.request_started
-        || r.events.len() != 1
-        || !matches!(r.events.first(), Some(Event::Complete(_)))
+/// Whether `req`'s body must be captured before it is judged: some http rule matching its
+/// head under any of the connection's names reads or redacts bodies. Otherwise the request is
+/// judged on its head and its body streams through unheld (an `Expect: 100-continue` head
+/// reaches the server at once, an upload is not held for its first 1 MiB).
+fn body_mode(req: &Request, sni: &[u8], peer: &[u8]) -> BodyMode {
+    // Degraded (no ruleset): every http request is refused on its head anyway.
+    let Some(rs) = state::ruleset() else {
+        return BodyMode::HeadOnly;
+    };
+    let header = req.host().map(|h| strip_port(h.as_bytes())).unwrap_or(b"");
+    let (m, p) = (req.method().as_bytes(), req.path().as_bytes());
+    if [header, sni, peer]
+        .iter()
+        .any(|n| rs.http_body_matters(m, n, p))
     {
-        return None;
+        BodyMode::Capture
+    } else {
+        BodyMode::HeadOnly
     }
-    let head_end = memchr_crlfcrlf(raw)?;
-    let head = raw.get(..head_end)?;
-    let mut out = Vec::with_capacity(head_end + body.len() + 32);
-    for (i, line) in head.split(|b| *b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let name = line.split(|b| *b == b':').next().unwrap_or(b"");
-        if i > 0
-            && (name.eq_ignore_ascii_case(b"content-length")
-                || name.eq_ignore_ascii_case(b"transfer-encoding"))
-        {
-            continue;
-        }
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-    Some(out)
-}
-
-/// Offset just past the first blank line (`\r\n\r\n`).
-fn memchr_crlfcrlf(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 fn note(action_target: &[u8], why: &str, d: Decision) {
@@ -739,17 +761,19 @@ fn note(action_target: &[u8], why: &str, d: Decision) {
 
 /// Feeds `bytes` and judges what they complete. `Err(())`: refuse the write.
 fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result<(), ()> {
-    c.res.events.clear();
-    c.http.feed_into(bytes, &mut c.res);
-    if c.res.events.is_empty() {
-        return Ok(());
-    }
     if !c.peer_known {
         // The peer does not change for the life of the connection: one getpeername.
         let mut peer = [0u8; crate::dns::NAME_MAX];
         let pn = peer_name(api, ssl, &mut peer);
         c.peer = peer.get(..pn).unwrap_or(&[]).to_vec();
         c.peer_known = true;
+    }
+    c.res.events.clear();
+    let (sni, peer) = (&c.sni[..], &c.peer[..]);
+    c.http
+        .feed_into_with(bytes, &mut c.res, &mut |r| body_mode(r, sni, peer));
+    if c.res.events.is_empty() {
+        return Ok(());
     }
     if !ANY_H2.load(Ordering::Relaxed) && c.http.protocol() == Some(Protocol::Http2) {
         ANY_H2.store(true, Ordering::Relaxed);
@@ -763,14 +787,16 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
                     return Err(());
                 }
                 if let Some((o, host)) = j.redact.take() {
-                    let whole = matches!(e, Event::Complete(_)) && c.res.events.len() == 1;
-                    match redact_request(r, &host, &o, whole, &c.held, bytes) {
-                        Ok((target, rewritten)) => {
-                            j.event = Some(target);
-                            c.replace = rewritten;
-                        }
-                        Err(()) => return Err(()),
-                    }
+                    let fed = c.http.fed();
+                    j.event = Some(redact_request(
+                        r,
+                        &host,
+                        &o,
+                        &mut c.replace,
+                        &c.held,
+                        bytes,
+                        fed,
+                    )?);
                 }
                 // HTTP/1 statuses pair with requests in order, so every request takes a
                 // place; HTTP/2 pairs by stream, so only those with an event do.
@@ -842,9 +868,14 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
         return Flow::Refuse;
     }
     if let Some(r) = c.replace.take() {
-        // A redacted request: what goes out is its rewritten form, not the bytes written.
+        // A redacted request: what goes out (or stays held, when another request is still
+        // incomplete) is the held bytes and this write with the secrets overwritten.
         c.held = r;
-        return Flow::Flush;
+        return if c.res.request_started {
+            Flow::Held
+        } else {
+            Flow::Flush
+        };
     }
     if c.res.request_started {
         c.held.extend_from_slice(new);
@@ -1495,36 +1526,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rewrite_sets_content_length_and_drops_chunking() {
-        let raw =
-            b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\nX: y\r\n\r\nhello world";
-        let out = rewrite_h1(raw, b"hello REDACTED").unwrap();
+    fn same_length_redaction_cuts_or_pads_the_placeholder() {
+        let body = b"a=ghp_R8x2Lq9ZtV4mN7pK3sW6yB1cD5fG0hJ2aQ8e&b=short1234&c=1";
+        let f = |start, end| guard_secrets::Finding {
+            detector: "t",
+            start,
+            end,
+            decision: Decision::Redact,
+        };
+        let out = redact_same_length(body, &[f(2, 42), f(45, 54), f(50, 999)]);
+        assert_eq!(out.len(), body.len());
         assert_eq!(
-            out,
-            b"POST /echo HTTP/1.1\r\nHost: a\r\nX: y\r\nContent-Length: 14\r\n\r\nhello REDACTED"
+            &out[..],
+            &b"a=REDACTED_BY_POLICY**********************&b=REDACREDACTED"[..]
         );
-        let chunked = b"POST /e HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nT: 1\r\n\r\n";
-        let out = rewrite_h1(chunked, b"xx").unwrap();
-        assert_eq!(
-            out,
-            b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nxx"
-        );
-        // The rewritten request parses as one complete request with the new body.
-        let mut c = Connection::new();
-        let r = c.feed(&out);
-        assert!(!r.request_started);
-        assert_eq!(
-            r.requests().next().map(|q| q.body().to_vec()),
-            Some(b"xx".to_vec())
-        );
-    }
-
-    #[test]
-    fn rewrite_refuses_anything_but_exactly_one_request() {
-        let two = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx";
-        assert!(rewrite_h1(two, b"y").is_none());
-        let partial = b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab";
-        assert!(rewrite_h1(partial, b"y").is_none());
-        assert!(rewrite_h1(b"\x00\x01garbage", b"y").is_none());
     }
 }

@@ -1,7 +1,9 @@
 """TLS benchmark client (Python, http.client over one keep-alive connection).
 
 Usage: bench_client.py PORT CAFILE upload MB | ping N
-Prints one line: `upload <MB> <seconds> <MB/s>` or `ping <N> <seconds> <us/request>`.
+Prints one line: `upload <MB> <seconds> <MB/s> <cpu seconds>` or
+`ping <N> <seconds> <us/request> <cpu seconds>`; cpu seconds: this process's user + system time
+over the timed part.
 """
 
 import http.client
@@ -28,16 +30,17 @@ class Zeros:
 
 
 t = time.perf_counter()
+cpu = time.process_time()
 if mode == "upload":
     size = n << 20
     conn.request("POST", "/upload", body=Zeros(size), headers={"Content-Length": str(size)})
     body = conn.getresponse().read()
     assert str(size).encode() in body, body
     dt = time.perf_counter() - t
-    print(f"upload {n} {dt:.3f} {n / dt:.1f}")
+    print(f"upload {n} {dt:.3f} {n / dt:.1f} {time.process_time() - cpu:.4f}")
 else:
     for _ in range(n):
         conn.request("GET", "/ping")
         conn.getresponse().read()
     dt = time.perf_counter() - t
-    print(f"ping {n} {dt:.3f} {dt / n * 1e6:.1f}")
+    print(f"ping {n} {dt:.3f} {dt / n * 1e6:.1f} {time.process_time() - cpu:.4f}")
