@@ -56,8 +56,27 @@ echo "=== guardctl run --agent demo-agent -- python3 tests/programs/agent/agent.
 echo "    (HOME=$HOME, workspace $WORK, policy: ${DEMO_POLICY:-the embedded default})"
 echo
 cd "$WORK"
+# The human at the console, played by a loop: every ask the agent raises (the default policy
+# asks before `git push --force`) is shown and denied, so the demo does not sit out the
+# 120-second ask timeout. A real user answers with `guardctl watch`, `guardctl approve ID` or
+# `guardctl deny ID`; an approver outside the guarded tree is exactly this.
+human() {
+  while :; do
+    "$GUARDCTL" pending --json 2>/dev/null | while read -r ask; do
+      id=$(printf '%s' "$ask" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+      what=$(printf '%s' "$ask" | "$PYTHON" -c 'import json,sys; a=json.load(sys.stdin); print(a.get("rule",""), "-", a.get("target",""))')
+      echo "    [human] denying ask $id ($what)"
+      "$GUARDCTL" deny "$id" >/dev/null 2>&1 || true
+    done
+    sleep 0.2
+  done
+}
+human &
+HUMAN=$!
 status=0
 "$GUARDCTL" run ${DEMO_POLICY:+--policy "$DEMO_POLICY"} --agent demo-agent --model demo-model -- "$PYTHON" "$ROOT/tests/programs/agent/agent.py" || status=$?
+kill "$HUMAN" 2>/dev/null || true
+wait "$HUMAN" 2>/dev/null || true
 
 echo
 echo "=== guardctl log --last"
