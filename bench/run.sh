@@ -9,12 +9,12 @@
 # exit with an error when they (or, for spawn.py, a child) can read it. At the end the
 # session's audit log must hold the matching deny event.
 #
-#   ./bench/run.sh [--quick]
+#   ./bench/run.sh [--quick]        (ROUNDS=N for more rounds per side; default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 QUICK=${1:-}
-ROUNDS=3; SPAWNS=40; OPS_OPEN=200000; OPS_READ=1000000
+ROUNDS=${ROUNDS:-3}; SPAWNS=40; OPS_OPEN=200000; OPS_READ=1000000
 if [ "$QUICK" = "--quick" ]; then ROUNDS=1; SPAWNS=10; OPS_OPEN=20000; OPS_READ=100000; fi
 
 cargo build --release -p libguard -p guardctl --quiet
@@ -50,7 +50,6 @@ import http.client, json, logging, pathlib, pickle, sqlite3, statistics, subproc
 import unittest, urllib.request, uuid, xml.etree.ElementTree, zipfile, typing, concurrent.futures
 PY
 
-median() { "$PY" -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 guarded() {
   (cd "$HOME/project" && BENCH_EXPECT_DENIED=$DENIED "$GUARDCTL" run --agent bench -- "$@" 2>"$WORK/guarded.err") || {
     echo "guarded run failed: $*" >&2; cat "$WORK/guarded.err" >&2; exit 1; }
@@ -59,20 +58,31 @@ bare() { (cd "$HOME/project" && "$@"); }
 
 row() { # name unit cmd...   (each command prints "WALL CPU")
   local name=$1 unit=$2; shift 2
-  local bw=() bc=() gw=() gc=() o
-  for _ in $(seq "$ROUNDS"); do
-    o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
-    o=$(guarded "$@"); gw+=("${o% *}"); gc+=("${o#* }")
+  local bw=() bc=() gw=() gc=() o r
+  # Rounds alternate which side goes first, so a drift of the machine within a round does not
+  # always favour the same side; each round gives one bare/guarded pair.
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+      o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
+      o=$(guarded "$@"); gw+=("${o% *}"); gc+=("${o#* }")
+    else
+      o=$(guarded "$@"); gw+=("${o% *}"); gc+=("${o#* }")
+      o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
+    fi
   done
-  "$PY" -c 'import sys
-n, u, bw, gw, bc, gc = sys.argv[1:]
-bw, gw, bc, gc = map(float, (bw, gw, bc, gc))
-print(f"| {n} | {bw:.3f} | {gw:.3f} | {gw/bw:.3f}x ({gw-bw:+.3f}) | {bc:.3f} | {gc:.3f} | {gc/bc:.3f}x ({gc-bc:+.3f}) | {u} |")' \
-    "$name" "$unit" "$(median "${bw[@]}")" "$(median "${gw[@]}")" "$(median "${bc[@]}")" "$(median "${gc[@]}")"
+  "$PY" -c 'import statistics, sys
+n, u, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
+v = list(map(float, sys.argv[4:]))
+bw, gw, bc, gc = v[:k], v[k:2*k], v[2*k:3*k], v[3*k:]
+m = statistics.median
+pw = m(g / b for g, b in zip(gw, bw))
+pc = m(g / b for g, b in zip(gc, bc))
+print(f"| {n} | {m(bw):.3f} | {m(gw):.3f} | {m(gw)/m(bw):.3f}x ({m(gw)-m(bw):+.3f}) | {m(bc):.3f} | {m(gc):.3f} | {m(gc)/m(bc):.3f}x ({m(gc)-m(bc):+.3f}) | {pw:.3f}x / {pc:.3f}x | {u} |")' \
+    "$name" "$unit" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}"
 }
 
-echo "| workload | bare wall | guarded wall | wall ratio | bare CPU | guarded CPU | CPU ratio | unit |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| workload | bare wall | guarded wall | wall ratio | bare CPU | guarded CPU | CPU ratio | median of per-round ratios (wall / CPU) | unit |"
+echo "|---|---|---|---|---|---|---|---|---|"
 row "open+close, allowed absolute path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
 row "open+close, allowed relative path" ns "$WORK/micro" open $OPS_OPEN data.bin
 row "fopen+fclose, allowed absolute path" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
