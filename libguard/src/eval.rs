@@ -442,37 +442,73 @@ pub fn file_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> bool 
     file_denied_any(dirfd, path, &[access])
 }
 
+/// The names a file call is judged under: the lexical name (cleaned against the cwd or the
+/// dirfd) and the name the kernel resolves (an `O_PATH` open, or a dangling symlink's target).
+struct FileNames {
+    cwd: PathBuf,
+    lex: PathBuf,
+    res: PathBuf,
+    extra: PathBuf,
+    have_lex: bool,
+    have_res: bool,
+}
+
+impl FileNames {
+    fn of(dirfd: i32, path: *const c_char, p: &[u8]) -> FileNames {
+        let mut n = FileNames {
+            cwd: PathBuf::new(),
+            lex: PathBuf::new(),
+            res: PathBuf::new(),
+            extra: PathBuf::new(),
+            have_lex: false,
+            have_res: false,
+        };
+        if !path::getcwd(&mut n.cwd) {
+            n.cwd.clear();
+        }
+        n.have_lex = path::lexical_in(dirfd, p, n.cwd.as_bytes(), &mut n.lex);
+        n.have_res = path::resolved(dirfd, path, &mut n.res, &mut n.extra);
+        n
+    }
+
+    /// Each distinct name, with whether it could be computed.
+    fn list(&self) -> [(&[u8], bool); 3] {
+        [
+            (self.lex.as_bytes(), self.have_lex),
+            (
+                self.res.as_bytes(),
+                self.have_res && self.res.as_bytes() != self.lex.as_bytes(),
+            ),
+            (self.extra.as_bytes(), !self.extra.is_empty()),
+        ]
+    }
+}
+
+/// The caller's path as bytes, `None` for a null or empty one (nothing to judge).
+fn nonempty<'a>(path: *const c_char) -> Option<&'a [u8]> {
+    if path.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string from the hooked call's caller, alive for the call.
+    let p = unsafe { raw::cstr(path) };
+    (!p.is_empty()).then_some(p)
+}
+
 /// [`file_denied`] for several accesses of one path, in order, stopping at the first denied
 /// one (which alone is recorded); the path's names are computed once.
 pub fn file_denied_any(dirfd: i32, path: *const c_char, accesses: &[FileAccess]) -> bool {
-    if path.is_null() {
+    let Some(p) = nonempty(path) else {
         return false;
-    }
-    let p = unsafe { raw::cstr(path) };
-    if p.is_empty() {
-        return false;
-    }
-    let mut cwd = PathBuf::new();
-    if !path::getcwd(&mut cwd) {
-        cwd.clear();
-    }
-    let mut lex = PathBuf::new();
-    let mut res = PathBuf::new();
-    let mut extra = PathBuf::new();
-    let have_lex = path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex);
-    let have_res = path::resolved(dirfd, path, &mut res, &mut extra);
-    let names: [(&[u8], bool); 3] = [
-        (lex.as_bytes(), have_lex),
-        (res.as_bytes(), have_res && res.as_bytes() != lex.as_bytes()),
-        (extra.as_bytes(), !extra.is_empty()),
-    ];
+    };
+    let n = FileNames::of(dirfd, path, p);
+    let names = n.list();
     accesses.iter().any(|&access| {
         if let Some(hit) = crate::selfprotect::violation(&names, access) {
             let o = crate::selfprotect::outcome();
             emit(access.as_str(), hit, &o, false, "");
             return true;
         }
-        let best = evaluate_names(&names, access, cwd.as_bytes());
+        let best = evaluate_names(&names, access, n.cwd.as_bytes());
         conclude(best, &names, p, access)
     })
 }
@@ -486,24 +522,11 @@ pub fn dir_move_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> b
     let Some(rs) = state::ruleset() else {
         return false;
     };
-    if path.is_null() {
+    let Some(p) = nonempty(path) else {
         return false;
-    }
-    let p = unsafe { raw::cstr(path) };
-    if p.is_empty() {
-        return false;
-    }
-    let mut cwd = PathBuf::new();
-    if !path::getcwd(&mut cwd) {
-        cwd.clear();
-    }
-    let mut lex = PathBuf::new();
-    let mut res = PathBuf::new();
-    let mut extra = PathBuf::new();
-    let have_lex = path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex);
-    let have_res = path::resolved(dirfd, path, &mut res, &mut extra);
-    let names: [(&[u8], bool); 2] = [(lex.as_bytes(), have_lex), (res.as_bytes(), have_res)];
-    for (name, ok) in names {
+    };
+    let n = FileNames::of(dirfd, path, p);
+    for (name, ok) in n.list() {
         if !ok {
             continue;
         }
