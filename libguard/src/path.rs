@@ -24,14 +24,18 @@ pub fn push_components(out: &mut PathBuf, rel: &[u8]) -> bool {
         out.clear();
     }
     // Most names programs open are already clean: one copy instead of one per component (the
-    // per-component loop was a third of the open fast path's instructions).
+    // per-component loop was a third of the open fast path's instructions). A clean name has
+    // a non-empty body, so `out` never ends up empty here.
     if is_clean(rel) {
         let rel = rel.strip_prefix(b"/").unwrap_or(rel);
-        if rel.is_empty() {
-            return out.is_empty() && out.push(b"/") || !out.is_empty();
-        }
         return out.push(b"/") && out.push(rel);
     }
+    push_each_component(out, rel)
+}
+
+/// The general case of [`push_components`] (`out` already "" for the root): component by
+/// component, `.` and empty ones skipped, `..` dropping the last.
+fn push_each_component(out: &mut PathBuf, rel: &[u8]) -> bool {
     for comp in rel.split(|c| *c == b'/') {
         match comp {
             b"" | b"." => {}
@@ -127,6 +131,49 @@ pub fn getcwd(out: &mut PathBuf) -> bool {
     }
     out.truncate((r as usize).saturating_sub(1));
     out.as_bytes().first() == Some(&b'/')
+}
+
+/// The current directory a fast path judges a name against (`cwd`), and the name it hands the
+/// kernel. The cwd is asked of the kernel when rules read it (`allow_cache::enabled` false),
+/// taken from the memo (`cwd_cache.rs`) for a name relative to it, and left empty otherwise.
+/// A cwd-relative name goes to the kernel as the caller's spelling under that directory,
+/// uncleaned: the kernel walks the same components (a symlink then `..` stays a symlink), and
+/// the file reached is the one judged even if the memo were stale.
+pub struct Anchor {
+    pub cwd: PathBuf,
+    abs: PathBuf,
+    relative: bool,
+}
+
+impl Anchor {
+    /// `None` when the directory cannot be named or the name would not fit.
+    pub fn new(dirfd: i32, p: &[u8]) -> Option<Anchor> {
+        let mut a = Anchor {
+            cwd: PathBuf::new(),
+            abs: PathBuf::new(),
+            relative: p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD,
+        };
+        if !crate::allow_cache::enabled() {
+            if !getcwd(&mut a.cwd) {
+                return None;
+            }
+        } else if a.relative && !crate::cwd_cache::get(&mut a.cwd) {
+            return None;
+        }
+        if a.relative && !(a.abs.push(a.cwd.as_bytes()) && a.abs.push(b"/") && a.abs.push(p)) {
+            return None;
+        }
+        Some(a)
+    }
+
+    /// The name to hand the kernel in place of `caller` (the caller's NUL-terminated original).
+    pub fn kernel_name(&mut self, caller: *const c_char) -> *const c_char {
+        if self.relative {
+            self.abs.c_ptr()
+        } else {
+            caller
+        }
+    }
 }
 
 /// Path of an open fd (`readlink /proc/self/fd/N`); false for non-path objects (pipes...).
@@ -352,39 +399,22 @@ pub fn fast_open(
     let mut lex = PathBuf::new();
     let mut redact = None;
     // What `openat2` is given: the caller's name, or for a cwd-relative one the absolute name
-    // that was judged.
+    // that was judged (`Anchor`).
     let mut open_name = path;
-    let mut abs = PathBuf::new();
+    let mut anchored: Option<Anchor> = None;
     // An absolute name exactly as the memo holds it needs neither cleaning nor any check: the
     // memo only holds names that came out of `lexical_in` (clean, not under `/proc/`) and
     // passed self-protection and evaluation, so the raw bytes *are* the lexical name.
     let name: &[u8] = if p.first() == Some(&b'/') && crate::allow_cache::allowed(p, access) {
         p
     } else {
-        let mut cwd = PathBuf::new();
-        // The cwd names a relative path (from the memo, `cwd_cache.rs`; the open below then
-        // uses the absolute name judged here), and is an input of `when.cwd` rules (when the
-        // ruleset has any, `allow_cache::enabled` is false: asked of the kernel each time).
-        let relative = p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD;
-        if !crate::allow_cache::enabled() {
-            if !getcwd(&mut cwd) {
-                return None;
-            }
-        } else if relative && !crate::cwd_cache::get(&mut cwd) {
-            return None;
-        }
-        if !lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) || lex.as_bytes().starts_with(b"/proc/")
+        let a = anchored.insert(Anchor::new(dirfd, p)?);
+        if !lexical_in(dirfd, p, a.cwd.as_bytes(), &mut lex)
+            || lex.as_bytes().starts_with(b"/proc/")
         {
             return None;
         }
-        if relative {
-            // The caller's name under the remembered directory, uncleaned: the kernel must walk
-            // the same components (a symlink then `..` stays a symlink: `ELOOP`, slow path).
-            if !(abs.push(cwd.as_bytes()) && abs.push(b"/") && abs.push(p)) {
-                return None;
-            }
-            open_name = abs.c_ptr();
-        }
+        open_name = a.kernel_name(path);
         // The guard's own files are protected whatever the policy says: leave such writes to
         // the full check, which refuses and records them.
         if crate::selfprotect::violation(&[(lex.as_bytes(), true)], access).is_some() {
@@ -394,7 +424,7 @@ pub fn fast_open(
             let envl = crate::eval::CEnv(crate::state::environ_ptr());
             let ctx = Context {
                 env: &envl,
-                cwd: cwd.as_bytes(),
+                cwd: a.cwd.as_bytes(),
                 agent: crate::state::cfg().agent.as_bytes(),
             };
             let o = crate::eval::evaluate(
@@ -481,30 +511,14 @@ mod tests {
     /// The whole-copy shortcut gives exactly what the per-component loop gives.
     #[test]
     fn clean_shortcut_agrees_with_the_component_loop() {
+        // The reference: the component loop alone, without the whole-copy shortcut.
         fn slow(base: &[u8], rel: &[u8]) -> Option<Vec<u8>> {
             let mut out = PathBuf::new();
             out.push(base);
             if out.as_bytes() == b"/" {
                 out.clear();
             }
-            for comp in rel.split(|c| *c == b'/') {
-                match comp {
-                    b"" | b"." => {}
-                    b".." => {
-                        let cut = out.as_bytes().iter().rposition(|c| *c == b'/').unwrap_or(0);
-                        out.truncate(cut);
-                    }
-                    _ => {
-                        if !(out.push(b"/") && out.push(comp)) {
-                            return None;
-                        }
-                    }
-                }
-            }
-            if out.is_empty() {
-                out.push(b"/");
-            }
-            Some(out.as_bytes().to_vec())
+            push_each_component(&mut out, rel).then(|| out.as_bytes().to_vec())
         }
         let parts = [
             "", "/", ".", "..", "a", ".a", "..a", "a.", "a..", "...", "b/", "/c", "//",

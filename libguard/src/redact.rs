@@ -475,26 +475,12 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     }
     let g = state::Inside::enter()?;
     let path_only = crate::allow_cache::enabled();
-    let mut cwd = crate::path::PathBuf::new();
     let absolute = p.first() == Some(&b'/');
-    let cwd_relative = !absolute && dirfd == libc::AT_FDCWD;
-    if !path_only {
-        if !crate::path::getcwd(&mut cwd) {
-            return None;
-        }
-    } else if cwd_relative && !crate::cwd_cache::get(&mut cwd) {
-        return None;
-    }
-    // A cwd-relative name is stat'ed as the absolute name it was judged under (the remembered
-    // directory plus the caller's spelling), as the open fast path does (`path::fast_open`).
-    let mut abs = crate::path::PathBuf::new();
-    let mut stat_path = path;
-    if cwd_relative {
-        if !(abs.push(cwd.as_bytes()) && abs.push(b"/") && abs.push(p)) {
-            return None;
-        }
-        stat_path = abs.c_ptr();
-    }
+    // A cwd-relative name is stat'ed as the absolute name it is judged under, as the open fast
+    // path opens it (`path::Anchor`).
+    let mut anchor = crate::path::Anchor::new(dirfd, p)?;
+    let stat_path = anchor.kernel_name(path);
+    let cwd = &anchor.cwd;
     // A kept name is clean and absolute (and never under /proc), so an absolute path equal to
     // one is its own lexical name: no cleaning needed. Other spellings are made lexical.
     let mut lex = crate::path::PathBuf::new();
