@@ -17,7 +17,8 @@
 //! mid-write stays odd and is never read or written again), and the full key is compared, so a
 //! hash collision can only cost a miss, never allow a different path.
 
-use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering, fence};
+use crate::memo::{SeqLock, word};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use guard_proto::FileAccess;
 
 /// Paths up to this many bytes are memoised (longer ones are always evaluated).
@@ -26,8 +27,7 @@ const KEY_MAX: usize = KEY_WORDS * 8;
 const SLOTS: usize = 512;
 
 struct Slot {
-    /// Even: stable; odd: being written. Bumped by 2 per write.
-    seq: AtomicU32,
+    seq: SeqLock,
     /// `len | access << 16`; 0 = empty.
     tag: AtomicU32,
     words: [AtomicU64; KEY_WORDS],
@@ -37,7 +37,7 @@ struct Slot {
 const EMPTY_WORD: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::declare_interior_mutable_const)]
 const EMPTY_SLOT: Slot = Slot {
-    seq: AtomicU32::new(0),
+    seq: SeqLock::new(),
     tag: AtomicU32::new(0),
     words: [EMPTY_WORD; KEY_WORDS],
 };
@@ -61,35 +61,6 @@ pub fn enabled() -> bool {
             on
         }
     }
-}
-
-/// The `i`-th 8-byte word of `path`, zero-padded past its end (the key compared in a slot).
-#[inline]
-fn word(path: &[u8], i: usize) -> u64 {
-    let at = i * 8;
-    let load = |from: usize| {
-        let mut b = [0u8; 8];
-        if let Some(w) = path.get(from..from + 8) {
-            b.copy_from_slice(w);
-        }
-        u64::from_le_bytes(b)
-    };
-    if at + 8 <= path.len() {
-        return load(at);
-    }
-    let tail = path.len().saturating_sub(at);
-    if tail == 0 {
-        return 0;
-    }
-    if path.len() >= 8 {
-        // The last 8 bytes end with the tail: shift the bytes before it out.
-        return load(path.len() - 8) >> (8 * (8 - tail));
-    }
-    let mut w = 0u64;
-    for (j, &c) in path.iter().enumerate() {
-        w |= u64::from(c) << (8 * j);
-    }
-    w
 }
 
 /// Key class of the scope answers (`scope`), next to the access bits of allow verdicts.
@@ -124,14 +95,12 @@ fn key(path: &[u8], class: u32) -> Option<Key> {
 fn get(path: &[u8], class: u32) -> Option<u32> {
     let k = key(path, class)?;
     let s = &TABLE[k.slot];
-    let before = s.seq.load(Ordering::Acquire);
-    let tag = s.tag.load(Ordering::Relaxed);
-    if before & 1 != 0 || tag & 0x00ff_ffff != k.tag {
-        return None;
-    }
-    let same = (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == word(path, i));
-    fence(Ordering::Acquire);
-    (same && s.seq.load(Ordering::Relaxed) == before).then_some(tag >> 24)
+    s.seq.read(|| {
+        let tag = s.tag.load(Ordering::Relaxed);
+        let same = tag & 0x00ff_ffff == k.tag
+            && (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == word(path, i));
+        same.then_some(tag >> 24)
+    })
 }
 
 /// Stores `value` (8 bits) for `(path, class)`. Gives up silently when the slot is being written.
@@ -140,27 +109,14 @@ fn put(path: &[u8], class: u32, value: u32) {
         return;
     };
     let s = &TABLE[k.slot];
-    let cur = s.seq.load(Ordering::Relaxed);
-    if cur & 1 != 0
-        || s.seq
-            .compare_exchange(
-                cur,
-                cur.wrapping_add(1),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_err()
-    {
-        return;
-    }
-    fence(Ordering::Release);
-    s.tag.store(k.tag | (value & 0xff) << 24, Ordering::Relaxed);
-    // Only the key's own words: a reader compares words only when the tag (which holds the
-    // length) is its own, and then exactly this many.
-    for i in 0..k.n {
-        s.words[i].store(word(path, i), Ordering::Relaxed);
-    }
-    s.seq.store(cur.wrapping_add(2), Ordering::Release);
+    s.seq.try_write(|| {
+        s.tag.store(k.tag | (value & 0xff) << 24, Ordering::Relaxed);
+        // Only the key's own words: a reader compares words only when the tag (which holds
+        // the length) is its own, and then exactly this many.
+        for i in 0..k.n {
+            s.words[i].store(word(path, i), Ordering::Relaxed);
+        }
+    });
 }
 
 /// True when `(path, access)` was recorded as allowed in this process.
@@ -221,23 +177,6 @@ mod tests {
         assert_eq!(scope(b"/home/u/project/notes.mdx"), None);
     }
 
-    /// Words are the path's bytes, little-endian, zero-padded: the overlapping tail load
-    /// gives what a byte-by-byte build gives.
-    #[test]
-    fn words_are_zero_padded_little_endian() {
-        let p: Vec<u8> = (1..=40u8).collect();
-        for len in 0..=p.len() {
-            let path = &p[..len];
-            for i in 0..len.div_ceil(8) + 1 {
-                let mut want = 0u64;
-                for (j, &c) in path.iter().skip(i * 8).take(8).enumerate() {
-                    want |= u64::from(c) << (8 * j);
-                }
-                assert_eq!(word(path, i), want, "len {len} word {i}");
-            }
-        }
-    }
-
     fn remembers_exact_path_and_access_only() {
         let p = b"/home/u/project/src/main.rs";
         assert!(!allowed(p, FileAccess::Read));
@@ -276,10 +215,10 @@ mod tests {
             panic!("key")
         };
         // As if a fork had caught a writer: the slot stays odd, readers and writers skip it.
-        TABLE[k.slot].seq.fetch_add(1, Ordering::AcqRel);
+        TABLE[k.slot].seq.bump();
         assert!(!allowed(p, FileAccess::Read));
         remember(p, FileAccess::Read);
         assert!(!allowed(p, FileAccess::Read));
-        TABLE[k.slot].seq.fetch_add(1, Ordering::AcqRel);
+        TABLE[k.slot].seq.bump();
     }
 }

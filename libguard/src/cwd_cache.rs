@@ -17,14 +17,15 @@
 //! memo), vfork-safe (a `chdir` in a vfork child only bumps the shared epoch, so the parent
 //! asks the kernel again).
 
+use crate::memo::{SeqLock, word};
 use crate::path::PathBuf;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 const WORDS: usize = 128;
 const MAX: usize = WORDS * 8;
 
 static EPOCH: AtomicU64 = AtomicU64::new(1);
-static SEQ: AtomicU32 = AtomicU32::new(0);
+static SEQ: SeqLock = SeqLock::new();
 /// The epoch the stored name was taken under (0: none).
 static TAKEN: AtomicU64 = AtomicU64::new(0);
 static LEN: AtomicU32 = AtomicU32::new(0);
@@ -47,21 +48,21 @@ pub fn get(out: &mut PathBuf) -> bool {
         return crate::path::getcwd(out);
     }
     let epoch = EPOCH.load(Ordering::Acquire);
-    let before = SEQ.load(Ordering::Acquire);
-    if before & 1 == 0 && TAKEN.load(Ordering::Relaxed) == epoch {
+    let mut buf = [0u8; MAX];
+    let remembered = SEQ.read(|| {
         let len = LEN.load(Ordering::Relaxed) as usize;
-        let mut buf = [0u8; MAX];
-        if len > 0 && len <= MAX {
-            for (i, w) in NAME.iter().take(len.div_ceil(8)).enumerate() {
-                buf[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
-            }
-            fence(Ordering::Acquire);
-            if SEQ.load(Ordering::Relaxed) == before {
-                out.clear();
-                if out.push(&buf[..len]) {
-                    return true;
-                }
-            }
+        if TAKEN.load(Ordering::Relaxed) != epoch || len == 0 || len > MAX {
+            return None;
+        }
+        for (i, w) in NAME.iter().take(len.div_ceil(8)).enumerate() {
+            buf[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        Some(len)
+    });
+    if let Some(len) = remembered {
+        out.clear();
+        if out.push(&buf[..len]) {
+            return true;
         }
     }
     if !crate::path::getcwd(out) {
@@ -75,28 +76,13 @@ fn store(name: &[u8], epoch: u64) {
     if name.is_empty() || name.len() > MAX {
         return;
     }
-    let cur = SEQ.load(Ordering::Relaxed);
-    if cur & 1 != 0
-        || SEQ
-            .compare_exchange(
-                cur,
-                cur.wrapping_add(1),
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            )
-            .is_err()
-    {
-        return;
-    }
-    fence(Ordering::Release);
-    for (i, chunk) in name.chunks(8).enumerate() {
-        let mut b = [0u8; 8];
-        b[..chunk.len()].copy_from_slice(chunk);
-        NAME[i].store(u64::from_le_bytes(b), Ordering::Relaxed);
-    }
-    LEN.store(name.len() as u32, Ordering::Relaxed);
-    TAKEN.store(epoch, Ordering::Relaxed);
-    SEQ.store(cur.wrapping_add(2), Ordering::Release);
+    SEQ.try_write(|| {
+        for (i, w) in NAME.iter().take(name.len().div_ceil(8)).enumerate() {
+            w.store(word(name, i), Ordering::Relaxed);
+        }
+        LEN.store(name.len() as u32, Ordering::Relaxed);
+        TAKEN.store(epoch, Ordering::Relaxed);
+    });
 }
 
 #[cfg(test)]

@@ -79,6 +79,7 @@ pub mod dns;
 pub mod envp;
 pub mod eval;
 pub mod hooks;
+pub mod memo;
 pub mod path;
 pub mod raw;
 pub mod redact;
