@@ -454,21 +454,26 @@ struct FileNames {
 }
 
 impl FileNames {
-    fn of(dirfd: i32, path: *const c_char, p: &[u8]) -> FileNames {
-        let mut n = FileNames {
+    /// Names to [`fill`](FileNames::fill), built where they are used (16 KiB of buffers: a
+    /// returned, filled value would be copied).
+    #[inline(always)]
+    fn empty() -> FileNames {
+        FileNames {
             cwd: PathBuf::new(),
             lex: PathBuf::new(),
             res: PathBuf::new(),
             extra: PathBuf::new(),
             have_lex: false,
             have_res: false,
-        };
-        if !path::getcwd(&mut n.cwd) {
-            n.cwd.clear();
         }
-        n.have_lex = path::lexical_in(dirfd, p, n.cwd.as_bytes(), &mut n.lex);
-        n.have_res = path::resolved(dirfd, path, &mut n.res, &mut n.extra);
-        n
+    }
+
+    fn fill(&mut self, dirfd: i32, path: *const c_char, p: &[u8]) {
+        if !path::getcwd(&mut self.cwd) {
+            self.cwd.clear();
+        }
+        self.have_lex = path::lexical_in(dirfd, p, self.cwd.as_bytes(), &mut self.lex);
+        self.have_res = path::resolved(dirfd, path, &mut self.res, &mut self.extra);
     }
 
     /// Each distinct name, with whether it could be computed.
@@ -500,7 +505,8 @@ pub fn file_denied_any(dirfd: i32, path: *const c_char, accesses: &[FileAccess])
     let Some(p) = nonempty(path) else {
         return false;
     };
-    let n = FileNames::of(dirfd, path, p);
+    let mut n = FileNames::empty();
+    n.fill(dirfd, path, p);
     let names = n.list();
     accesses.iter().any(|&access| {
         if let Some(hit) = crate::selfprotect::violation(&names, access) {
@@ -525,7 +531,8 @@ pub fn dir_move_denied(dirfd: i32, path: *const c_char, access: FileAccess) -> b
     let Some(p) = nonempty(path) else {
         return false;
     };
-    let n = FileNames::of(dirfd, path, p);
+    let mut n = FileNames::empty();
+    n.fill(dirfd, path, p);
     for (name, ok) in n.list() {
         if !ok {
             continue;

@@ -146,24 +146,33 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    /// `None` when the directory cannot be named or the name would not fit.
-    pub fn new(dirfd: i32, p: &[u8]) -> Option<Anchor> {
-        let mut a = Anchor {
+    /// An anchor to [`fill`](Anchor::fill). Built where it is used and filled in place: the
+    /// buffers are 8 KiB, and moving a filled one (returning it, or into an `Option`) cost a
+    /// copy of them per open.
+    #[inline(always)]
+    pub fn empty() -> Anchor {
+        Anchor {
             cwd: PathBuf::new(),
             abs: PathBuf::new(),
-            relative: p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD,
-        };
+            relative: false,
+        }
+    }
+
+    /// Anchors `p` (relative to `dirfd`); false when the directory cannot be named or the
+    /// name would not fit.
+    pub fn fill(&mut self, dirfd: i32, p: &[u8]) -> bool {
+        self.relative = p.first() != Some(&b'/') && dirfd == libc::AT_FDCWD;
+        self.cwd.clear();
+        self.abs.clear();
         if !crate::allow_cache::enabled() {
-            if !getcwd(&mut a.cwd) {
-                return None;
+            if !getcwd(&mut self.cwd) {
+                return false;
             }
-        } else if a.relative && !crate::cwd_cache::get(&mut a.cwd) {
-            return None;
+        } else if self.relative && !crate::cwd_cache::get(&mut self.cwd) {
+            return false;
         }
-        if a.relative && !(a.abs.push(a.cwd.as_bytes()) && a.abs.push(b"/") && a.abs.push(p)) {
-            return None;
-        }
-        Some(a)
+        !self.relative
+            || (self.abs.push(self.cwd.as_bytes()) && self.abs.push(b"/") && self.abs.push(p))
     }
 
     /// The name to hand the kernel in place of `caller` (the caller's NUL-terminated original).
@@ -401,14 +410,16 @@ pub fn fast_open(
     // What `openat2` is given: the caller's name, or for a cwd-relative one the absolute name
     // that was judged (`Anchor`).
     let mut open_name = path;
-    let mut anchored: Option<Anchor> = None;
+    let mut a = Anchor::empty();
     // An absolute name exactly as the memo holds it needs neither cleaning nor any check: the
     // memo only holds names that came out of `lexical_in` (clean, not under `/proc/`) and
     // passed self-protection and evaluation, so the raw bytes *are* the lexical name.
     let name: &[u8] = if p.first() == Some(&b'/') && crate::allow_cache::allowed(p, access) {
         p
     } else {
-        let a = anchored.insert(Anchor::new(dirfd, p)?);
+        if !a.fill(dirfd, p) {
+            return None;
+        }
         if !lexical_in(dirfd, p, a.cwd.as_bytes(), &mut lex)
             || lex.as_bytes().starts_with(b"/proc/")
         {

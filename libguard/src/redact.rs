@@ -478,7 +478,10 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     let absolute = p.first() == Some(&b'/');
     // A cwd-relative name is stat'ed as the absolute name it is judged under, as the open fast
     // path opens it (`path::Anchor`).
-    let mut anchor = crate::path::Anchor::new(dirfd, p)?;
+    let mut anchor = crate::path::Anchor::empty();
+    if !anchor.fill(dirfd, p) {
+        return None;
+    }
     let stat_path = anchor.kernel_name(path);
     let cwd = &anchor.cwd;
     // A kept name is clean and absolute (and never under /proc), so an absolute path equal to
