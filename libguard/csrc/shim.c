@@ -18,6 +18,17 @@
 
 extern char **environ;
 
+/* The per-thread "inside the library" flag (src/state.rs). Initial-exec TLS: one
+ * %fs-relative access, where Rust's thread_local! in a shared object calls __tls_get_addr
+ * (~10 instructions) on each of the several accesses per hooked call. The library is loaded at
+ * start-up (LD_PRELOAD), so its TLS sits in the static block; a 4-byte variable also fits
+ * glibc's static TLS surplus should something dlopen it. */
+static __thread int libguard_inside __attribute__((tls_model("initial-exec")));
+
+int libguard_bypassed(void) { return libguard_inside; }
+
+void libguard_set_bypass(int on) { libguard_inside = on; }
+
 /* Implemented in Rust (src/hooks/file.rs, exec.rs, sys.rs). `which` selects the real function
  * to forward to: 0 open, 1 open64, 2 openat, 3 openat64. */
 extern int libguard_openat(int which, int dirfd, const char *path, int flags, unsigned mode);

@@ -17,7 +17,7 @@
 //! mid-write stays odd and is never read or written again), and the full key is compared, so a
 //! hash collision can only cost a miss, never allow a different path.
 
-use crate::memo::{SeqLock, word};
+use crate::memo::{SeqLock, each_word};
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use guard_proto::FileAccess;
 
@@ -63,71 +63,119 @@ pub fn enabled() -> bool {
     }
 }
 
-/// Key class of the scope answers (`scope`), next to the access bits of allow verdicts.
-const SCOPE_CLASS: u32 = 0x80;
+/// What one slot's value byte says of its path: the accesses recorded as allowed (the
+/// `FileAccess` bits, 1..4), and the secret-content scope answer when it was recorded. One slot
+/// per path holds both, so an open that needs both answers hashes and compares its name once.
+const SCOPE_KNOWN: u32 = 0x40;
+const SCOPE_IN: u32 = 0x80;
 
-/// Where `(path, class)` lives: its slot, its tag (`len | class << 16`; the stored tag adds the
-/// value in bits 24..) and how many words its path has. Computed from the bytes in place:
-/// building a zeroed copy of the key first (and a `memcpy` per word) was most of the cost.
+/// Where `path` lives: its slot, its tag (its length; the stored tag adds the value in bits
+/// 24..). Computed from the bytes in place: building a zeroed copy of the key first (and a
+/// `memcpy` per word) was most of the cost.
 struct Key {
     n: usize,
     tag: u32,
     slot: usize,
 }
 
-fn key(path: &[u8], class: u32) -> Option<Key> {
+fn key(path: &[u8]) -> Option<Key> {
     if path.is_empty() || path.len() > KEY_MAX {
         return None;
     }
-    let n = path.len().div_ceil(8);
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64 ^ u64::from(class) << 32;
-    for i in 0..n {
-        h = (h ^ word(path, i))
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-    let tag = path.len() as u32 | class << 16;
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ path.len() as u64;
+    each_word(path, |_, w| {
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+    });
     let slot = (h ^ (h >> 32)) as usize % SLOTS;
-    Some(Key { n, tag, slot })
-}
-
-/// The value stored for `(path, class)`, if any.
-fn get(path: &[u8], class: u32) -> Option<u32> {
-    let k = key(path, class)?;
-    let s = &TABLE[k.slot];
-    s.seq.read(|| {
-        let tag = s.tag.load(Ordering::Relaxed);
-        let same = tag & 0x00ff_ffff == k.tag
-            && (0..k.n).all(|i| s.words[i].load(Ordering::Relaxed) == word(path, i));
-        same.then_some(tag >> 24)
+    Some(Key {
+        n: path.len().div_ceil(8),
+        tag: path.len() as u32,
+        slot,
     })
 }
 
-/// Stores `value` (8 bits) for `(path, class)`. Gives up silently when the slot is being written.
-fn put(path: &[u8], class: u32, value: u32) {
-    let Some(k) = key(path, class) else {
+/// The value byte stored for `path`, if any.
+fn get(path: &[u8]) -> Option<u32> {
+    let k = key(path)?;
+    let s = &TABLE[k.slot];
+    s.seq.read(|| {
+        let tag = s.tag.load(Ordering::Relaxed);
+        if tag & 0x00ff_ffff != k.tag {
+            return None;
+        }
+        // Every word is compared (no early exit): a hit, the common case, reads them all
+        // anyway, and the loop stays branch-free. The tag holds the length, so `n` words fit.
+        let mut diff = 0;
+        each_word(path, |i, w| {
+            diff |= s.words[i & (KEY_WORDS - 1)].load(Ordering::Relaxed) ^ w
+        });
+        (diff == 0).then_some(tag >> 24)
+    })
+}
+
+/// Stores `update(old)` for `path`, `old` being the value already held for that very path (0
+/// if the slot holds another path or none, which is then evicted). Gives up silently when the
+/// slot is being written.
+fn put(path: &[u8], update: impl FnOnce(u32) -> u32) {
+    let Some(k) = key(path) else {
         return;
     };
     let s = &TABLE[k.slot];
     s.seq.try_write(|| {
-        s.tag.store(k.tag | (value & 0xff) << 24, Ordering::Relaxed);
+        let tag = s.tag.load(Ordering::Relaxed);
+        let mut same = tag & 0x00ff_ffff == k.tag;
+        if same {
+            let mut diff = 0;
+            each_word(path, |i, w| {
+                diff |= s.words[i & (KEY_WORDS - 1)].load(Ordering::Relaxed) ^ w;
+            });
+            same = diff == 0;
+        }
+        let old = if same { tag >> 24 } else { 0 };
+        s.tag
+            .store(k.tag | (update(old) & 0xff) << 24, Ordering::Relaxed);
         // Only the key's own words: a reader compares words only when the tag (which holds
         // the length) is its own, and then exactly this many.
-        for i in 0..k.n {
-            s.words[i].store(word(path, i), Ordering::Relaxed);
+        debug_assert!(k.n <= KEY_WORDS);
+        if !same {
+            each_word(path, |i, w| {
+                s.words[i & (KEY_WORDS - 1)].store(w, Ordering::Relaxed)
+            });
         }
     });
 }
 
-/// True when `(path, access)` was recorded as allowed in this process.
-pub fn allowed(path: &[u8], access: FileAccess) -> bool {
-    enabled() && get(path, u32::from(access.bit())).is_some()
+/// What this process has recorded about one path (`lookup`).
+#[derive(Clone, Copy, Default)]
+pub struct Known(u32);
+
+impl Known {
+    /// True when `access` to the path was recorded as allowed.
+    pub fn allows(self, access: FileAccess) -> bool {
+        self.0 & u32::from(access.bit()) != 0
+    }
+
+    /// Whether the path is in the secret-content scope, if recorded (`scope`).
+    pub fn scope(self) -> Option<bool> {
+        (self.0 & SCOPE_KNOWN != 0).then_some(self.0 & SCOPE_IN != 0)
+    }
 }
 
-/// Records that `(path, access)` is allowed.
+/// Everything recorded about `path`, in one lookup.
+pub fn lookup(path: &[u8]) -> Known {
+    Known(get(path).unwrap_or(0))
+}
+
+/// True when `(path, access)` was recorded as allowed in this process.
+pub fn allowed(path: &[u8], access: FileAccess) -> bool {
+    lookup(path).allows(access)
+}
+
+/// Records that `(path, access)` is allowed. Only when verdicts depend on the path alone
+/// (`enabled`): otherwise no access bit is ever stored, so `allows` stays false.
 pub fn remember(path: &[u8], access: FileAccess) {
     if enabled() {
-        put(path, u32::from(access.bit()), 1);
+        put(path, |old| old | u32::from(access.bit()));
     }
 }
 
@@ -135,12 +183,14 @@ pub fn remember(path: &[u8], access: FileAccess) {
 /// is a function of the path and the mapped ruleset alone (`content_scope.rs`), so unlike
 /// verdicts it may be remembered whatever `when` keys the rules have.
 pub fn scope(path: &[u8]) -> Option<bool> {
-    get(path, SCOPE_CLASS).map(|v| v == 1)
+    lookup(path).scope()
 }
 
 /// Records the scope answer for `path`.
 pub fn remember_scope(path: &[u8], in_scope: bool) {
-    put(path, SCOPE_CLASS, u32::from(in_scope));
+    put(path, |old| {
+        (old & !SCOPE_IN) | SCOPE_KNOWN | if in_scope { SCOPE_IN } else { 0 }
+    });
 }
 
 #[cfg(test)]
@@ -174,6 +224,11 @@ mod tests {
         assert_eq!(scope(p), Some(false));
         remember(p, FileAccess::Read);
         assert!(allowed(p, FileAccess::Read));
+        // One slot holds both answers: neither write erases the other.
+        assert_eq!(scope(p), Some(false));
+        remember_scope(p, true);
+        assert!(allowed(p, FileAccess::Read) && !allowed(p, FileAccess::Write));
+        assert_eq!(lookup(p).scope(), Some(true));
         assert_eq!(scope(b"/home/u/project/notes.mdx"), None);
     }
 
@@ -211,9 +266,7 @@ mod tests {
     fn a_slot_left_mid_write_is_skipped() {
         let p = b"/stuck/slot";
         remember(p, FileAccess::Read);
-        let Some(k) = key(p, u32::from(FileAccess::Read.bit())) else {
-            panic!("key")
-        };
+        let Some(k) = key(p) else { panic!("key") };
         // As if a fork had caught a writer: the slot stays odd, readers and writers skip it.
         TABLE[k.slot].seq.bump();
         assert!(!allowed(p, FileAccess::Read));

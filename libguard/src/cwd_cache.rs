@@ -17,7 +17,7 @@
 //! memo), vfork-safe (a `chdir` in a vfork child only bumps the shared epoch, so the parent
 //! asks the kernel again).
 
-use crate::memo::{SeqLock, word};
+use crate::memo::{SeqLock, each_word};
 use crate::path::PathBuf;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -77,9 +77,11 @@ fn store(name: &[u8], epoch: u64) {
         return;
     }
     SEQ.try_write(|| {
-        for (i, w) in NAME.iter().take(name.len().div_ceil(8)).enumerate() {
-            w.store(word(name, i), Ordering::Relaxed);
-        }
+        each_word(name, |i, w| {
+            if let Some(slot) = NAME.get(i) {
+                slot.store(w, Ordering::Relaxed);
+            }
+        });
         LEN.store(name.len() as u32, Ordering::Relaxed);
         TAKEN.store(epoch, Ordering::Relaxed);
     });

@@ -63,33 +63,47 @@ impl SeqLock {
     }
 }
 
-/// The `i`-th 8-byte word of `b`, little-endian, zero-padded past its end.
-#[inline]
-pub fn word(b: &[u8], i: usize) -> u64 {
-    let at = i * 8;
-    let load = |from: usize| {
+/// Calls `f(i, word)` for each 8-byte word of `b` in order, little-endian, the last one
+/// zero-padded past the end of `b`: one unaligned load per word (the tail is the last 8 bytes
+/// shifted), no bounds checks. A memo lookup runs this twice per open (hash, then compare), so
+/// it is on the allow path of every memoised open.
+#[inline(always)]
+pub fn each_word(b: &[u8], mut f: impl FnMut(usize, u64)) {
+    let len = b.len();
+    if len == 0 {
+        return;
+    }
+    if len < 8 {
         let mut w = [0u8; 8];
-        if let Some(s) = b.get(from..from + 8) {
-            w.copy_from_slice(s);
+        w[..len].copy_from_slice(b);
+        f(0, u64::from_le_bytes(w));
+        return;
+    }
+    let n = len.div_ceil(8);
+    let p = b.as_ptr();
+    for i in 0..n - 1 {
+        // SAFETY: i * 8 + 8 <= (n - 1) * 8 < len.
+        f(
+            i,
+            u64::from_le(unsafe { p.add(i * 8).cast::<u64>().read_unaligned() }),
+        );
+    }
+    // SAFETY: len >= 8, so the last 8 bytes are in `b`; they end with word n-1's bytes, and the
+    // shift drops the (n * 8 - len) bytes before them that belong to word n-2.
+    let last = u64::from_le(unsafe { p.add(len - 8).cast::<u64>().read_unaligned() });
+    f(n - 1, last >> ((n * 8 - len) * 8));
+}
+
+/// The `i`-th 8-byte word of `b`, little-endian, zero-padded past its end (0 past the last).
+#[cfg(test)]
+pub fn word(b: &[u8], i: usize) -> u64 {
+    let mut out = 0;
+    each_word(b, |j, w| {
+        if j == i {
+            out = w;
         }
-        u64::from_le_bytes(w)
-    };
-    if at + 8 <= b.len() {
-        return load(at);
-    }
-    let tail = b.len().saturating_sub(at);
-    if tail == 0 {
-        return 0;
-    }
-    if b.len() >= 8 {
-        // The last 8 bytes end with the tail: shift the bytes before it out.
-        return load(b.len() - 8) >> (8 * (8 - tail));
-    }
-    let mut w = 0u64;
-    for (j, &c) in b.iter().enumerate() {
-        w |= u64::from(c) << (8 * j);
-    }
-    w
+    });
+    out
 }
 
 #[cfg(test)]
@@ -97,7 +111,7 @@ mod tests {
     use super::*;
 
     /// Words are the bytes, little-endian, zero-padded: the overlapping tail load gives what a
-    /// byte-by-byte build gives.
+    /// byte-by-byte build gives, and `each_word` visits exactly `len.div_ceil(8)` of them.
     #[test]
     fn words_are_zero_padded_little_endian() {
         let p: Vec<u8> = (1..=40u8).collect();
@@ -110,6 +124,11 @@ mod tests {
                 }
                 assert_eq!(word(path, i), want, "len {len} word {i}");
             }
+            let mut seen = Vec::new();
+            each_word(path, |i, w| seen.push((i, w)));
+            let want: Vec<(usize, u64)> =
+                (0..len.div_ceil(8)).map(|i| (i, word(path, i))).collect();
+            assert_eq!(seen, want, "len {len}");
         }
     }
 

@@ -382,9 +382,9 @@ static NO_OPENAT2: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBo
 ///
 /// `mode` is passed only with `O_CREAT` or `O_TMPFILE` (`openat2` refuses it otherwise).
 ///
-/// `after_open(fd, name, verdict)` runs after a successful open, outside the library's bypass
-/// flag, with the file's (real = lexical) name and the path's verdict when it is `redact`
-/// (`None`: allowed); returning false refuses the open (`EACCES`, the fd is closed). It is where
+/// `after_open(fd, name, verdict, scope)` runs after a successful open, outside the library's
+/// bypass flag, with the file's (real = lexical) name, the path's verdict when it is `redact`
+/// (`None`: allowed) and the name's content-scope answer if the memo holds it; returning false refuses the open (`EACCES`, the fd is closed). It is where
 /// redaction and content checks of opened files hook in (a call-out, so the fast path never
 /// skips them).
 pub fn fast_open(
@@ -393,7 +393,7 @@ pub fn fast_open(
     flags: i32,
     mode: u32,
     access: guard_proto::FileAccess,
-    after_open: impl FnOnce(i32, &[u8], Option<crate::eval::Outcome>) -> bool,
+    after_open: impl FnOnce(i32, &[u8], Option<crate::eval::Outcome>, Option<bool>) -> bool,
 ) -> Option<i32> {
     use core::sync::atomic::Ordering;
     use guard_proto::{Action, Context, Decision};
@@ -414,7 +414,14 @@ pub fn fast_open(
     // An absolute name exactly as the memo holds it needs neither cleaning nor any check: the
     // memo only holds names that came out of `lexical_in` (clean, not under `/proc/`) and
     // passed self-protection and evaluation, so the raw bytes *are* the lexical name.
-    let name: &[u8] = if p.first() == Some(&b'/') && crate::allow_cache::allowed(p, access) {
+    // One memo lookup answers both the verdict and the content scope (`after_open`'s hint).
+    let known = if p.first() == Some(&b'/') {
+        crate::allow_cache::lookup(p)
+    } else {
+        crate::allow_cache::Known::default()
+    };
+    let mut scope = known.scope();
+    let name: &[u8] = if known.allows(access) {
         p
     } else {
         if !a.fill(dirfd, p) {
@@ -431,7 +438,9 @@ pub fn fast_open(
         if crate::selfprotect::violation(&[(lex.as_bytes(), true)], access).is_some() {
             return None;
         }
-        if !crate::allow_cache::allowed(lex.as_bytes(), access) {
+        let known = crate::allow_cache::lookup(lex.as_bytes());
+        scope = known.scope();
+        if !known.allows(access) {
             let envl = crate::eval::CEnv(crate::state::environ_ptr());
             let ctx = Context {
                 env: &envl,
@@ -476,7 +485,7 @@ pub fn fast_open(
     );
     if r >= 0 {
         let fd = r as i32;
-        if !after_open(fd, name, redact) {
+        if !after_open(fd, name, redact, scope) {
             raw::close(fd);
             raw::set_errno(libc::EACCES);
             return Some(-1);

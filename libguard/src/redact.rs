@@ -161,9 +161,19 @@ fn is_proc_environ(path: &[u8]) -> bool {
 /// decision taken for the path. Returns false when the open must be refused (`EACCES`; the
 /// caller closes the fd).
 pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
+    after_read_open_known(fd, path, verdict, None)
+}
+
+/// `after_read_open` given `path`'s content-scope answer when the caller already has it (the
+/// open fast path's memo lookup answers verdict and scope at once).
+pub fn after_read_open_known(
+    fd: i32,
+    path: &[u8],
+    verdict: Option<Outcome>,
+    scope: Option<bool>,
+) -> bool {
     let by_rule = verdict.is_some_and(|o| o.enforce == Decision::Redact);
-    let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
-    if !by_rule && !in_content_scope(path) {
+    if !by_rule && !scope.unwrap_or_else(|| in_content_scope(path)) {
         return true;
     }
     let environ = is_proc_environ(path);
@@ -177,6 +187,7 @@ pub fn after_read_open(fd: i32, path: &[u8], verdict: Option<Outcome>) -> bool {
     if !by_rule && !environ && clean_cached(&st) {
         return true;
     }
+    let monitor = state::ruleset().is_some_and(|r| r.monitor_mode());
     // A copy whose name's verdict was plain (allow, or the `redact` rule itself) may be handed
     // out by name (`open_kept`); an `audit` verdict must reach the evaluator (and record) on
     // every open.

@@ -7,7 +7,7 @@
 //! per-process state that is re-created, and it carries its owner's pid (see `broker`).
 
 use crate::raw::{self, Buf};
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_void};
 use core::sync::atomic::{AtomicU8, Ordering};
 use guard_proto::{LoadError, Ruleset};
@@ -18,19 +18,25 @@ const READY: u8 = 2;
 
 static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 
-thread_local! {
-    /// Set while this thread runs library code, so that anything it calls passes straight
-    /// through the hooks. `const`-initialised `Cell<bool>`: no destructor, no allocation.
-    static BYPASS: Cell<bool> = const { Cell::new(false) };
+// The flag itself lives in the C shim (`csrc/shim.c`) as initial-exec TLS: Rust's
+// `thread_local!` in a shared object costs a `__tls_get_addr` call per access.
+unsafe extern "C" {
+    fn libguard_bypassed() -> core::ffi::c_int;
+    fn libguard_set_bypass(on: core::ffi::c_int);
 }
 
-/// Whether hooks must pass straight through on this thread right now.
+/// Whether hooks must pass straight through on this thread right now: set while this thread
+/// runs library code, so that anything it calls passes straight through the hooks.
+#[inline]
 pub fn bypassed() -> bool {
-    BYPASS.try_with(|b| b.get()).unwrap_or(true)
+    // SAFETY: reads this thread's flag; no arguments.
+    unsafe { libguard_bypassed() != 0 }
 }
 
+#[inline]
 pub fn set_bypass(v: bool) {
-    let _ = BYPASS.try_with(|b| b.set(v));
+    // SAFETY: writes this thread's flag.
+    unsafe { libguard_set_bypass(core::ffi::c_int::from(v)) }
 }
 
 /// Marks this thread as inside the library until dropped. Holds no resources: dropping it only

@@ -131,8 +131,8 @@ fn gate_open(
     }
     // Redaction of a read the fast path took: under a `redact` rule (`verdict`), or by content
     // in scope (only secrets found by content can still swap in a redacted copy).
-    let after_open = |fd: c_int, name: &[u8], verdict| {
-        access != FileAccess::Read || redact_after_open(fd, name, verdict)
+    let after_open = |fd: c_int, name: &[u8], verdict, scope| {
+        access != FileAccess::Read || redact_after_open(fd, name, verdict, scope)
     };
     // A file this process holds a redacted copy of is served from the copy without opening it.
     if access == FileAccess::Read
@@ -157,9 +157,14 @@ fn gate_open(
 
 /// The fast path's `after_open` for a read-only open: redaction under a `redact` rule
 /// (`verdict`) or by content in scope (`redact::after_read_open`); false refuses the open.
-fn redact_after_open(fd: c_int, name: &[u8], verdict: Option<crate::eval::Outcome>) -> bool {
+fn redact_after_open(
+    fd: c_int,
+    name: &[u8],
+    verdict: Option<crate::eval::Outcome>,
+    scope: Option<bool>,
+) -> bool {
     match Inside::enter() {
-        Some(_g) => crate::redact::after_read_open(fd, name, verdict),
+        Some(_g) => crate::redact::after_read_open_known(fd, name, verdict, scope),
         None => true,
     }
 }
