@@ -92,6 +92,20 @@ fn invalid_globs_and_regexes() {
         9,
         "invalid regex",
     );
+    // Regexes are ASCII-mode byte regexes: Unicode classes are refused at compile time (the
+    // library is built without the Unicode tables), never silently dropped.
+    assert_at(
+        "[[rule]]\nid = \"a\"\non = \"http\"\nbody_regex = ['(?u)\\w+']\ndecision = \"deny\"\nexamples = { match = [\"POST https://x/ y\"] }\n",
+        4,
+        15,
+        "invalid regex",
+    );
+    assert_at(
+        "[[secret]]\nid = \"s\"\nregex = '\\p{Greek}+'\n",
+        3,
+        9,
+        "invalid regex",
+    );
     assert_at(
         "[[rule]]\nid = \"a\"\non = \"connect\"\nips = [\"10.0.0.0/40\"]\ndecision = \"deny\"\nexamples = { match = [\"10.0.0.1:1\"] }\n",
         4,
