@@ -176,7 +176,8 @@ pub fn after_read_open_known(
     if !by_rule && !scope.unwrap_or_else(|| in_content_scope(path)) {
         return true;
     }
-    let environ = is_proc_environ(path);
+    // A scope answer from the memo means a name the open fast path took, never under /proc.
+    let environ = scope.is_none() && is_proc_environ(path);
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     if !raw::fstat(fd, &mut st) {
         return !by_rule;
@@ -471,7 +472,8 @@ const KEPT_OPEN_FLAGS: i32 =
 /// component can only land on the same file version the copy was made from under this name, so
 /// nothing is handed out that was not handed out before.
 pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Option<i32> {
-    if path.is_null() || flags & !KEPT_OPEN_FLAGS != 0 {
+    // Until this process keeps a copy (most never do), one load answers.
+    if path.is_null() || flags & !KEPT_OPEN_FLAGS != 0 || !ANY_KEPT.load(Ordering::Relaxed) {
         return None;
     }
     let kept: [u64; COPY_SLOTS] = core::array::from_fn(|i| KEPT_LAST[i].load(Ordering::Relaxed));
