@@ -9,13 +9,19 @@
 # exit with an error when they (or, for spawn.py, a child) can read it. At the end the
 # session's audit log must hold the matching deny event.
 #
-#   ./bench/run.sh [--quick]        (ROUNDS=N for more rounds per side; default 3)
+# Hot paths (bench/micro.c, one process per side and round): ROUNDS rounds, alternating which
+# side goes first; the verdict is the median of the per-round ratios with a distribution-free
+# 95% confidence interval. Whole-process workloads: bench/paired.py, PAIRS bare and guarded runs
+# interleaved one by one (the guarded side is an agent under `guardctl run` spawning the
+# command), median of the per-pair ratios with its 95% confidence interval.
+#
+#   ./bench/run.sh [--quick]        (ROUNDS=N, default 9; PAIRS=N, default 40)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 QUICK=${1:-}
-ROUNDS=${ROUNDS:-3}; SPAWNS=40; OPS_OPEN=200000; OPS_READ=1000000
-if [ "$QUICK" = "--quick" ]; then ROUNDS=1; SPAWNS=10; OPS_OPEN=20000; OPS_READ=100000; fi
+ROUNDS=${ROUNDS:-9}; PAIRS=${PAIRS:-40}; OPS_OPEN=200000; OPS_READ=1000000
+if [ "$QUICK" = "--quick" ]; then ROUNDS=3; PAIRS=6; OPS_OPEN=20000; OPS_READ=100000; fi
 
 cargo build --release -p libguard -p guardctl --quiet
 GUARDCTL=$ROOT/target/release/guardctl
@@ -70,33 +76,53 @@ row() { # name unit cmd...   (each command prints "WALL CPU")
       o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
     fi
   done
-  "$PY" -c 'import statistics, sys
+  "$PY" - "$name" "$unit" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}" <<'PYEOF'
+import statistics, sys
+sys.path.insert(0, sys.argv[0] and "bench" or "bench")
+from paired import median_ci
 n, u, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
 v = list(map(float, sys.argv[4:]))
 bw, gw, bc, gc = v[:k], v[k:2*k], v[2*k:3*k], v[3*k:]
 m = statistics.median
-pw = m(g / b for g, b in zip(gw, bw))
-pc = m(g / b for g, b in zip(gc, bc))
-print(f"| {n} | {m(bw):.3f} | {m(gw):.3f} | {m(gw)/m(bw):.3f}x ({m(gw)-m(bw):+.3f}) | {m(bc):.3f} | {m(gc):.3f} | {m(gc)/m(bc):.3f}x ({m(gc)-m(bc):+.3f}) | {pw:.3f}x / {pc:.3f}x | {u} |")' \
-    "$name" "$unit" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}"
+rw = median_ci([g / b for g, b in zip(gw, bw)])
+rc = median_ci([g / b for g, b in zip(gc, bc)])
+print(f"| {n} | {k} | {m(bw):.1f} | {m(gw):.1f} | {rw[0]:.3f}x [{rw[1]:.3f}, {rw[2]:.3f}] | {rc[0]:.3f}x [{rc[1]:.3f}, {rc[2]:.3f}] | {u} |")
+PYEOF
 }
 
-echo "| workload | bare wall | guarded wall | wall ratio | bare CPU | guarded CPU | CPU ratio | median of per-round ratios (wall / CPU) | unit |"
-echo "|---|---|---|---|---|---|---|---|---|"
-row "open+close, allowed absolute path" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
-row "open+close, allowed relative path" ns "$WORK/micro" open $OPS_OPEN data.bin
-row "fopen+fclose, allowed absolute path" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
-row "open+close, 4,096 different files" ns "$WORK/micro" openmany $OPS_OPEN "$HOME/project/many"
+# Whole-process workloads: one row of bench/paired.py (bare and guarded interleaved run by run).
+prow() { # name pairs cmd...
+  local name=$1 pairs=$2; shift 2
+  (cd "$HOME/project" && BENCH_EXPECT_DENIED=$DENIED "$PY" "$ROOT/bench/paired.py" --pairs "$pairs" \
+    --guardctl "$GUARDCTL" --label "$name" -- "$@" 2>>"$WORK/paired.err") || {
+    echo "paired run failed: $*" >&2; cat "$WORK/paired.err" >&2; exit 1; }
+}
+
+echo "Hot paths: per-round ratio guarded/bare, median [95% confidence interval] over the rounds."
+echo
+echo "| operation | rounds | bare (median) | guarded (median) | wall ratio | CPU ratio | unit |"
+echo "|---|---|---|---|---|---|---|"
+row "open+close, allowed absolute path (workspace)" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, allowed relative path (workspace)" ns "$WORK/micro" open $OPS_OPEN data.bin
+row "fopen+fclose, allowed absolute path (workspace)" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, 4,096 different files (workspace)" ns "$WORK/micro" openmany $OPS_OPEN "$HOME/project/many"
 row "open+close, outside the secret scope" ns "$WORK/micro" open $OPS_OPEN "$OUT/data.bin"
 row "fopen+fclose, outside the secret scope" ns "$WORK/micro" fopen $OPS_OPEN "$OUT/data.bin"
 row "open+close, 4,096 different files outside the scope" ns "$WORK/micro" openmany $OPS_OPEN "$OUT/many"
 row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
 row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
-row "exec /bin/true" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS /bin/true
-row "python3 -c pass" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" -c pass
-row "node -e 0" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS node -e 0
-row "python3 import-heavy script" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS "$PY" "$WORK/imports.py"
-row "git status, 10,000 files" ms "$PY" "$ROOT/bench/spawn.py" $SPAWNS git -C "$REPO" status --porcelain
+echo
+echo "Whole processes: bare and guarded runs interleaved one by one (bench/paired.py); per-pair"
+echo "guarded - bare and guarded/bare, median [95% confidence interval]; CPU is the child tree's."
+echo
+echo "| workload | pairs | bare wall ms | guarded wall ms | added ms | wall ratio | bare CPU ms | guarded CPU ms | CPU ratio |"
+echo "|---|---|---|---|---|---|---|---|---|"
+prow "exec /bin/true" $((PAIRS * 3)) /bin/true
+prow "python3 -c pass" "$PAIRS" "$PY" -c pass
+prow "node -e 0" "$PAIRS" node -e 0
+prow "python3 import-heavy script" "$PAIRS" "$PY" "$WORK/imports.py"
+prow "git status, 10,000 files" $((PAIRS * 3)) git -C "$REPO" status --porcelain
+cat "$WORK/paired.err" | grep -v '^guard: session' || true
 
 # The guarded runs recorded their refusals (the broker really ran).
 # (Into a file first: `grep -q` stops reading at the first hit, and with pipefail the writer's

@@ -163,6 +163,14 @@ fn redact_after_open(
     verdict: Option<crate::eval::Outcome>,
     scope: Option<bool>,
 ) -> bool {
+    // A plain allowed read the memo places outside the content scope, or of a file already
+    // found clean and unchanged, needs nothing more (what `after_read_open` would answer
+    // first, without entering the library).
+    if verdict.is_none()
+        && (scope == Some(false) || scope == Some(true) && crate::redact::known_clean(fd))
+    {
+        return true;
+    }
     match Inside::enter() {
         Some(_g) => crate::redact::after_read_open_known(fd, name, verdict, scope),
         None => true,
