@@ -1511,6 +1511,51 @@ mod tests {
         assert_ne!(name_hash(b""), 0);
     }
 
+    /// The piecewise match of a relative name is exactly the name `lexical_in` would build,
+    /// and only used where that holds.
+    #[test]
+    fn joined_relative_names() {
+        assert!(name_is(b"/w/p/.env", b"/w/p", b".env"));
+        assert!(name_is(b"/w/p/.env", b"/w/p/.env", b""));
+        assert!(!name_is(b"/w/p/.env", b"/w/q", b".env"));
+        assert!(!name_is(b"/w/px.env", b"/w/p", b".env"));
+        assert!(!name_is(b"/w/p/.env", b"/w/p", b"env"));
+        assert!(!name_is(b"/w/p/.envx", b"/w/p", b".env"));
+        assert!(plain_component(b".env") && plain_component(b"..."));
+        for p in [&b""[..], b".", b"..", b"a/b", b"./x", b"x/"] {
+            assert!(!plain_component(p), "{p:?}");
+        }
+        assert!(joinable(b"/home/u/ws") && joinable(b"/procfs"));
+        for c in [&b""[..], b"/", b"rel", b"/w/", b"/proc", b"/proc/self/cwd"] {
+            assert!(!joinable(c), "{c:?}");
+        }
+        let mut cwd = crate::path::PathBuf::new();
+        let mut lex = crate::path::PathBuf::new();
+        assert!(cwd.push(b"/home/u/ws"));
+        assert!(crate::path::lexical_in(
+            libc::AT_FDCWD,
+            b".env",
+            cwd.as_bytes(),
+            &mut lex
+        ));
+        assert!(name_is(lex.as_bytes(), cwd.as_bytes(), b".env"));
+    }
+
+    #[test]
+    fn fd_names_are_decimal_with_a_nul() {
+        for (fd, want) in [
+            (0, &b"0"[..]),
+            (7, b"7"),
+            (512, b"512"),
+            (i32::MAX, b"2147483647"),
+        ] {
+            let n = fd_name(fd);
+            let end = n.iter().position(|c| *c == 0).unwrap_or(n.len());
+            assert_eq!(&n[..end], want);
+            assert!(end < n.len());
+        }
+    }
+
     #[test]
     fn proc_environ_names() {
         assert!(is_proc_environ(b"/proc/self/environ"));
