@@ -4,8 +4,7 @@ machine whose speed drifts.
 This VM's speed drifts by tens of percent within a minute even when idle, so comparing a block
 of bare runs with a later block of guarded runs measures the drift. Here every bare run has a
 guarded twin taken right next to it (the order alternates), and the answer is the median of
-the per-pair ratios with a distribution-free 95% confidence interval (order statistics of the
-binomial): the drift is common to both runs of a pair and cancels.
+the per-pair ratios with a distribution-free 95% confidence interval (bench/stats.py): the drift is common to both runs of a pair and cancels.
 
 The bare side is this process. The guarded side is a worker started under `guardctl run`, so it
 is a guarded agent spawning the command as an agent would (the exec hook in the parent, the
@@ -17,12 +16,14 @@ Usage: paired.py [--pairs N] [--target PCT] [--label NAME] [--guardctl PATH] [--
 Prints one Markdown table row (and a verdict line to stderr). Exit status 0 whatever the
 verdict; non-zero if a run fails or the worker shows the guard is not live.
 """
-import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from stats import median_ci, verdict  # noqa: E402
 
 
 def run_once(cmd):
@@ -58,17 +59,6 @@ def worker(cmd):
         wall, cpu = run_once(cmd)
         print(f"{wall:.6f} {cpu:.6f}", flush=True)
     return 0
-
-
-def median_ci(values, z=1.96):
-    """Median and a distribution-free ~95% confidence interval for it: the order statistics
-    at ranks n/2 -+ z*sqrt(n)/2 (normal approximation of the binomial; n >= 20 or so)."""
-    v = sorted(values)
-    n = len(v)
-    half = z * math.sqrt(n) / 2.0
-    lo = max(0, int(math.floor(n / 2.0 - half)) - 1)
-    hi = min(n - 1, int(math.ceil(n / 2.0 + half)))
-    return statistics.median(v), v[lo], v[hi]
 
 
 def main(argv):
@@ -138,11 +128,9 @@ def main(argv):
           f"| {(rw[0] - 1) * 100:+.1f}% [{(rw[1] - 1) * 100:+.1f}%, {(rw[2] - 1) * 100:+.1f}%] "
           f"| {m(bc):.3f} | {m(gc):.3f} | {(rc[0] - 1) * 100:+.1f}% [{(rc[1] - 1) * 100:+.1f}%, {(rc[2] - 1) * 100:+.1f}%] |",
           flush=True)
-    upper = (rw[2] - 1) * 100
-    verdict = ("within" if upper <= target else
-               "not shown within" if (rw[0] - 1) * 100 <= target else "over")
-    print(f"{name}: wall +{(rw[0] - 1) * 100:.1f}% (95% CI upper {upper:+.1f}%): {verdict} "
-          f"the {target:g}% target", file=sys.stderr)
+    v = verdict(rw[1], rw[2], 1 + target / 100.0)
+    print(f"{name}: wall {(rw[0] - 1) * 100:+.1f}% [95% CI {(rw[1] - 1) * 100:+.1f}%, "
+          f"{(rw[2] - 1) * 100:+.1f}%]: target within {target:g}%: {v}", file=sys.stderr)
     return 0
 
 

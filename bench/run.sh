@@ -78,8 +78,8 @@ row() { # name unit cmd...   (each command prints "WALL CPU")
   done
   "$PY" - "$name" "$unit" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}" <<'PYEOF'
 import statistics, sys
-sys.path.insert(0, sys.argv[0] and "bench" or "bench")
-from paired import median_ci
+sys.path.insert(0, "bench")
+from stats import median_ci
 n, u, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
 v = list(map(float, sys.argv[4:]))
 bw, gw, bc, gc = v[:k], v[k:2*k], v[2*k:3*k], v[3*k:]

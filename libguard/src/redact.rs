@@ -321,6 +321,8 @@ struct KeptCopy {
     /// detection alone must not serve a path under a rule.
     by_rule: bool,
     fd: i32,
+    /// `fd` in decimal, NUL-terminated: the name of the copy in `/proc/self/fd`.
+    fd_name: FdName,
     dev: u64,
     ino: u64,
     /// The name the copy was made for, when its verdict there was plain (`allow`, or the
@@ -334,6 +336,28 @@ impl KeptCopy {
     fn name(&self) -> &[u8] {
         &self.name[..self.name_len.min(KEPT_NAME_MAX)]
     }
+}
+
+/// A non-negative fd in decimal with a NUL (at most 10 digits).
+type FdName = [u8; 12];
+
+fn fd_name(fd: i32) -> FdName {
+    let mut out = [0u8; 12];
+    let mut digits = [0u8; 10];
+    let mut v = fd.max(0) as u32;
+    let mut n = 0usize;
+    loop {
+        digits[n] = b'0' + (v % 10) as u8;
+        n += 1;
+        v /= 10;
+        if v == 0 || n == digits.len() {
+            break;
+        }
+    }
+    for (o, d) in out.iter_mut().zip(digits[..n].iter().rev()) {
+        *o = *d;
+    }
+    out
 }
 
 struct CopyCache {
@@ -412,6 +436,7 @@ fn remember_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) {
         key: clean_key(st),
         by_rule,
         fd: kept as i32,
+        fd_name: fd_name(kept as i32),
         dev: mst.st_dev,
         ino: mst.st_ino,
         name: [0; KEPT_NAME_MAX],
@@ -498,24 +523,31 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     let stat_path = anchor.kernel_name(path);
     let cwd = &anchor.cwd;
     // A kept name is clean and absolute (and never under /proc), so an absolute path equal to
-    // one is its own lexical name: no cleaning needed. Other spellings are made lexical.
+    // one is its own lexical name: no cleaning needed. So is `cwd/name` for a single plain
+    // component in a clean current directory (what `lexical_in` would build, compared in two
+    // pieces without building it). Other spellings are made lexical.
+    let joined =
+        !absolute && dirfd == libc::AT_FDCWD && plain_component(p) && joinable(cwd.as_bytes());
     let mut lex = crate::path::PathBuf::new();
-    let name: &[u8] = if absolute {
-        p
+    if !absolute && !joined && !crate::path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) {
+        return None;
+    }
+    let (head, tail): (&[u8], &[u8]) = if absolute {
+        (p, &[])
+    } else if joined {
+        (cwd.as_bytes(), p)
     } else {
-        if !crate::path::lexical_in(dirfd, p, cwd.as_bytes(), &mut lex) {
-            return None;
-        }
-        lex.as_bytes()
+        (lex.as_bytes(), &[])
     };
     // The name first (no syscall): other files of the same last name cost no `stat`.
-    let (kept_key, fd, dev, ino, by_rule) = with_copies(|slots, _| {
+    let found = with_copies(|slots, _| {
         slots
             .iter()
             .flatten()
-            .find(|s| s.name_len > 0 && s.name() == name)
-            .map(|s| (s.key, s.fd, s.dev, s.ino, s.by_rule))
+            .find(|s| s.name_len > 0 && name_is(s.name(), head, tail))
+            .map(|s| (s.key, s.fd_name, s.dev, s.ino, s.by_rule))
     })??;
+    let (kept_key, fd_name, dev, ino, by_rule) = found;
     // The `stat` runs outside the library, like the open it stands for (it may wait on a slow
     // file system, and hooks called from a signal handler meanwhile must still be evaluated).
     drop(g);
@@ -535,6 +567,10 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
     }
     let _g = state::Inside::enter()?;
     if !path_only {
+        if joined && !(lex.push(cwd.as_bytes()) && lex.push(b"/") && lex.push(p)) {
+            return None;
+        }
+        let name = if absolute { p } else { lex.as_bytes() };
         let envl = eval::CEnv(state::environ_ptr());
         let ctx = guard_proto::Context {
             env: &envl,
@@ -558,13 +594,40 @@ pub fn open_kept(dirfd: i32, path: *const core::ffi::c_char, flags: i32) -> Opti
         }
     }
     let nfd = reopen_kept(
-        fd,
+        &fd_name,
         dev,
         ino,
         flags & (libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_LARGEFILE),
     )?;
     track_fd(nfd, &st, dev, ino);
     Some(nfd)
+}
+
+/// One path component that `lexical_in` keeps as it is (not empty, `.` or `..`; no `/`).
+fn plain_component(p: &[u8]) -> bool {
+    !p.is_empty() && p != b"." && p != b".." && !p.contains(&b'/')
+}
+
+/// A current directory that `lexical_in` extends by `/name` unchanged: absolute, not the root
+/// (no trailing `/`), and not under `/proc` (whose names it rewrites). The remembered current
+/// directory is the kernel's `getcwd`, already free of `.`, `..` and doubled slashes.
+fn joinable(cwd: &[u8]) -> bool {
+    cwd.len() > 1
+        && cwd.first() == Some(&b'/')
+        && cwd.last() != Some(&b'/')
+        && cwd != b"/proc"
+        && !cwd.starts_with(b"/proc/")
+}
+
+/// Whether `name` is `head` (`tail` empty) or `head/tail`.
+fn name_is(name: &[u8], head: &[u8], tail: &[u8]) -> bool {
+    if tail.is_empty() {
+        return name == head;
+    }
+    name.len() == head.len() + 1 + tail.len()
+        && name.starts_with(head)
+        && name.get(head.len()) == Some(&b'/')
+        && name.ends_with(tail)
 }
 
 /// After the real open of `fd` (file `st`): the kept copy of that file version, if any,
@@ -590,7 +653,7 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) -> bool {
     if flags < 0 {
         return false;
     }
-    let Some(nfd) = reopen_kept(c.fd, c.dev, c.ino, libc::O_CLOEXEC) else {
+    let Some(nfd) = reopen_kept(&c.fd_name, c.dev, c.ino, libc::O_CLOEXEC) else {
         forget_copy(&key);
         return false;
     };
@@ -619,15 +682,14 @@ fn reuse_copy(fd: i32, st: &libc::stat, by_rule: bool, name: &[u8]) -> bool {
     true
 }
 
-/// A new open file description of the kept copy at fd `kept` (the program's offset must be its
+/// A new open file description of the kept copy whose fd is `name` (decimal; the program's offset must be its
 /// own, so a dup will not do) with the flags `flags` (`O_CLOEXEC`, `O_NONBLOCK`), verified to
 /// be the recorded memfd `dev`/`ino` (the program may have closed our fd and reused the
 /// number; the seals need no second look: they cannot be removed, and a memfd's inode number
 /// is not reused while it lives). Through the `/proc/self/fd` directory fd when there is one (`openat(dir, "N")`
 /// skips resolving `/proc/self`: measured 1.5-3 µs vs 2.7-3.7 µs here), else the full path.
-fn reopen_kept(kept: i32, dev: u64, ino: u64, flags: i32) -> Option<i32> {
-    let mut name = Buf::<64>::new();
-    raw::push_num(&mut name, kept as u32 as u64);
+fn reopen_kept(name: &FdName, dev: u64, ino: u64, flags: i32) -> Option<i32> {
+    let digits = &name[..name.iter().position(|c| *c == 0).unwrap_or(name.len())];
     // O_NONBLOCK always: should the program have closed our directory fd and reused the number
     // for a directory of its own holding a FIFO of that name, the open must not hang. It is
     // cleared again unless asked for (it shows in the program's F_GETFL).
@@ -645,7 +707,7 @@ fn reopen_kept(kept: i32, dev: u64, ino: u64, flags: i32) -> Option<i32> {
         }
     };
     if let Some(dir) = proc_fd_dir() {
-        let nfd = raw::openat(dir, name.c_ptr(), how, 0);
+        let nfd = raw::openat(dir, name.as_ptr().cast(), how, 0);
         if nfd >= 0
             && let Some(nfd) = verify(nfd)
         {
@@ -657,7 +719,7 @@ fn reopen_kept(kept: i32, dev: u64, ino: u64, flags: i32) -> Option<i32> {
     }
     let mut link = Buf::<64>::new();
     link.push(b"/proc/self/fd/");
-    link.push(name.as_bytes());
+    link.push(digits);
     let nfd = raw::openat(libc::AT_FDCWD, link.c_ptr(), how, 0);
     if nfd < 0 {
         return None;
@@ -1470,6 +1532,51 @@ mod tests {
         );
         assert_ne!(name_hash(b".env"), name_hash(b".envrc"));
         assert_ne!(name_hash(b""), 0);
+    }
+
+    /// The piecewise match of a relative name is exactly the name `lexical_in` would build,
+    /// and only used where that holds.
+    #[test]
+    fn joined_relative_names() {
+        assert!(name_is(b"/w/p/.env", b"/w/p", b".env"));
+        assert!(name_is(b"/w/p/.env", b"/w/p/.env", b""));
+        assert!(!name_is(b"/w/p/.env", b"/w/q", b".env"));
+        assert!(!name_is(b"/w/px.env", b"/w/p", b".env"));
+        assert!(!name_is(b"/w/p/.env", b"/w/p", b"env"));
+        assert!(!name_is(b"/w/p/.envx", b"/w/p", b".env"));
+        assert!(plain_component(b".env") && plain_component(b"..."));
+        for p in [&b""[..], b".", b"..", b"a/b", b"./x", b"x/"] {
+            assert!(!plain_component(p), "{p:?}");
+        }
+        assert!(joinable(b"/home/u/ws") && joinable(b"/procfs"));
+        for c in [&b""[..], b"/", b"rel", b"/w/", b"/proc", b"/proc/self/cwd"] {
+            assert!(!joinable(c), "{c:?}");
+        }
+        let mut cwd = crate::path::PathBuf::new();
+        let mut lex = crate::path::PathBuf::new();
+        assert!(cwd.push(b"/home/u/ws"));
+        assert!(crate::path::lexical_in(
+            libc::AT_FDCWD,
+            b".env",
+            cwd.as_bytes(),
+            &mut lex
+        ));
+        assert!(name_is(lex.as_bytes(), cwd.as_bytes(), b".env"));
+    }
+
+    #[test]
+    fn fd_names_are_decimal_with_a_nul() {
+        for (fd, want) in [
+            (0, &b"0"[..]),
+            (7, b"7"),
+            (512, b"512"),
+            (i32::MAX, b"2147483647"),
+        ] {
+            let n = fd_name(fd);
+            let end = n.iter().position(|c| *c == 0).unwrap_or(n.len());
+            assert_eq!(&n[..end], want);
+            assert!(end < n.len());
+        }
     }
 
     #[test]

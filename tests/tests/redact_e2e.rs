@@ -646,6 +646,49 @@ fn redact_reopen_sees_replacements_of_the_same_size() {
     }
 }
 
+/// A kept copy is served by the name it was made for, whatever the spelling: a relative name
+/// is the current directory's, so after a `chdir` the same relative name reads the other
+/// directory's file (its own copy), and `./.env`, `sub/../.env` and the absolute name read the
+/// first one again. Every read redacted, none stale.
+#[test]
+fn redact_reopen_by_relative_name_follows_the_current_directory() {
+    let sb = Sandbox::new("redact-relative");
+    let ws = sb.workspace();
+    let (a, b) = (Secrets::new(), Secrets::new());
+    for (dir, sec, port) in [("a", &a, "8081"), ("b", &b, "8082")] {
+        std::fs::create_dir_all(ws.join(dir).join("sub")).expect("dir");
+        std::fs::write(
+            ws.join(dir).join(".env"),
+            sec.dotenv().replace("PORT=8080", &format!("PORT={port}")),
+        )
+        .expect(".env");
+    }
+    let py = "import os\n\
+              os.chdir('a')\n\
+              for _ in range(2): print('READ', open('.env').read())\n\
+              os.chdir('../b')\n\
+              for _ in range(2): print('READ', open('.env').read())\n\
+              os.chdir('../a')\n\
+              for n in ['./.env', 'sub/../.env', os.path.abspath('.env'), '.env']:\n\
+              \x20   print('READ', open(n).read())\n";
+    let o = run(&sb, &["python3", "-c", py]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert_clean("python", &out, &a);
+    assert_clean("python", &out, &b);
+    let reads: Vec<&str> = out.split("READ ").skip(1).collect();
+    assert_eq!(reads.len(), 8, "{out}");
+    let ports = [
+        "8081", "8081", "8082", "8082", "8081", "8081", "8081", "8081",
+    ];
+    for (i, (r, port)) in reads.iter().zip(ports).enumerate() {
+        assert!(
+            r.contains(&format!("PORT={port}")) && r.contains("DB_PASSWORD=REDACTED_BY_POLICY"),
+            "read {i}: {out}"
+        );
+    }
+}
+
 /// A forked child reopens the parent's kept copy (through the `/proc/<parent>/fd` directory it
 /// inherited) while the parent lives, and its own inherited copy once the parent has exited.
 #[test]
