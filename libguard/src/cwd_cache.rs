@@ -48,20 +48,25 @@ pub fn get(out: &mut PathBuf) -> bool {
         return crate::path::getcwd(out);
     }
     let epoch = EPOCH.load(Ordering::Acquire);
-    let mut buf = [0u8; MAX];
+    // Not zeroed (1 KiB per relative open): only the words the name covers are written and read.
+    let mut buf = [const { core::mem::MaybeUninit::<u64>::uninit() }; WORDS];
     let remembered = SEQ.read(|| {
         let len = LEN.load(Ordering::Relaxed) as usize;
         if TAKEN.load(Ordering::Relaxed) != epoch || len == 0 || len > MAX {
             return None;
         }
-        for (i, w) in NAME.iter().take(len.div_ceil(8)).enumerate() {
-            buf[i * 8..i * 8 + 8].copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        for (slot, w) in buf.iter_mut().zip(NAME.iter()).take(len.div_ceil(8)) {
+            slot.write(u64::from_le(w.load(Ordering::Relaxed)));
         }
         Some(len)
     });
     if let Some(len) = remembered {
+        // SAFETY: the first len.div_ceil(8) words were written above (len <= MAX), so the
+        // first `len` bytes are initialised; the words were stored little-endian and read back
+        // as such, so the bytes are the name's.
+        let name = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
         out.clear();
-        if out.push(&buf[..len]) {
+        if out.push(name) {
             return true;
         }
     }
