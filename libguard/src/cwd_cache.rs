@@ -14,8 +14,12 @@
 //!
 //! Rules for code in the library: no allocation, no lock (a seqlock the writer only tries to
 //! take; a busy slot is a miss), fork-safe (the child has the same directory and a copy of the
-//! memo), vfork-safe (a `chdir` in a vfork child only bumps the shared epoch, so the parent
-//! asks the kernel again).
+//! memo), vfork-safe: a vfork child shares this memo but not the parent's directory, so a
+//! `chdir` there bumps the shared epoch (the parent asks the kernel again), and every exec hook
+//! bumps it too (`hooks/exec.rs`), so a name the child remembered after its own `chdir` never
+//! outlives the child's exec. (A vfork child that changes directory, opens a relative name and
+//! then `_exit`s without any exec would leave its directory remembered; no runtime we know
+//! does that: they exec or report the exec's failure.)
 
 use crate::memo::{SeqLock, each_word};
 use crate::path::PathBuf;

@@ -387,3 +387,26 @@ read("syscall-secret")
         e.rule == "secret-files" && e.target == env.h("secret/key")
     });
 }
+
+/// A vfork child shares the library's memory but not the parent's directory: a child that
+/// changes directory and opens a relative name before its exec must not leave its directory
+/// remembered as the parent's. The parent then opened the child's file of that name (judged,
+/// so never a file the policy refuses, but the wrong file).
+#[test]
+fn a_vfork_child_changing_directory_does_not_move_the_parent() {
+    let env = Env::new("p-vfork-cwd");
+    std::fs::write(env.home().join("public/notes.txt"), "parent's notes\n").unwrap();
+    std::fs::write(env.home().join("drafts/notes.txt"), "child's notes\n").unwrap();
+    let bin = cc("c/vfork_chdir.c", "vfork_chdir", &["-O2"]);
+    let mut c = env.cmd(&bin);
+    c.current_dir(env.h("public"))
+        .arg(env.h("drafts"))
+        .arg("notes.txt");
+    let (o, e, code) = out(c);
+    assert_eq!(code, Some(0), "{o}\n{e}");
+    assert_eq!(
+        o.lines().collect::<Vec<_>>(),
+        ["child child's notes", "parent parent's notes"],
+        "stderr: {e}"
+    );
+}

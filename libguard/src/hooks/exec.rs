@@ -506,6 +506,9 @@ fn gate(
     child: &mut ChildEnv,
     kernel: Option<&mut Kernel>,
 ) -> Result<(), c_int> {
+    // This may be a vfork child, sharing the parent's memory but not its directory: whatever
+    // it remembered as the current directory must not outlive it (`cwd_cache.rs`).
+    crate::cwd_cache::invalidate();
     let Some(g) = Inside::enter() else {
         // Not ready (or inside the library): pass the environment through, still guarded.
         return unsafe { pass_env(env_src, child) };
