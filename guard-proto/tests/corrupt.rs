@@ -90,7 +90,15 @@ fn each_header_field_flipped() {
         assert_eq!(flip(off), Some(LoadError::ChecksumMismatch));
     }
     assert_eq!(flip(32), Some(LoadError::Malformed("section count")));
-    for off in 36..HEADER_LEN {
+    // The detector image's checksum is checked when the image is used: flipped, the image
+    // reads as absent (guard-secrets then builds the set from the records).
+    for off in IMAGE_SUM_AT..IMAGE_SUM_AT + 8 {
+        let mut c = b.clone();
+        c[off] ^= 0x41;
+        let rs = Ruleset::load(&c).expect("the rules are intact");
+        assert!(rs.secret_image().is_empty(), "offset {off}");
+    }
+    for off in (36..HEADER_LEN).filter(|o| !(IMAGE_SUM_AT..IMAGE_SUM_AT + 8).contains(o)) {
         assert_eq!(
             flip(off),
             Some(LoadError::Malformed("reserved header bytes are not zero")),
@@ -110,10 +118,27 @@ fn wrong_version_and_checksum() {
             supported: FORMAT_VERSION
         })
     );
+    // The last byte before the detector image (the last section) is under the load checksum;
+    // the image's own bytes are under the image checksum, checked on use.
     let mut b = common::sample_bytes();
+    let image_at = guard_proto::ruleset::format::main_end(&b);
+    b[image_at - 1] ^= 1;
+    assert_eq!(Ruleset::load(&b).err(), Some(LoadError::ChecksumMismatch));
+    let image = [0x5au8; 64];
+    let mut b = guard_proto::ruleset::writer::with_section(
+        &common::sample_bytes(),
+        SEC_SECRET_IMAGE,
+        &image,
+    )
+    .expect("resealed with an image");
+    assert_eq!(Ruleset::load(&b).expect("loads").secret_image(), &image[..]);
     let last = b.len() - 1;
     b[last] ^= 1;
-    assert_eq!(Ruleset::load(&b).err(), Some(LoadError::ChecksumMismatch));
+    let rs = Ruleset::load(&b).expect("the rules are intact");
+    assert!(
+        rs.secret_image().is_empty(),
+        "a damaged image reads as absent"
+    );
     let mut b = common::sample_bytes();
     b[HEADER_LEN + 3] ^= 0x80;
     assert_eq!(Ruleset::load(&b).err(), Some(LoadError::ChecksumMismatch));

@@ -8,9 +8,14 @@
 //!       8  format version u32
 //!      12  header length u32 (= 64)
 //!      16  total length u64 (the whole file)
-//!      24  checksum u64 over bytes[64..total] (see `checksum`)
+//!      24  checksum u64 over bytes[64..image] (see `checksum`; `image` = the offset of the
+//!          last section, `SEC_SECRET_IMAGE`, which every other section ends before)
 //!      32  section count u32 (= SECTION_COUNT)
-//!      36  flags u32 (0), 40..64 reserved (0)
+//!      36  flags u32 (0)
+//!      40  checksum u64 over bytes[image..total] (the detector image and the final padding),
+//!          checked when the image is first used, not at load: a process that never scans
+//!          content never reads those ~80 KB (`Ruleset::secret_image`)
+//!      48..64 reserved (0)
 //! 64  section table: SECTION_COUNT entries of { offset u64, length u64 }
 //!     then the sections, each starting at an 8-byte-aligned offset.
 //! ```
@@ -27,8 +32,11 @@
 
 pub const MAGIC: [u8; 8] = *b"GRDRULE\0";
 /// 2: secret records carry the entropy floor; META carries the secret scan scope; all_args
-/// patterns carry their brace group. 3: the base-prefix index (`SEC_BPFX_*`).
-pub const FORMAT_VERSION: u32 = 3;
+/// patterns carry their brace group. 3: the base-prefix index (`SEC_BPFX_*`). 4: the detector
+/// image has its own checksum (header 40..48), outside the one checked at load.
+pub const FORMAT_VERSION: u32 = 4;
+/// Header offset of the detector image's checksum.
+pub const IMAGE_SUM_AT: usize = 40;
 pub const HEADER_LEN: usize = 64;
 pub const SECTION_ENTRY_LEN: usize = 16;
 
@@ -58,6 +66,20 @@ pub const SEC_BPFX_E: usize = 19;
 /// minimised keywords, prefilter tables), opaque bytes here; empty when absent. libguard maps
 /// it instead of building the set at a process's first scanned read.
 pub const SEC_SECRET_IMAGE: usize = 20;
+
+/// Where the bytes the load-time checksum covers end: the detector image's offset as the
+/// section table gives it, when that lies between the table and the end of the file; else the
+/// end of the file (the writer always puts the image last; `Ruleset::load` then checks that
+/// every other section ends before it).
+pub fn main_end(bytes: &[u8]) -> usize {
+    let table_end = HEADER_LEN + SECTION_COUNT * SECTION_ENTRY_LEN;
+    let off = rd_u64(bytes, HEADER_LEN + SEC_SECRET_IMAGE * SECTION_ENTRY_LEN);
+    if off >= table_end as u64 && off <= bytes.len() as u64 {
+        off as usize
+    } else {
+        bytes.len()
+    }
+}
 pub const SECTION_COUNT: usize = 21;
 
 /// Key length of the base-prefix index.

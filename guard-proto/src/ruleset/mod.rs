@@ -168,13 +168,22 @@ impl<'a> Ruleset<'a> {
                 actual: bytes.len() as u64,
             });
         }
-        if checksum(sub(bytes, HEADER_LEN, bytes.len() - HEADER_LEN)) != rd_u64(bytes, 24) {
+        // The detector image (last) has its own checksum, checked on first use
+        // (`secret_image`); everything else is covered here.
+        let main_end = main_end(bytes);
+        if checksum(sub(bytes, HEADER_LEN, main_end.saturating_sub(HEADER_LEN)))
+            != rd_u64(bytes, 24)
+        {
             return Err(LoadError::ChecksumMismatch);
         }
         if rd_u32(bytes, 32) as usize != SECTION_COUNT {
             return Err(LoadError::Malformed("section count"));
         }
-        if sub(bytes, 36, HEADER_LEN - 36).iter().any(|&b| b != 0) {
+        if sub(bytes, 36, IMAGE_SUM_AT - 36)
+            .iter()
+            .chain(sub(bytes, IMAGE_SUM_AT + 8, HEADER_LEN - IMAGE_SUM_AT - 8))
+            .any(|&b| b != 0)
+        {
             return Err(LoadError::Malformed("reserved header bytes are not zero"));
         }
         let table_end = HEADER_LEN + SECTION_COUNT * SECTION_ENTRY_LEN;
@@ -191,6 +200,17 @@ impl<'a> Ruleset<'a> {
             let end = off.checked_add(len);
             if off < table_end as u64 || end.is_none_or(|end| end > bytes.len() as u64) {
                 return Err(LoadError::Malformed("section out of bounds"));
+            }
+            // Only the image may lie outside the bytes the load-time checksum covered.
+            let outside = if i == SEC_SECRET_IMAGE {
+                off != main_end as u64
+            } else {
+                end.is_none_or(|end| end > main_end as u64)
+            };
+            if outside {
+                return Err(LoadError::Malformed(
+                    "section outside the checksummed bytes",
+                ));
             }
             if len % RECORD_SIZE[i] as u64 != 0 {
                 return Err(LoadError::Malformed(
@@ -220,8 +240,16 @@ impl<'a> Ruleset<'a> {
 
     /// The precompiled secret detector set (see `SEC_SECRET_IMAGE`), empty when the compiler
     /// stored none. Opaque here: guard-secrets validates it (`Detectors::from_image`).
+    /// Checked against its own checksum here, not at load (`format.rs`): a damaged image reads
+    /// as absent, and guard-secrets then builds the set from the `[[secret]]` records.
     pub fn secret_image(&self) -> &'a [u8] {
-        self.section(SEC_SECRET_IMAGE)
+        let image = self.section(SEC_SECRET_IMAGE);
+        let tail = self.bytes.get(main_end(self.bytes)..).unwrap_or(&[]);
+        if checksum(tail) == rd_u64(self.bytes, IMAGE_SUM_AT) {
+            image
+        } else {
+            &[]
+        }
     }
 
     fn rec(&self, sec: usize, i: usize) -> &'a [u8] {

@@ -594,7 +594,10 @@ pub fn seal(buf: &mut [u8]) {
     let total = buf.len() as u64;
     buf[16..24].copy_from_slice(&total.to_le_bytes());
     buf[32..36].copy_from_slice(&(SECTION_COUNT as u32).to_le_bytes());
-    let sum = checksum(&buf[HEADER_LEN..]);
+    let end = main_end(buf);
+    let image_sum = checksum(&buf[end..]);
+    buf[IMAGE_SUM_AT..IMAGE_SUM_AT + 8].copy_from_slice(&image_sum.to_le_bytes());
+    let sum = checksum(&buf[HEADER_LEN..end.max(HEADER_LEN)]);
     buf[24..32].copy_from_slice(&sum.to_le_bytes());
 }
 
