@@ -11,8 +11,10 @@ is a guarded agent spawning the command as an agent would (the exec hook in the 
 library's start-up in the child). Each run is one `posix_spawn` + `wait4`, which gives the
 child tree's own CPU time (user + system) next to the wall time.
 
-Usage: paired.py [--pairs N] [--target PCT] [--label NAME] [--guardctl PATH] [--cwd DIR]
-                 -- CMD [ARGS...]
+Usage: paired.py [--pairs N] [--target PCT | --target-ms MS] [--label NAME] [--guardctl PATH]
+                 [--cwd DIR] -- CMD [ARGS...]
+(--target: the wall ratio must stay within PCT percent; --target-ms: the added wall time
+within MS milliseconds, e.g. process start-up.)
 Prints one Markdown table row (and a verdict line to stderr). Exit status 0 whatever the
 verdict; non-zero if a run fails or the worker shows the guard is not live.
 """
@@ -62,7 +64,7 @@ def worker(cmd):
 
 
 def main(argv):
-    pairs, target, label, guardctl, cwd = 60, 5.0, None, "guardctl", None
+    pairs, target, target_ms, label, guardctl, cwd = 60, 5.0, None, None, "guardctl", None
     args = list(argv)
     if "--worker" in args:
         return worker(args[args.index("--") + 1:])
@@ -73,6 +75,8 @@ def main(argv):
             pairs = int(val)
         elif opt == "--target":
             target = float(val)
+        elif opt == "--target-ms":
+            target_ms = float(val)
         elif opt == "--label":
             label = val
         elif opt == "--guardctl":
@@ -128,9 +132,14 @@ def main(argv):
           f"| {(rw[0] - 1) * 100:+.1f}% [{(rw[1] - 1) * 100:+.1f}%, {(rw[2] - 1) * 100:+.1f}%] "
           f"| {m(bc):.3f} | {m(gc):.3f} | {(rc[0] - 1) * 100:+.1f}% [{(rc[1] - 1) * 100:+.1f}%, {(rc[2] - 1) * 100:+.1f}%] |",
           flush=True)
-    v = verdict(rw[1], rw[2], 1 + target / 100.0)
-    print(f"{name}: wall {(rw[0] - 1) * 100:+.1f}% [95% CI {(rw[1] - 1) * 100:+.1f}%, "
-          f"{(rw[2] - 1) * 100:+.1f}%]: target within {target:g}%: {v}", file=sys.stderr)
+    if target_ms is not None:
+        v = verdict(dw[1], dw[2], target_ms)
+        print(f"{name}: added {dw[0]:+.3f} ms [95% CI {dw[1]:+.3f}, {dw[2]:+.3f}]: "
+              f"target within {target_ms:g} ms: {v}", file=sys.stderr)
+    else:
+        v = verdict(rw[1], rw[2], 1 + target / 100.0)
+        print(f"{name}: wall {(rw[0] - 1) * 100:+.1f}% [95% CI {(rw[1] - 1) * 100:+.1f}%, "
+              f"{(rw[2] - 1) * 100:+.1f}%]: target within {target:g}%: {v}", file=sys.stderr)
     return 0
 
 

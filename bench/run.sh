@@ -62,8 +62,8 @@ guarded() {
 }
 bare() { (cd "$HOME/project" && "$@"); }
 
-row() { # name unit cmd...   (each command prints "WALL CPU")
-  local name=$1 unit=$2; shift 2
+row() { # name unit target cmd...   (each command prints "WALL CPU"; target: a ratio)
+  local name=$1 unit=$2 target=$3; shift 3
   local bw=() bc=() gw=() gc=() o r
   # Rounds alternate which side goes first, so a drift of the machine within a round does not
   # always favour the same side; each round gives one bare/guarded pair.
@@ -76,52 +76,52 @@ row() { # name unit cmd...   (each command prints "WALL CPU")
       o=$(bare "$@"); bw+=("${o% *}"); bc+=("${o#* }")
     fi
   done
-  "$PY" - "$name" "$unit" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}" <<'PYEOF'
+  "$PY" - "$name" "$unit" "$target" "$ROUNDS" "${bw[@]}" "${gw[@]}" "${bc[@]}" "${gc[@]}" <<'PYEOF'
 import statistics, sys
 sys.path.insert(0, "bench")
-from stats import median_ci
-n, u, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
-v = list(map(float, sys.argv[4:]))
+from stats import median_ci, verdict
+n, u, t, k = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+v = list(map(float, sys.argv[5:]))
 bw, gw, bc, gc = v[:k], v[k:2*k], v[2*k:3*k], v[3*k:]
 m = statistics.median
 rw = median_ci([g / b for g, b in zip(gw, bw)])
 rc = median_ci([g / b for g, b in zip(gc, bc)])
-print(f"| {n} | {k} | {m(bw):.1f} | {m(gw):.1f} | {rw[0]:.3f}x [{rw[1]:.3f}, {rw[2]:.3f}] | {rc[0]:.3f}x [{rc[1]:.3f}, {rc[2]:.3f}] | {u} |")
+print(f"| {n} | {k} | {m(bw):.1f} | {m(gw):.1f} | {rw[0]:.3f}x [{rw[1]:.3f}, {rw[2]:.3f}] | {rc[0]:.3f}x [{rc[1]:.3f}, {rc[2]:.3f}] | {u} | {t:g}x: {verdict(rw[1], rw[2], t)} |")
 PYEOF
 }
 
 # Whole-process workloads: one row of bench/paired.py (bare and guarded interleaved run by run).
-prow() { # name pairs cmd...
-  local name=$1 pairs=$2; shift 2
+prow() { # name pairs target-option cmd...   (target-option: --target PCT or --target-ms MS)
+  local name=$1 pairs=$2 topt=$3 tval=$4; shift 4
   (cd "$HOME/project" && BENCH_EXPECT_DENIED=$DENIED "$PY" "$ROOT/bench/paired.py" --pairs "$pairs" \
-    --guardctl "$GUARDCTL" --label "$name" -- "$@" 2>>"$WORK/paired.err") || {
+    "$topt" "$tval" --guardctl "$GUARDCTL" --label "$name" -- "$@" 2>>"$WORK/paired.err") || {
     echo "paired run failed: $*" >&2; cat "$WORK/paired.err" >&2; exit 1; }
 }
 
 echo "Hot paths: per-round ratio guarded/bare, median [95% confidence interval] over the rounds."
 echo
-echo "| operation | rounds | bare (median) | guarded (median) | wall ratio | CPU ratio | unit |"
-echo "|---|---|---|---|---|---|---|"
-row "open+close, allowed absolute path (workspace)" ns "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
-row "open+close, allowed relative path (workspace)" ns "$WORK/micro" open $OPS_OPEN data.bin
-row "fopen+fclose, allowed absolute path (workspace)" ns "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
-row "open+close, 4,096 different files (workspace)" ns "$WORK/micro" openmany $OPS_OPEN "$HOME/project/many"
-row "open+close, outside the secret scope" ns "$WORK/micro" open $OPS_OPEN "$OUT/data.bin"
-row "fopen+fclose, outside the secret scope" ns "$WORK/micro" fopen $OPS_OPEN "$OUT/data.bin"
-row "open+close, 4,096 different files outside the scope" ns "$WORK/micro" openmany $OPS_OPEN "$OUT/many"
-row "pread 4 KiB, unflagged fd" ns "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
-row "read 4 KiB (lseek+read), unflagged fd" ns "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
+echo "| operation | rounds | bare (median) | guarded (median) | wall ratio | CPU ratio | unit | target: verdict |"
+echo "|---|---|---|---|---|---|---|---|"
+row "open+close, allowed absolute path (workspace)" ns 1.3 "$WORK/micro" open $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, allowed relative path (workspace)" ns 1.3 "$WORK/micro" open $OPS_OPEN data.bin
+row "fopen+fclose, allowed absolute path (workspace)" ns 1.3 "$WORK/micro" fopen $OPS_OPEN "$HOME/project/data.bin"
+row "open+close, 4,096 different files (workspace)" ns 1.3 "$WORK/micro" openmany $OPS_OPEN "$HOME/project/many"
+row "open+close, outside the secret scope" ns 1.3 "$WORK/micro" open $OPS_OPEN "$OUT/data.bin"
+row "fopen+fclose, outside the secret scope" ns 1.3 "$WORK/micro" fopen $OPS_OPEN "$OUT/data.bin"
+row "open+close, 4,096 different files outside the scope" ns 1.3 "$WORK/micro" openmany $OPS_OPEN "$OUT/many"
+row "pread 4 KiB, unflagged fd" ns 1.02 "$WORK/micro" read $OPS_READ "$HOME/project/data.bin"
+row "read 4 KiB (lseek+read), unflagged fd" ns 1.02 "$WORK/micro" readseq $OPS_READ "$HOME/project/data.bin"
 echo
 echo "Whole processes: bare and guarded runs interleaved one by one (bench/paired.py); per-pair"
 echo "guarded - bare and guarded/bare, median [95% confidence interval]; CPU is the child tree's."
 echo
 echo "| workload | pairs | bare wall ms | guarded wall ms | added ms | wall ratio | bare CPU ms | guarded CPU ms | CPU ratio |"
 echo "|---|---|---|---|---|---|---|---|---|"
-prow "exec /bin/true" $((PAIRS * 3)) /bin/true
-prow "python3 -c pass" "$PAIRS" "$PY" -c pass
-prow "node -e 0" "$PAIRS" node -e 0
-prow "python3 import-heavy script" "$PAIRS" "$PY" "$WORK/imports.py"
-prow "git status, 10,000 files" $((PAIRS * 3)) git -C "$REPO" status --porcelain
+prow "exec /bin/true (start-up)" $((PAIRS * 3)) --target-ms 3 /bin/true
+prow "python3 -c pass" "$PAIRS" --target 5 "$PY" -c pass
+prow "node -e 0" "$PAIRS" --target 5 node -e 0
+prow "python3 import-heavy script" "$PAIRS" --target 5 "$PY" "$WORK/imports.py"
+prow "git status, 10,000 files" $((PAIRS * 3)) --target 5 git -C "$REPO" status --porcelain
 cat "$WORK/paired.err" | grep -v '^guard: session' || true
 
 # The guarded runs recorded their refusals (the broker really ran).
