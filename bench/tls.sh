@@ -20,7 +20,7 @@
 #   the guard adds to the process, which the scheduler's noise affects much less.
 #
 # Usage: bench/tls.sh                    (builds release libguard + guardctl first)
-#        ROUNDS=15 MB=100 N=1000 SCOPE=host|path bench/tls.sh
+#        ROUNDS=31 MB=100 N=1000 SCOPE=host|path bench/tls.sh
 #        CASES="python-ping node-ping" bench/tls.sh     (a subset of python-upload python-ping
 #                                                         node-upload node-ping)
 #        CALLGRIND=1 bench/tls.sh   instruction counts instead of wall clock (repeatable on a
@@ -28,7 +28,7 @@
 #                                   count at 100) / 200, bare and guarded, Python and Node.
 set -eu
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-15} MB=${MB:-100} N=${N:-1000}
+ROUNDS=${ROUNDS:-31} MB=${MB:-100} N=${N:-1000}
 CLIENT_CPU=${CLIENT_CPU:-0} SERVER_CPU=${SERVER_CPU:-1}
 CASES=${CASES:-python-upload python-ping node-upload node-ping}
 SCOPE=${SCOPE:-host}
@@ -127,5 +127,21 @@ for case in $CASES; do
         printf "%-14s client CPU bare %.1f us/req guarded %.1f us/req | per pair %+6.1f us median [min %+6.1f, max %+6.1f]\n", "", mbc / n * 1e6, mgc / n * 1e6, mc, clo, chi
       }
     }' "$T/pairs"
+  # The verdict: a distribution-free 95% confidence interval for the median pair (bench/stats.py).
+  "$PY" - "$rt $kind" "$kind" "$T/pairs" <<'PYEOF'
+import sys
+sys.path.insert(0, "bench")
+from stats import median_ci
+name, kind, path = sys.argv[1], sys.argv[2], sys.argv[3]
+rows = [list(map(float, l.split())) for l in open(path) if l.strip()]
+if kind == "upload":
+    m, lo, hi = median_ci([(g / b - 1) * 100 for b, _, g, _ in rows])
+    v = "met" if lo >= -5 else ("not met" if hi < -5 else "undecided")
+    print(f"{'':14} throughput guarded/bare {m:+.1f}% [95% CI {lo:+.1f}%, {hi:+.1f}%]: target within 5%: {v}")
+else:
+    m, lo, hi = median_ci([g - b for b, _, g, _ in rows])
+    v = "met" if hi <= 50 else ("not met" if lo > 50 else "undecided")
+    print(f"{'':14} added per request {m:+.1f} us [95% CI {lo:+.1f}, {hi:+.1f}]: target within 50 us: {v}")
+PYEOF
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
