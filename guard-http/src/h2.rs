@@ -62,6 +62,8 @@ struct Stream {
     reported: bool,
     body_len: u64,
     content_length: Option<u64>,
+    /// DATA payload (padding included) sent on this stream: what flow control counts.
+    flow: u64,
 }
 
 pub(crate) struct Parser {
@@ -81,6 +83,8 @@ pub(crate) struct Parser {
     settings: Vec<(u16, u32)>,
     /// Bytes fed so far: the stream offset just past the last input.
     fed: u64,
+    /// DATA payload (padding included) sent on the connection: what flow control counts.
+    flow: u64,
 }
 
 impl Parser {
@@ -104,6 +108,7 @@ impl Parser {
             max_stream_id: 0,
             settings: Vec::new(),
             fed: 0,
+            flow: 0,
         }
     }
 
@@ -121,6 +126,22 @@ impl Parser {
             St::Buffered(fh) => fh.kind == HEADERS || fh.kind == CONTINUATION,
             _ => false,
         }
+    }
+
+    /// Flow-controlled bytes sent on the connection, and `(stream, bytes)` for each stream
+    /// whose request has started and not been reported (its body is still held back); `None`
+    /// in the middle of a frame, when the client has more of it to write.
+    pub(crate) fn held_flow(&self) -> Option<(u64, Vec<(u32, u64)>)> {
+        if !matches!(self.st, St::Header) || self.hdr_len != 0 {
+            return None;
+        }
+        let held = self
+            .streams
+            .iter()
+            .filter(|s| !s.reported && s.req.is_some())
+            .map(|s| (s.id, s.flow))
+            .collect();
+        Some((self.flow, held))
     }
 
     pub(crate) fn pending_heads(&self) -> Vec<Request> {
@@ -277,6 +298,11 @@ impl Parser {
             DATA => {
                 if fh.stream == 0 {
                     return Err(Malformed::Protocol("DATA on stream 0"));
+                }
+                let len = fh.len as u64;
+                self.flow += len;
+                if let Some(st) = self.streams.iter_mut().find(|st| st.id == fh.stream) {
+                    st.flow += len;
                 }
                 if fh.flags & PADDED != 0 {
                     if fh.len == 0 {
@@ -570,6 +596,7 @@ impl Parser {
             req: Some(req),
             reported: false,
             body_len: 0,
+            flow: 0,
             content_length,
         };
         let head_only = s

@@ -83,7 +83,8 @@
 //! - HTTP/1.1 `Expect: 100-continue` ([`Request::expect_continue`]): curl waits 1 s, then
 //!   sends the body anyway.
 //! - HTTP/2 flow control: a client sends at most the server's window (64 KiB unless the
-//!   server raised it) before waiting for `WINDOW_UPDATE`.
+//!   server raised it) before waiting for `WINDOW_UPDATE` ([`Connection::h2_held_flow`] and
+//!   [`Responses::h2_send_window`] tell when a held request has reached it).
 //!
 //! For both, the caller should use a short hold timeout: when it expires, decide on
 //! [`Connection::pending_heads`] (heads whose body is still arriving), and release.
@@ -496,6 +497,18 @@ impl Connection {
             State::H1(p) => p.pending_head().into_iter().collect(),
             State::H2(p) => p.pending_heads(),
             _ => Vec::new(),
+        }
+    }
+
+    /// HTTP/2 flow control as the client has used it: DATA bytes (padding included) sent on
+    /// the connection, and per stream whose request is still held back (started, not yet
+    /// reported), the bytes sent on it. `None` for HTTP/1, or in the middle of a frame. With
+    /// [`Responses::h2_send_window`] it tells when a held request cannot grow any more: the
+    /// client waits for a `WINDOW_UPDATE` the server will not send before it sees the body.
+    pub fn h2_held_flow(&self) -> Option<(u64, Vec<(u32, u64)>)> {
+        match &self.state {
+            State::H2(p) => p.held_flow(),
+            _ => None,
         }
     }
 

@@ -46,7 +46,22 @@ struct H2 {
     decoder: Decoder,
     fields: Vec<Field>,
     max_block: usize,
+    /// Flow-control credit the server gave the client (RFC 9113 §6.9): the initial stream
+    /// window from its SETTINGS, what its WINDOW_UPDATEs added to the connection, and to
+    /// streams (the latest [`STREAM_GRANTS`] streams).
+    initial_window: u32,
+    conn_added: u64,
+    stream_added: Vec<(u32, u64)>,
 }
+
+/// Streams whose WINDOW_UPDATEs are remembered (the held requests are among the newest).
+const STREAM_GRANTS: usize = 64;
+/// RFC 9113 §6.9.2: the initial window of the connection and of every stream.
+const DEFAULT_WINDOW: u64 = 65_535;
+const SETTINGS: u8 = 0x4;
+const WINDOW_UPDATE: u8 = 0x8;
+const ACK: u8 = 0x1;
+const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 
 /// Follows one connection's responses.
 pub struct Responses {
@@ -80,8 +95,31 @@ impl Responses {
                 }),
                 fields: Vec::new(),
                 max_block: limits.max_head_bytes,
+                initial_window: DEFAULT_WINDOW as u32,
+                conn_added: 0,
+                stream_added: Vec::new(),
             })),
         }
+    }
+
+    /// HTTP/2: how many DATA bytes the server has let the client send in all, on the
+    /// connection and on `stream`, from the frames seen so far (the defaults when none were:
+    /// a conservative floor, since credit only grows). `None` for HTTP/1 or a connection given
+    /// up on.
+    pub fn h2_send_window(&self, stream: u32) -> Option<(u64, u64)> {
+        let Mode::H2(h) = &self.mode else {
+            return None;
+        };
+        let on_stream = h
+            .stream_added
+            .iter()
+            .filter(|(s, _)| *s == stream)
+            .map(|(_, a)| *a)
+            .sum::<u64>();
+        Some((
+            DEFAULT_WINDOW + h.conn_added,
+            u64::from(h.initial_window) + on_stream,
+        ))
     }
 
     /// Feeds one read; appends the final statuses it completed.
@@ -138,7 +176,9 @@ impl H2 {
                 self.ftype = h[3];
                 self.flags = h[4];
                 self.stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-                self.keep = matches!(self.ftype, HEADERS | PUSH_PROMISE | CONTINUATION);
+                self.keep = matches!(self.ftype, HEADERS | PUSH_PROMISE | CONTINUATION)
+                    || (self.ftype == SETTINGS && self.flags & ACK == 0 && self.left <= 6 * 64)
+                    || (self.ftype == WINDOW_UPDATE && self.left == 4);
                 if self.keep && self.left > self.max_block {
                     return false;
                 }
@@ -167,9 +207,48 @@ impl H2 {
             return true;
         }
         let p = core::mem::take(&mut self.payload);
-        let ok = self.header_frame(&p, out);
+        let ok = match self.ftype {
+            SETTINGS => {
+                self.settings_frame(&p);
+                true
+            }
+            WINDOW_UPDATE => {
+                self.window_update(&p);
+                true
+            }
+            _ => self.header_frame(&p, out),
+        };
         self.payload = p;
         ok
+    }
+
+    fn settings_frame(&mut self, p: &[u8]) {
+        for e in p.chunks_exact(6) {
+            if u16::from_be_bytes([e[0], e[1]]) == SETTINGS_INITIAL_WINDOW_SIZE {
+                self.initial_window = u32::from_be_bytes([e[2], e[3], e[4], e[5]]);
+            }
+        }
+    }
+
+    fn window_update(&mut self, p: &[u8]) {
+        let &[a, b, c, d] = p else {
+            return;
+        };
+        let inc = u64::from(u32::from_be_bytes([a, b, c, d]) & 0x7fff_ffff);
+        if self.stream == 0 {
+            self.conn_added = self.conn_added.saturating_add(inc);
+        } else if let Some(e) = self
+            .stream_added
+            .iter_mut()
+            .find(|(s, _)| *s == self.stream)
+        {
+            e.1 = e.1.saturating_add(inc);
+        } else {
+            if self.stream_added.len() >= STREAM_GRANTS {
+                self.stream_added.remove(0);
+            }
+            self.stream_added.push((self.stream, inc));
+        }
     }
 
     fn header_frame(&mut self, p: &[u8], out: &mut Vec<Status>) -> bool {
@@ -320,5 +399,25 @@ mod tests {
         r.feed(&frame(CONTINUATION, END_HEADERS, 1, b"zz"), &mut out);
         r.feed(&frame(HEADERS, END_HEADERS, 1, &[0x88]), &mut out);
         assert!(out.is_empty());
+    }
+
+    /// The server's credit: the protocol defaults until its SETTINGS and WINDOW_UPDATEs say
+    /// more; a SETTINGS ACK or a stream's update does not move the connection's credit.
+    #[test]
+    fn flow_control_credit_follows_settings_and_window_updates() {
+        let mut r = Responses::http2(Limits::default());
+        let mut out = Vec::new();
+        assert_eq!(r.h2_send_window(1), Some((65_535, 65_535)));
+        let mut b = frame(0x4, 0, 0, &[0, 4, 0, 0x10, 0, 0]); // INITIAL_WINDOW_SIZE 1 MiB
+        b.extend(frame(0x4, 0x1, 0, &[])); // ACK
+        b.extend(frame(0x8, 0, 0, &[0, 0, 0x01, 0])); // connection +256
+        b.extend(frame(0x8, 0, 3, &[0, 0, 0, 10])); // stream 3 +10
+        // Split anywhere, the same credit.
+        for chunk in b.chunks(5) {
+            r.feed(chunk, &mut out);
+        }
+        assert_eq!(r.h2_send_window(1), Some((65_535 + 256, 1 << 20)));
+        assert_eq!(r.h2_send_window(3), Some((65_535 + 256, (1 << 20) + 10)));
+        assert_eq!(Responses::http1().h2_send_window(1), None);
     }
 }

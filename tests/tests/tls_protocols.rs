@@ -614,3 +614,78 @@ fn redact_over_http2_scrubs_data_frames_in_place_with_node() {
     assert!(lines.iter().all(|l| l.starts_with("OK 200")), "{o} / {e}");
     assert_h2_scrubbed(&env, &srv, "node", &body, "node");
 }
+
+/// An HTTP/2 body held for inspection can only grow to the flow-control window the server
+/// granted: the client then waits for a WINDOW_UPDATE the server never sends for bytes it never
+/// received. The gate must decide then, not hang the program: a 300 kB upload under a rule that
+/// reads bodies is refused promptly and no part of it reaches the server, while the same upload
+/// to a path no body rule covers streams through whole.
+#[test]
+fn http2_body_larger_than_the_flow_control_window_is_refused_not_stalled() {
+    let env = Env::with_policy("tls-h2-window", REDACT_ECHO);
+    let srv = Server::h2(&env.sb.root.join("srv"));
+    let big = env.sb.root.join("big.json");
+    let payload = format!("{{\"blob\":\"{}\"}}", "a".repeat(300_000));
+    std::fs::write(&big, &payload).unwrap();
+    let post = |path: &str| {
+        let mut c = env.cmd("curl");
+        c.args(["-sS", "--http2", "--max-time", "30", "--cacert"])
+            .arg(srv.cert())
+            .args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(format!("@{}", big.display()))
+            .args(["-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://localhost:{}{path}", srv.port));
+        let t = Instant::now();
+        let r = out(c);
+        (r, t.elapsed())
+    };
+
+    let ((o, e, code), took) = post("/echo");
+    assert_ne!(code, Some(0), "the held upload must fail: {o} / {e}");
+    assert!(
+        took < Duration::from_secs(15),
+        "refused promptly, not after the client's timeout: {took:?} ({o} / {e})"
+    );
+    assert!(
+        !h2_requests(&srv).iter().any(|r| r.2 == "/echo"),
+        "no request reached the server: {:?}",
+        h2_requests(&srv)
+    );
+    let ev = env.broker.wait_for("flow-control refusal", |e| {
+        e.action == "tls" && e.reason.contains("flow-control window")
+    });
+    assert_eq!(ev.decision, "deny");
+
+    let ((o, e, code), _) = post("/other");
+    assert_eq!((code, o.as_str()), (Some(0), "200"), "{e}");
+    let reqs = h2_requests(&srv);
+    let other = reqs
+        .iter()
+        .find(|r| r.2 == "/other")
+        .expect("the upload arrived");
+    assert_eq!(other.3.len(), payload.len(), "whole body");
+
+    // node's http2 (the patched static OpenSSL): the same refusal, before the script's own
+    // 5-second request timeout (100 kB: one argument may not exceed 128 KiB).
+    let payload = format!("{{\"blob\":\"{}\"}}", "a".repeat(100_000));
+    let node = which("node").expect("node is required");
+    let mut c = env.cmd(node);
+    c.arg(program_src("tls/agent_h2_echo.mjs"))
+        .arg(format!("https://localhost:{}/echo", srv.port))
+        .arg(&payload)
+        .env("NODE_EXTRA_CA_CERTS", srv.cert());
+    let t = Instant::now();
+    let (o, e, code) = out(c);
+    let took = t.elapsed();
+    assert_eq!(code, Some(1), "{o} / {e}");
+    assert!(o.starts_with("ERR") && !o.contains("timeout"), "{o} / {e}");
+    assert!(took < Duration::from_secs(4), "{took:?}: {o} / {e}");
+    assert!(
+        !h2_requests(&srv).iter().any(|r| r.2 == "/echo"),
+        "no request reached the server: {:?}",
+        h2_requests(&srv)
+    );
+    env.broker.wait_for("node flow-control refusal", |e| {
+        e.action == "tls" && e.runtime == "node" && e.reason.contains("flow-control window")
+    });
+}

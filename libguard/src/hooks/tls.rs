@@ -75,11 +75,13 @@
 //!
 //! Bodies larger than the reassembler's capture limit (1 MiB) are judged on their head and
 //! prefix, then streamed. HTTP/2 flow control bounds what a client sends before the server's
-//! `WINDOW_UPDATE` (64 KiB unless the server raised its windows): a request whose body matters
-//! and exceeds the window stalls until the client gives up, since the server sees nothing and
-//! grants no more (measured: `curl --http2` posting 300 kB to a path under a redact rule runs
-//! into its `--max-time`; 60 kB goes through). Fail-closed, but it breaks such uploads: keep
-//! body-reading rules scoped to the paths that need them.
+//! `WINDOW_UPDATE` (64 KiB unless the server raised its windows), and the server grants no
+//! more for bytes it never received: a held request whose body has used all the credit the
+//! server gave (followed from its SETTINGS and WINDOW_UPDATE frames on the read side;
+//! `h2_flow_exhausted`) can never complete, so it is refused at once, as a deny, with an event
+//! saying why, instead of hanging the program until its own timeout. Such uploads (over the
+//! server's window, under a rule that reads bodies) therefore fail: keep body-reading rules
+//! scoped to the paths that need them.
 //!
 //! `SSL_write_early_data` (TLS 1.3 0-RTT) goes through the same gate as `SSL_write_ex`.
 //!
@@ -878,6 +880,26 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
         };
     }
     if c.res.request_started {
+        if let Some(stream) = h2_flow_exhausted(c) {
+            // The client cannot send the rest of this body until the server grants more
+            // window, which it will not do for bytes it never received: holding on would hang
+            // the program. The request cannot be judged whole, so it is refused (fail closed).
+            let mut t = Buf::<1024>::new();
+            t.push_trunc(if c.sni.is_empty() { &c.peer } else { &c.sni });
+            let mut why = Buf::<256>::new();
+            why.push_trunc(b"HTTP/2 request body held for inspection filled the server's flow-control window (stream ");
+            raw::push_num(&mut why, u64::from(stream));
+            why.push_trunc(b"); cannot be judged whole: refused");
+            note(
+                t.as_bytes(),
+                raw::utf8_prefix(why.as_bytes()),
+                Decision::Deny,
+            );
+            c.dead = true;
+            c.held = Vec::new();
+            end_connection(api, ssl);
+            return Flow::Refuse;
+        }
         c.held.extend_from_slice(new);
         return Flow::Held;
     }
@@ -887,6 +909,23 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
         c.held.extend_from_slice(new);
         Flow::Flush
     }
+}
+
+/// HTTP/2: a stream whose held request has used all the flow-control credit the server gave
+/// (on the stream or the connection), so that no more of its body can come. `None` for HTTP/1,
+/// mid-frame, or while credit remains. The server's credit is what the frames read so far
+/// say (`Responses::h2_send_window`; before any is read, the protocol's 65,535-byte defaults,
+/// a floor).
+fn h2_flow_exhausted(c: &Conn) -> Option<u32> {
+    let (conn_sent, held) = c.http.h2_held_flow()?;
+    held.into_iter().find_map(|(stream, sent)| {
+        let (conn_window, stream_window) = c
+            .resp
+            .as_ref()
+            .and_then(|r| r.h2_send_window(stream))
+            .unwrap_or((65_535, 65_535));
+        (conn_sent >= conn_window || sent >= stream_window).then_some(stream)
+    })
 }
 
 /// Ends a refused connection. A failed write alone is not always noticed: node's HTTP/2 session
