@@ -97,3 +97,44 @@ fn a_symlink_to_a_denied_program_is_that_program() {
     let (o, _, _) = bash(&env, &format!("{} hi", ok.display()));
     assert_eq!(o.trim(), "hi");
 }
+
+/// The dynamic loader runs its operand in the same process, without an exec of its own:
+/// `ld.so /usr/bin/date` (also under a forged argv[0], also with loader options) is judged as
+/// `date`, and an allowed program still runs that way.
+#[test]
+fn the_dynamic_loader_running_a_denied_program_is_that_program() {
+    let env = Env::new("sh-ld-so");
+    // The loader this machine's programs name in their PT_INTERP.
+    let interp = String::from_utf8(
+        std::process::Command::new("sh")
+            .args([
+                "-c",
+                "readelf -l /bin/sh | sed -n 's/.*interpreter: \\(.*\\)]/\\1/p'",
+            ])
+            .output()
+            .expect("readelf")
+            .stdout,
+    )
+    .unwrap();
+    let ld = interp.trim();
+    assert!(ld.starts_with('/'), "no interpreter found: {interp:?}");
+    let date = which("date").expect("date");
+    for cmd in [
+        format!("{ld} {} +%Y; echo rc=$?", date.display()),
+        format!(
+            "{ld} --inhibit-cache --library-path /tmp {} +%Y; echo rc=$?",
+            date.display()
+        ),
+        format!("(exec -a date {ld} {} +%Y); echo rc=$?", date.display()),
+    ] {
+        let (o, e, _) = bash(&env, &cmd);
+        assert!(o.contains("rc=126"), "{cmd}: date must not run: {o} {e}");
+        assert!(e.contains("denied by rule no-date"), "{cmd}: {e}");
+    }
+    env.broker.wait_for("the loader's exec deny", |e| {
+        e.action == "exec" && e.rule == "no-date"
+    });
+    let echo = which("echo").expect("echo");
+    let (o, e, _) = bash(&env, &format!("{ld} {} hi", echo.display()));
+    assert_eq!(o.trim(), "hi", "{e}");
+}

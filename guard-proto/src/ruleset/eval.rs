@@ -7,7 +7,10 @@
 
 use std::net::IpAddr;
 
-use super::exec::{Overlay, SplitArgv, basename, is_assignment, payload_start, wrapper};
+use super::exec::{
+    DYNAMIC_LOADER, Overlay, SplitArgv, basename, is_assignment, is_dynamic_loader, payload_start,
+    wrapper,
+};
 use super::format::*;
 use super::glob::{glob_match, same_text};
 use super::graphql::for_each_top_field;
@@ -373,7 +376,15 @@ impl<'a> Ruleset<'a> {
                 self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(p), p, &mut check);
             }
         }
-        let Some(w) = wrapper(base) else { return };
+        // The exec'd file decides too: the loader run under another argv[0] is still the
+        // loader (`execve("/lib64/ld-linux-x86-64.so.2", ["git", "/usr/bin/git", "push"])`).
+        let by_program = program
+            .map(basename)
+            .filter(|b| is_dynamic_loader(b))
+            .map(|_| &DYNAMIC_LOADER);
+        let Some(w) = wrapper(base).or(by_program) else {
+            return;
+        };
         if w.name != "env" {
             if let Some(ps) = payload_start(w, argv, s) {
                 self.visit_exec(argv, ps, None, env, ctx, mode, depth + 1, f);

@@ -398,7 +398,36 @@ impl EnvLookup for Vec<(String, String)> {
     }
 }
 
+/// The dynamic loader run as a program (`/lib64/ld-linux-x86-64.so.2 /usr/bin/git push
+/// --force`) loads and runs its first operand in the same process, with no exec of its own:
+/// without seeing through it, every exec rule could be sidestepped by prefixing the loader.
+/// Options as glibc's `ld.so --help` lists them (those that take a value).
+pub(crate) const DYNAMIC_LOADER: WrapperSpec = WrapperSpec {
+    name: "ld.so",
+    value_opts: &[
+        "--library-path",
+        "--inhibit-rpath",
+        "--audit",
+        "--preload",
+        "--argv0",
+        "--glibc-hwcaps-prepend",
+        "--glibc-hwcaps-mask",
+    ],
+    positionals: 0,
+};
+
+/// Whether `name` (a basename) is a dynamic loader: `ld-linux-x86-64.so.2`,
+/// `ld-linux-aarch64.so.1`, `ld-linux.so.2`, `ld.so`, `ld64.so.2`, `ld-2.31.so`, `ld-musl-*.so.1`.
+pub(crate) fn is_dynamic_loader(name: &[u8]) -> bool {
+    name == b"ld.so"
+        || name.starts_with(b"ld64.so")
+        || (name.starts_with(b"ld-") && name.windows(3).any(|w| w == b".so"))
+}
+
 pub(crate) fn wrapper(name: &[u8]) -> Option<&'static WrapperSpec> {
+    if is_dynamic_loader(name) {
+        return Some(&DYNAMIC_LOADER);
+    }
     WRAPPERS.iter().find(|w| w.name.as_bytes() == name)
 }
 
@@ -550,6 +579,30 @@ mod tests {
         assert!(!is_assignment(b"--foo=bar"));
         assert_eq!(basename(b"/usr/bin/git"), b"git");
         assert_eq!(basename(b"git"), b"git");
+        let argv: &[&str] = &[
+            "/lib64/ld-linux-x86-64.so.2",
+            "--library-path",
+            "/tmp",
+            "--inhibit-cache",
+            "/usr/bin/git",
+            "push",
+            "--force",
+        ];
+        let w = wrapper(b"ld-linux-x86-64.so.2").map(|w| payload_start(w, &argv, 0));
+        assert_eq!(w, Some(Some(4)));
+        for n in [
+            "ld-linux-aarch64.so.1",
+            "ld-linux.so.2",
+            "ld.so",
+            "ld64.so.2",
+            "ld-2.31.so",
+            "ld-musl-x86_64.so.1",
+        ] {
+            assert!(is_dynamic_loader(n.as_bytes()), "{n}");
+        }
+        for n in ["ld", "ldd", "ldconfig", "ld.gold", "old-linux.so"] {
+            assert!(!is_dynamic_loader(n.as_bytes()), "{n}");
+        }
     }
 
     #[test]
