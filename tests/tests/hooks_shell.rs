@@ -98,6 +98,32 @@ fn a_symlink_to_a_denied_program_is_that_program() {
     assert_eq!(o.trim(), "hi");
 }
 
+/// An interpreter runs its script as the command: a script named like a denied program is that
+/// program whether it is exec'd itself or handed to `sh`, `bash` or `python3` (`python3 $(which
+/// aws) s3 rb` is `aws s3 rb`); inline code (`sh -c`) is judged at the execs it makes.
+#[test]
+fn an_interpreter_running_a_script_is_that_script() {
+    let env = Env::new("sh-interp");
+    let script = env.home().join("public/date");
+    std::fs::write(&script, "print('ran')\n").unwrap();
+    let py = python().expect("python3");
+    for cmd in [
+        format!("sh {}; echo rc=$?", script.display()),
+        format!("bash -e {} x; echo rc=$?", script.display()),
+        format!("{} -u {}; echo rc=$?", py.display(), script.display()),
+    ] {
+        let (o, e, _) = bash(&env, &cmd);
+        assert!(o.contains("rc=126"), "{cmd}: must not run: {o} {e}");
+        assert!(e.contains("denied by rule no-date"), "{cmd}: {e}");
+    }
+    let (o, e, _) = bash(&env, &format!("{} -c 'print(1)'", py.display()));
+    assert_eq!(o.trim(), "1", "{e}");
+    let other = env.home().join("public/hello.py");
+    std::fs::write(&other, "print('hello')\n").unwrap();
+    let (o, e, _) = bash(&env, &format!("{} {}", py.display(), other.display()));
+    assert_eq!(o.trim(), "hello", "{e}");
+}
+
 /// The dynamic loader runs its operand in the same process, without an exec of its own:
 /// `ld.so /usr/bin/date` (also under a forged argv[0], also with loader options) is judged as
 /// `date`, and an allowed program still runs that way.

@@ -255,6 +255,10 @@ pub(crate) struct WrapperSpec {
     pub value_opts: &'static [&'static str],
     /// Positional arguments between the options and the payload (timeout's duration).
     pub positionals: usize,
+    /// Options after which the program runs code given inline (`python3 -c`, `node -e`,
+    /// `sh -c`): there is then no payload here (what that code execs is judged at its exec).
+    /// A short one also counts inside a cluster (`-Bc`).
+    pub code_opts: &'static [&'static str],
 }
 
 pub(crate) const WRAPPERS: &[WrapperSpec] = &[
@@ -262,31 +266,37 @@ pub(crate) const WRAPPERS: &[WrapperSpec] = &[
         name: "env",
         value_opts: &["-u", "--unset", "-C", "--chdir", "-S", "--split-string"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "nice",
         value_opts: &["-n", "--adjustment"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "nohup",
         value_opts: &[],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "timeout",
         value_opts: &["-s", "--signal", "-k", "--kill-after"],
         positionals: 1,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "time",
         value_opts: &["-f", "--format", "-o", "--output"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "stdbuf",
         value_opts: &["-i", "--input", "-o", "--output", "-e", "--error"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "sudo",
@@ -313,21 +323,25 @@ pub(crate) const WRAPPERS: &[WrapperSpec] = &[
             "--command-timeout",
         ],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "doas",
         value_opts: &["-u", "-C"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "command",
         value_opts: &[],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "exec",
         value_opts: &["-a"],
         positionals: 0,
+        code_opts: &[],
     },
     WrapperSpec {
         name: "xargs",
@@ -349,6 +363,7 @@ pub(crate) const WRAPPERS: &[WrapperSpec] = &[
             "--process-slot-var",
         ],
         positionals: 0,
+        code_opts: &[],
     },
 ];
 
@@ -414,6 +429,7 @@ pub(crate) const DYNAMIC_LOADER: WrapperSpec = WrapperSpec {
         "--glibc-hwcaps-mask",
     ],
     positionals: 0,
+    code_opts: &[],
 };
 
 /// Whether `name` (a basename) is a dynamic loader: `ld-linux-x86-64.so.2`,
@@ -424,11 +440,83 @@ pub(crate) fn is_dynamic_loader(name: &[u8]) -> bool {
         || (name.starts_with(b"ld-") && name.windows(3).any(|w| w == b".so"))
 }
 
+/// Interpreters run their first operand, a script, as the command (`python3 $(which aws) s3 rb`
+/// is `aws s3 rb`, `node .../npm-cli.js publish` is `npm-cli.js publish`): seen through like
+/// the loader, so naming the interpreter cannot hide a program that is a script.
+const INTERPRETERS: &[WrapperSpec] = &[
+    WrapperSpec {
+        name: "python",
+        value_opts: &["-W", "-X", "--check-hash-based-pycs"],
+        positionals: 0,
+        code_opts: &["-c", "-m"],
+    },
+    WrapperSpec {
+        name: "node",
+        value_opts: &[
+            "-r",
+            "--require",
+            "--import",
+            "--loader",
+            "--experimental-loader",
+            "-C",
+            "--conditions",
+            "--input-type",
+            "--env-file",
+            "--inspect-port",
+            "--title",
+        ],
+        positionals: 0,
+        code_opts: &["-e", "--eval", "-p", "--print", "-i", "--interactive"],
+    },
+    WrapperSpec {
+        name: "sh",
+        value_opts: &["-o", "+o", "-O", "+O", "--rcfile", "--init-file"],
+        positionals: 0,
+        code_opts: &["-c", "-s", "-i"],
+    },
+    WrapperSpec {
+        name: "perl",
+        value_opts: &["-I", "-M", "-m", "-x"],
+        positionals: 0,
+        code_opts: &["-e", "-E"],
+    },
+    WrapperSpec {
+        name: "ruby",
+        value_opts: &["-I", "-r", "-C", "-E", "--encoding"],
+        positionals: 0,
+        code_opts: &["-e"],
+    },
+];
+
+/// The interpreter spec for a program name (`python3.12`, `nodejs`, `bash`...).
+fn interpreter(name: &[u8]) -> Option<&'static WrapperSpec> {
+    let family: &[u8] = if name.starts_with(b"python") || name.starts_with(b"pypy") {
+        b"python"
+    } else if name == b"node" || name == b"nodejs" {
+        b"node"
+    } else if matches!(
+        name,
+        b"sh" | b"bash" | b"dash" | b"zsh" | b"ksh" | b"ash" | b"mksh"
+    ) {
+        b"sh"
+    } else if name.starts_with(b"perl") {
+        b"perl"
+    } else if name.starts_with(b"ruby") {
+        b"ruby"
+    } else {
+        return None;
+    };
+    INTERPRETERS.iter().find(|w| w.name.as_bytes() == family)
+}
+
 pub(crate) fn wrapper(name: &[u8]) -> Option<&'static WrapperSpec> {
     if is_dynamic_loader(name) {
         return Some(&DYNAMIC_LOADER);
     }
-    WRAPPERS.iter().find(|w| w.name.as_bytes() == name)
+    WRAPPERS
+        .iter()
+        .find(|w| w.name.as_bytes() == name)
+        .or_else(|| interpreter(name))
 }
 
 /// Index of the payload command of wrapper `w` whose own word is at `s`, or None when there is
@@ -441,7 +529,20 @@ pub(crate) fn payload_start(w: &WrapperSpec, argv: &dyn Argv, s: usize) -> Optio
             i += 1;
             break;
         }
-        if a.len() > 1 && a[0] == b'-' {
+        if a.len() > 1 && (a[0] == b'-' || (a[0] == b'+' && !w.code_opts.is_empty())) {
+            let inline_code = w.code_opts.iter().any(|o| {
+                let o = o.as_bytes();
+                // `-c`, `-cCODE`, or a short cluster of flags ending in it (`-Bc`, `-ic`).
+                a == o
+                    || (o.len() == 2 && a.starts_with(o) && !a.starts_with(b"--"))
+                    || (o.len() == 2
+                        && a.len() <= 5
+                        && a[1..].iter().all(u8::is_ascii_alphabetic)
+                        && a[1..].contains(&o[1]))
+            });
+            if inline_code {
+                return None;
+            }
             i += if w.value_opts.iter().any(|o| o.as_bytes() == a) {
                 2
             } else {
@@ -603,6 +704,41 @@ mod tests {
         for n in ["ld", "ldd", "ldconfig", "ld.gold", "old-linux.so"] {
             assert!(!is_dynamic_loader(n.as_bytes()), "{n}");
         }
+        // Interpreters: the script is the payload; inline code has none.
+        let cases: &[(&[&str], Option<usize>)] = &[
+            (&["python3", "/usr/local/bin/aws", "s3", "rb"], Some(1)),
+            (
+                &["python3.12", "-u", "-W", "ignore", "/usr/bin/aws", "s3"],
+                Some(4),
+            ),
+            (
+                &["python3", "-Xfrozen_modules=off", "/usr/bin/aws"],
+                Some(2),
+            ),
+            (&["python3", "-c", "import os"], None),
+            (&["python3", "-Bc", "import os", "rm"], None),
+            (&["python3", "-m", "pip", "install"], None),
+            (
+                &[
+                    "node",
+                    "--require",
+                    "x",
+                    "/usr/lib/node_modules/npm/bin/npm-cli.js",
+                    "publish",
+                ],
+                Some(3),
+            ),
+            (&["node", "-e", "1"], None),
+            (&["bash", "-e", "deploy.sh", "prod"], Some(2)),
+            (&["bash", "-c", "git push --force"], None),
+            (&["sh", "-o", "errexit", "x.sh"], Some(3)),
+            (&["perl", "-e", "exec q(git)"], None),
+        ];
+        for (argv, want) in cases {
+            let w = wrapper(basename(argv[0].as_bytes())).expect(argv[0]);
+            assert_eq!(payload_start(w, argv, 0), *want, "{argv:?}");
+        }
+        assert!(wrapper(b"pythonista").is_some() && wrapper(b"nodemon").is_none());
     }
 
     #[test]
