@@ -71,9 +71,9 @@ const SCOPE_IN: u32 = 0x80;
 
 /// Where `path` lives: its slot, its tag (its length; the stored tag adds the value in bits
 /// 24..). Computed from the bytes in place: building a zeroed copy of the key first (and a
-/// `memcpy` per word) was most of the cost.
+/// `memcpy` per word) was most of the cost. `KEY_MAX` bounds the length, so its words fit a
+/// slot.
 struct Key {
-    n: usize,
     tag: u32,
     slot: usize,
 }
@@ -88,10 +88,23 @@ fn key(path: &[u8]) -> Option<Key> {
     });
     let slot = (h ^ (h >> 32)) as usize % SLOTS;
     Some(Key {
-        n: path.len().div_ceil(8),
         tag: path.len() as u32,
         slot,
     })
+}
+
+/// Whether slot `s`, whose stored tag is `tag`, holds `path` (key `k`). Every word is compared
+/// (no early exit): a hit, the common case, reads them all anyway, and the loop stays
+/// branch-free. The tag holds the length, so the path's words are the slot's.
+fn holds(s: &Slot, tag: u32, k: &Key, path: &[u8]) -> bool {
+    if tag & 0x00ff_ffff != k.tag {
+        return false;
+    }
+    let mut diff = 0;
+    each_word(path, |i, w| {
+        diff |= s.words[i & (KEY_WORDS - 1)].load(Ordering::Relaxed) ^ w;
+    });
+    diff == 0
 }
 
 /// The value byte stored for `path`, if any.
@@ -100,16 +113,7 @@ fn get(path: &[u8]) -> Option<u32> {
     let s = &TABLE[k.slot];
     s.seq.read(|| {
         let tag = s.tag.load(Ordering::Relaxed);
-        if tag & 0x00ff_ffff != k.tag {
-            return None;
-        }
-        // Every word is compared (no early exit): a hit, the common case, reads them all
-        // anyway, and the loop stays branch-free. The tag holds the length, so `n` words fit.
-        let mut diff = 0;
-        each_word(path, |i, w| {
-            diff |= s.words[i & (KEY_WORDS - 1)].load(Ordering::Relaxed) ^ w
-        });
-        (diff == 0).then_some(tag >> 24)
+        holds(s, tag, &k, path).then_some(tag >> 24)
     })
 }
 
@@ -123,20 +127,12 @@ fn put(path: &[u8], update: impl FnOnce(u32) -> u32) {
     let s = &TABLE[k.slot];
     s.seq.try_write(|| {
         let tag = s.tag.load(Ordering::Relaxed);
-        let mut same = tag & 0x00ff_ffff == k.tag;
-        if same {
-            let mut diff = 0;
-            each_word(path, |i, w| {
-                diff |= s.words[i & (KEY_WORDS - 1)].load(Ordering::Relaxed) ^ w;
-            });
-            same = diff == 0;
-        }
+        let same = holds(s, tag, &k, path);
         let old = if same { tag >> 24 } else { 0 };
         s.tag
             .store(k.tag | (update(old) & 0xff) << 24, Ordering::Relaxed);
         // Only the key's own words: a reader compares words only when the tag (which holds
         // the length) is its own, and then exactly this many.
-        debug_assert!(k.n <= KEY_WORDS);
         if !same {
             each_word(path, |i, w| {
                 s.words[i & (KEY_WORDS - 1)].store(w, Ordering::Relaxed)
