@@ -44,29 +44,8 @@ cc -O2 -o "$WORK/rm" bench/redact_micro.c
 # Outside the scope: a system file (read by every runtime at start).
 OUT=/usr/share/common-licenses/GPL-3
 [ -f "$OUT" ] || OUT=/etc/services
-# Clean source-like text without any detector keyword, and with keywords (the regexes run).
-python3 - "$P" <<'PY'
-import random, string, sys
-p = sys.argv[1]
-random.seed(5)
-words = ["let", "value", "count", "buffer", "render", "index", "parse", "item", "result", "offset"]
-def text(n, extra=""):
-    out = []
-    while sum(map(len, out)) < n:
-        out.append(" ".join(random.choice(words) for _ in range(8)) + extra + "\n")
-    return "".join(out)[:n]
-open(f"{p}/clean4k.txt", "w").write(text(4096))
-open(f"{p}/clean64k.txt", "w").write(text(65536))
-open(f"{p}/keywords4k.txt", "w").write(text(4096, " token password secret"))
-env = ["# settings"] + [f"SETTING_{i}=value{i}" for i in range(150)]
-env += ["DB_PASSWORD=" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(24)),
-        "API_TOKEN=ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36))]
-body = "\n".join(env) + "\n"
-open(f"{p}/.env", "w").write((body * 4)[:4096])
-# A note no rule names, with a pasted token: redacted by content detection.
-note = text(4000) + "\nthe bot uses ghp_" + "".join(random.choice(string.ascii_letters + string.digits) for _ in range(36)) + "\n"
-open(f"{p}/notes.md", "w").write(note)
-PY
+# The read files (bench/redact_fixtures.py: clean text, text with keywords, .env, a note with a token).
+python3 bench/redact_fixtures.py "$P"
 
 bare() { (cd "$P" && "$@"); }
 guarded() { (cd "$P" && "$GUARDCTL" run --agent bench -- "$@" 2>/dev/null); }

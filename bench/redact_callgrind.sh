@@ -26,23 +26,7 @@ export HOME=$WORK/home GUARD_STATE_DIR=$WORK/state
 P=$HOME/project
 mkdir -p "$P" "$GUARD_STATE_DIR"
 cc -O2 -o "$WORK/rm" bench/redact_micro.c
-python3 - "$P" <<'PY'
-import random, string, sys
-p = sys.argv[1]
-random.seed(5)
-words = ["let", "value", "count", "buffer", "render", "index", "parse", "item", "result", "offset"]
-def text(n):
-    out = []
-    while sum(map(len, out)) < n:
-        out.append(" ".join(random.choice(words) for _ in range(8)) + "\n")
-    return "".join(out)[:n]
-alnum = string.ascii_letters + string.digits
-env = ["# settings"] + [f"SETTING_{i}=value{i}" for i in range(150)]
-env += ["DB_PASSWORD=" + "".join(random.choice(alnum) for _ in range(24)),
-        "API_TOKEN=ghp_" + "".join(random.choice(alnum) for _ in range(36))]
-open(f"{p}/.env", "w").write((("\n".join(env) + "\n") * 4)[:4096])
-open(f"{p}/notes.md", "w").write(text(4000) + "\nthe bot uses ghp_" + "".join(random.choice(alnum) for _ in range(36)) + "\n")
-PY
+python3 bench/redact_fixtures.py "$P"
 
 count() { # guarded(0/1) n path -> Ir in main
   local out=$WORK/cg.out
