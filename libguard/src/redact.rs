@@ -342,21 +342,11 @@ impl KeptCopy {
 type FdName = [u8; 12];
 
 fn fd_name(fd: i32) -> FdName {
+    let mut digits = raw::Buf::<11>::new();
+    raw::push_num(&mut digits, fd.max(0) as u64);
     let mut out = [0u8; 12];
-    let mut digits = [0u8; 10];
-    let mut v = fd.max(0) as u32;
-    let mut n = 0usize;
-    loop {
-        digits[n] = b'0' + (v % 10) as u8;
-        n += 1;
-        v /= 10;
-        if v == 0 || n == digits.len() {
-            break;
-        }
-    }
-    for (o, d) in out.iter_mut().zip(digits[..n].iter().rev()) {
-        *o = *d;
-    }
+    let d = digits.as_bytes();
+    out[..d.len()].copy_from_slice(d);
     out
 }
 
