@@ -775,7 +775,7 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
     c.http
         .feed_into_with(bytes, &mut c.res, &mut |r| body_mode(r, sni, peer));
     if c.res.events.is_empty() {
-        return Ok(());
+        return refuse_if_stalled(c);
     }
     if !ANY_H2.load(Ordering::Relaxed) && c.http.protocol() == Some(Protocol::Http2) {
         ANY_H2.store(true, Ordering::Relaxed);
@@ -813,17 +813,51 @@ fn inspect(api: &SslApi, ssl: *mut c_void, c: &mut Conn, bytes: &[u8]) -> Result
                 }
             }
             Event::Malformed(m) => {
-                let mut t = Buf::<1024>::new();
-                t.push_trunc(if c.sni.is_empty() { peer } else { &c.sni });
                 let mut w = Buf::<256>::new();
                 use core::fmt::Write;
                 let _ = write!(w, "unparseable HTTP in a TLS connection ({m}); refused");
-                note(t.as_bytes(), raw::utf8_prefix(w.as_bytes()), Decision::Deny);
+                note(
+                    conn_target(c).as_bytes(),
+                    raw::utf8_prefix(w.as_bytes()),
+                    Decision::Deny,
+                );
                 return Err(());
             }
         }
     }
-    Ok(())
+    refuse_if_stalled(c)
+}
+
+/// The target of a connection-level event: the SNI, else the peer.
+fn conn_target(c: &Conn) -> Buf<1024> {
+    let mut t = Buf::<1024>::new();
+    t.push_trunc(if c.sni.is_empty() { &c.peer } else { &c.sni });
+    t
+}
+
+/// `Err(())` (the write is refused, like a deny) when a request still held back can grow no
+/// more: the client cannot send the rest of an HTTP/2 body until the server grants more window,
+/// which it will not do for bytes it never received, so holding on would hang the program. The
+/// request cannot be judged whole, so it is refused (fail closed), with an event saying why.
+fn refuse_if_stalled(c: &Conn) -> Result<(), ()> {
+    if !c.res.request_started {
+        return Ok(());
+    }
+    let Some(stream) = h2_flow_exhausted(c) else {
+        return Ok(());
+    };
+    let mut why = Buf::<256>::new();
+    why.push_trunc(
+        b"HTTP/2 request body held for inspection filled the server's flow-control window (stream ",
+    );
+    raw::push_num(&mut why, u64::from(stream));
+    why.push_trunc(b"); cannot be judged whole: refused");
+    note(
+        conn_target(c).as_bytes(),
+        raw::utf8_prefix(why.as_bytes()),
+        Decision::Deny,
+    );
+    Err(())
 }
 
 enum Flow {
@@ -880,26 +914,6 @@ fn on_write(api: &SslApi, ssl: *mut c_void, bytes: &[u8], l: &mut Locked) -> Flo
         };
     }
     if c.res.request_started {
-        if let Some(stream) = h2_flow_exhausted(c) {
-            // The client cannot send the rest of this body until the server grants more
-            // window, which it will not do for bytes it never received: holding on would hang
-            // the program. The request cannot be judged whole, so it is refused (fail closed).
-            let mut t = Buf::<1024>::new();
-            t.push_trunc(if c.sni.is_empty() { &c.peer } else { &c.sni });
-            let mut why = Buf::<256>::new();
-            why.push_trunc(b"HTTP/2 request body held for inspection filled the server's flow-control window (stream ");
-            raw::push_num(&mut why, u64::from(stream));
-            why.push_trunc(b"); cannot be judged whole: refused");
-            note(
-                t.as_bytes(),
-                raw::utf8_prefix(why.as_bytes()),
-                Decision::Deny,
-            );
-            c.dead = true;
-            c.held = Vec::new();
-            end_connection(api, ssl);
-            return Flow::Refuse;
-        }
         c.held.extend_from_slice(new);
         return Flow::Held;
     }
