@@ -111,6 +111,11 @@ fn an_interpreter_running_a_script_is_that_script() {
         format!("sh {}; echo rc=$?", script.display()),
         format!("bash -e {} x; echo rc=$?", script.display()),
         format!("{} -u {}; echo rc=$?", py.display(), script.display()),
+        format!(
+            "(exec -a x {} {}); echo rc=$?",
+            py.display(),
+            script.display()
+        ),
     ] {
         let (o, e, _) = bash(&env, &cmd);
         assert!(o.contains("rc=126"), "{cmd}: must not run: {o} {e}");

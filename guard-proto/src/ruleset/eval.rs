@@ -7,10 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::exec::{
-    DYNAMIC_LOADER, Overlay, SplitArgv, basename, is_assignment, is_dynamic_loader, payload_start,
-    wrapper,
-};
+use super::exec::{Overlay, SplitArgv, basename, is_assignment, payload_start, wrapper};
 use super::format::*;
 use super::glob::{glob_match, same_text};
 use super::graphql::for_each_top_field;
@@ -376,13 +373,10 @@ impl<'a> Ruleset<'a> {
                 self.lookup(SEC_PROG_B, SEC_PROG_E, key_hash(p), p, &mut check);
             }
         }
-        // The exec'd file decides too: the loader run under another argv[0] is still the
-        // loader (`execve("/lib64/ld-linux-x86-64.so.2", ["git", "/usr/bin/git", "push"])`).
-        let by_program = program
-            .map(basename)
-            .filter(|b| is_dynamic_loader(b))
-            .map(|_| &DYNAMIC_LOADER);
-        let Some(w) = wrapper(base).or(by_program) else {
+        // The exec'd file decides too: a wrapper run under another argv[0] is still that
+        // wrapper (`execve("/lib64/ld-linux-x86-64.so.2", ["git", "/usr/bin/git", "push"])`,
+        // `exec -a x python3 script`).
+        let Some(w) = wrapper(base).or_else(|| program.and_then(|p| wrapper(basename(p)))) else {
             return;
         };
         if w.name != "env" {

@@ -417,7 +417,7 @@ impl EnvLookup for Vec<(String, String)> {
 /// --force`) loads and runs its first operand in the same process, with no exec of its own:
 /// without seeing through it, every exec rule could be sidestepped by prefixing the loader.
 /// Options as glibc's `ld.so --help` lists them (those that take a value).
-pub(crate) const DYNAMIC_LOADER: WrapperSpec = WrapperSpec {
+const DYNAMIC_LOADER: WrapperSpec = WrapperSpec {
     name: "ld.so",
     value_opts: &[
         "--library-path",
@@ -434,7 +434,7 @@ pub(crate) const DYNAMIC_LOADER: WrapperSpec = WrapperSpec {
 
 /// Whether `name` (a basename) is a dynamic loader: `ld-linux-x86-64.so.2`,
 /// `ld-linux-aarch64.so.1`, `ld-linux.so.2`, `ld.so`, `ld64.so.2`, `ld-2.31.so`, `ld-musl-*.so.1`.
-pub(crate) fn is_dynamic_loader(name: &[u8]) -> bool {
+fn is_dynamic_loader(name: &[u8]) -> bool {
     name == b"ld.so"
         || name.starts_with(b"ld64.so")
         || (name.starts_with(b"ld-") && name.windows(3).any(|w| w == b".so"))
