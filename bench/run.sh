@@ -5,8 +5,8 @@
 #
 # Guarded = under `guardctl run` with the default (embedded) policy, exactly as a user runs an
 # agent. Each guarded run proves it is guarded: BENCH_EXPECT_DENIED names a file the default
-# policy denies (~/.ssh/id_ed25519 of the bench HOME), and bench/micro.c and bench/spawn.py
-# exit with an error when they (or, for spawn.py, a child) can read it. At the end the
+# policy denies (~/.ssh/id_ed25519 of the bench HOME), and bench/micro.c and the guarded worker
+# of bench/paired.py exit with an error when they can read it. At the end the
 # session's audit log must hold the matching deny event.
 #
 # Hot paths (bench/micro.c, one process per side and round): ROUNDS rounds, alternating which
